@@ -1,0 +1,6 @@
+//! pier: an OCI container runtime, command-line compatible with runc, whose reason to exist is
+//! a complete sd_notify relay (see `docs/` and the `notify-relay` crate).
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library so that tests can reach the
+//! pure parts (argv normaliser, config.json -> Plan) directly.
+#![deny(unsafe_code)]
