@@ -4,3 +4,9 @@
 //! The binary (`src/main.rs`) is a thin shell over this library so that tests can reach the
 //! pure parts (argv normaliser, config.json -> Plan) directly.
 #![deny(unsafe_code)]
+
+pub mod cli;
+pub mod error;
+pub mod logging;
+pub mod spec;
+pub mod sys;

@@ -1,0 +1,186 @@
+//! The command line, runc's: global flags before the subcommand, one struct per subcommand.
+//!
+//! Callers (containerd's go-runc, conmon, CRI-O, systemd units) send Go-style argv; the
+//! [`normalize`] pass rewrites those forms into what clap parses, using clap's own
+//! definitions below as the only list of flag names.
+
+pub mod normalize;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `pier [global flags] <command> [flags] <id>`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pier",
+    about = "An OCI container runtime, a drop-in for runc, that relays every sd_notify message",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    /// `None` only with `--version`; otherwise a usage error is reported.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags that come before the subcommand (runc `main.go`).
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Root directory for container state (tmpfs recommended)
+    #[arg(long, default_value = "/run/pier", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Append log records to this file instead of stderr
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json (runc's `{"level","msg","time"}` records)
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log debug records too
+    #[arg(long)]
+    pub debug: bool,
+    /// Interpret cgroupsPath as `slice:prefix:name` and ask systemd for the cgroup
+    #[arg(long)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto
+    #[arg(long, default_value = "auto", value_name = "true|false|auto")]
+    pub rootless: String,
+    /// Accepted for runc compatibility and ignored (checkpointing is not supported)
+    #[arg(long, hide = true)]
+    pub criu: Option<String>,
+    /// Print the version (runc's three-line shape)
+    #[arg(short = 'v', long)]
+    pub version: bool,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The subcommands (runc's names and flags).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new specification file (config.json)
+    Spec(SpecArgs),
+    /// Create a container; its process waits on the exec fifo until `start`
+    Create(CreateArgs),
+    /// Start the user process of a created container
+    Start(IdArgs),
+    /// Create and start a container, and wait for it unless --detach
+    Run(RunArgs),
+    /// Print the OCI state of a container as JSON
+    State(IdArgs),
+    /// Send a signal to the container's init process
+    Kill(KillArgs),
+    /// Delete a container and everything it holds
+    Delete(DeleteArgs),
+    /// List the containers under --root
+    List(ListArgs),
+    /// Print the version and exit (same as --version)
+    #[command(hide = true)]
+    Version,
+}
+
+/// `spec` flags.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Directory to write config.json into
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write a spec for a rootless container
+    #[arg(long)]
+    pub rootless: bool,
+}
+
+/// A command that takes only a container id.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The container id
+    pub id: String,
+}
+
+/// `create` flags (runc `create.go`).
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The container id
+    pub id: String,
+    /// Path to the bundle directory (holding config.json)
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master when process.terminal is true
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Write the container's init pid (host namespace) to this file
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Use chroot and MS_MOVE instead of pivot_root (for ramfs roots)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass this many extra fds (3 onwards, after any LISTEN_FDS) to the container
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// Accepted for go-runc compatibility: create always returns once the container exists
+    #[arg(short, long, hide = true)]
+    pub detach: bool,
+}
+
+/// `run` flags: create's, plus detach and keep (runc `run.go`).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Do not keep the container's state after it exits (foreground only)
+    #[arg(long)]
+    pub keep: bool,
+    /// Accepted for runc compatibility (pier is a subreaper only while it waits)
+    #[arg(long, hide = true)]
+    pub no_subreaper: bool,
+}
+
+/// `kill [--all] <id> [signal]` (runc `kill.go`).
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The container id
+    pub id: String,
+    /// Signal, as a number or a name with or without SIG (default TERM)
+    #[arg(default_value = "SIGTERM", allow_hyphen_values = true)]
+    pub signal: String,
+    /// Send the signal to every process of the container
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+/// `delete [--force] <id>` (runc `delete.go`).
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The container id
+    pub id: String,
+    /// Kill a running container (SIGKILL) before deleting it
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `list [--format table|json] [--quiet]` (runc `list.go`).
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format: table or json
+    #[arg(short, long, default_value = "table")]
+    pub format: ListFormat,
+    /// Print only the container ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `list --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}

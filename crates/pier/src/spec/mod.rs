@@ -1,0 +1,175 @@
+//! config.json (OCI runtime-spec, parsed with oci-spec) -> a validated [`Plan`].
+//!
+//! config.json is untrusted input. [`load`] reads and parses it, dropping unknown capability
+//! names with a warning (as runc does; oci-spec would refuse the whole file); [`plan_from_spec`]
+//! is pure and rejects what cannot be run, with a message naming the field.
+
+pub mod default;
+mod mounts;
+pub mod plan;
+mod process;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+
+pub use mounts::parse_propagation;
+pub use plan::*;
+
+/// Read `<bundle>/config.json` and build its Plan. `bundle` should be absolute.
+///
+/// # Errors
+/// The file is missing or unreadable, is not JSON, does not match the runtime-spec schema, or
+/// fails [`plan_from_spec`]'s validation.
+pub fn load(bundle: &Path) -> Result<Plan> {
+    let path = bundle.join("config.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&bytes).context("parse config.json: invalid JSON")?;
+    process::drop_unknown_capabilities(&mut value);
+    let spec: Spec = serde_json::from_value(value).context("parse config.json")?;
+    plan_from_spec(&spec, bundle)
+}
+
+/// Validate `spec` and turn it into a Plan. Pure: no filesystem access.
+///
+/// # Errors
+/// An `ociVersion` other than 1.x, no `process` or empty `process.args`, a relative `cwd`, no
+/// `root`, a namespace type listed twice, a device of an unknown type.
+pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
+    let version = spec.version();
+    if !version.starts_with("1.") {
+        bail!("unsupported ociVersion {version:?}: pier runs runtime-spec 1.x");
+    }
+    let root = spec.root().as_ref().context("config.json: root must be set")?;
+    let rootfs = bundle.join(root.path());
+    let linux = spec.linux().clone().unwrap_or_default();
+    let process = spec
+        .process()
+        .as_ref()
+        .context("config.json: process must be set")?;
+    Ok(Plan {
+        oci_version: version.clone(),
+        bundle: bundle.to_path_buf(),
+        rootfs,
+        root_readonly: root.readonly().unwrap_or(false),
+        hostname: spec.hostname().clone(),
+        domainname: spec.domainname().clone(),
+        namespaces: namespaces(&linux)?,
+        mounts: spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(mount_of)
+            .collect(),
+        rootfs_propagation: rootfs_propagation(linux.rootfs_propagation().as_deref())?,
+        devices: devices(&linux)?,
+        masked_paths: linux.masked_paths().clone().unwrap_or_default(),
+        readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
+        sysctl: linux.sysctl().clone().unwrap_or_default().into_iter().collect(),
+        process: process::process_of(process)?,
+        cgroup: CgroupPlan {
+            path: linux.cgroups_path().as_ref().map(|p| p.display().to_string()),
+            resources: linux.resources().clone(),
+        },
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+    })
+}
+
+fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Vec<Namespace>> {
+    let mut out: Vec<Namespace> = Vec::new();
+    for ns in linux.namespaces().iter().flatten() {
+        let kind = match ns.typ() {
+            LinuxNamespaceType::Pid => NamespaceKind::Pid,
+            LinuxNamespaceType::Network => NamespaceKind::Network,
+            LinuxNamespaceType::Mount => NamespaceKind::Mount,
+            LinuxNamespaceType::Ipc => NamespaceKind::Ipc,
+            LinuxNamespaceType::Uts => NamespaceKind::Uts,
+            LinuxNamespaceType::User => NamespaceKind::User,
+            LinuxNamespaceType::Cgroup => NamespaceKind::Cgroup,
+            LinuxNamespaceType::Time => NamespaceKind::Time,
+        };
+        if out.iter().any(|n| n.kind == kind) {
+            bail!("config.json: namespace type {:?} listed twice", ns.typ());
+        }
+        out.push(Namespace { kind, path: ns.path().clone() });
+    }
+    Ok(out)
+}
+
+fn mount_of(m: &oci_spec::runtime::Mount) -> Mount {
+    let destination = m.destination().display().to_string();
+    let destination = if destination.starts_with('/') { destination } else { format!("/{destination}") };
+    let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_default();
+    let fstype = m.typ().clone().unwrap_or_default();
+    let options = m.options().clone().unwrap_or_default();
+    mounts::parse_mount(&destination, &fstype, &source, &options)
+}
+
+fn rootfs_propagation(value: Option<&str>) -> Result<Propagation> {
+    match value {
+        None | Some("") => Ok(Propagation { kind: PropagationKind::Private, recursive: true }),
+        Some(v) => parse_propagation(v)
+            .with_context(|| format!("config.json: invalid linux.rootfsPropagation {v:?}")),
+    }
+}
+
+/// The devices every container gets (runtime-spec "Default Devices"), then `linux.devices`;
+/// a config entry with the same path replaces the default.
+fn devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<Device>> {
+    let char_dev = |path: &str, major, minor| Device {
+        path: path.to_string(),
+        kind: DeviceKind::Char,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    };
+    let mut out = vec![
+        char_dev("/dev/null", 1, 3),
+        char_dev("/dev/zero", 1, 5),
+        char_dev("/dev/full", 1, 7),
+        char_dev("/dev/random", 1, 8),
+        char_dev("/dev/urandom", 1, 9),
+        char_dev("/dev/tty", 5, 0),
+    ];
+    for d in linux.devices().iter().flatten() {
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
+            LinuxDeviceType::B => DeviceKind::Block,
+            LinuxDeviceType::P => DeviceKind::Fifo,
+            other => bail!("config.json: device {} has unsupported type {other:?}", d.path().display()),
+        };
+        let path = d.path().display().to_string();
+        if !path.starts_with("/dev/") {
+            bail!("config.json: device path {path:?} is not under /dev");
+        }
+        out.retain(|existing| existing.path != path);
+        out.push(Device {
+            path,
+            kind,
+            major: u32::try_from(d.major()).context("config.json: device major")?,
+            minor: u32::try_from(d.minor()).context("config.json: device minor")?,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+/// Resolve the `--bundle` argument to an absolute path (the bundle is recorded in state).
+pub fn absolute_bundle(bundle: &Path) -> Result<PathBuf> {
+    std::path::absolute(bundle).with_context(|| format!("bundle {}", bundle.display()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+//! The Plan: everything `create` will do, as plain data, decided before any syscall.
+//!
+//! [`super::plan_from_spec`] builds it from config.json (pure code, unit-tested); `spawn` and
+//! `init` apply it. Nothing here refers to oci-spec types except the cgroup resources, which
+//! the `cgroups` module consumes as the runtime-spec's `LinuxResources` unchanged.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oci_spec::runtime::LinuxResources;
+
+/// A validated container configuration (OCI runtime-spec `config.json`).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `ociVersion` as written in config.json (any `1.x`).
+    pub oci_version: String,
+    /// Absolute bundle directory.
+    pub bundle: PathBuf,
+    /// Absolute rootfs directory (`root.path`, relative paths are relative to the bundle).
+    pub rootfs: PathBuf,
+    /// `root.readonly`: remount the rootfs read-only after all mounts.
+    pub root_readonly: bool,
+    /// `hostname`, set with sethostname(2) in the new UTS namespace.
+    pub hostname: Option<String>,
+    /// `domainname`, set with setdomainname(2) in the new UTS namespace.
+    pub domainname: Option<String>,
+    /// `linux.namespaces`, in config order.
+    pub namespaces: Vec<Namespace>,
+    /// `mounts`, in config order (order matters: later mounts may sit on earlier ones).
+    pub mounts: Vec<Mount>,
+    /// `linux.rootfsPropagation` applied to the rootfs mount (default: private, as runc).
+    pub rootfs_propagation: Propagation,
+    /// Device nodes to create: the runtime-spec defaults, then `linux.devices`.
+    pub devices: Vec<Device>,
+    /// `linux.maskedPaths`: container paths hidden (a /dev/null bind or an empty ro tmpfs).
+    pub masked_paths: Vec<String>,
+    /// `linux.readonlyPaths`: container paths bind-remounted read-only.
+    pub readonly_paths: Vec<String>,
+    /// `linux.sysctl`, written to /proc/sys inside the container.
+    pub sysctl: BTreeMap<String, String>,
+    /// `process`.
+    pub process: Process,
+    /// `linux.cgroupsPath` (None: the runtime's default) and `linux.resources`.
+    pub cgroup: CgroupPlan,
+    /// `annotations`.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Namespace kinds of the runtime-spec (`linux.namespaces[].type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NamespaceKind {
+    Pid,
+    Network,
+    Mount,
+    Ipc,
+    Uts,
+    User,
+    Cgroup,
+    Time,
+}
+
+impl NamespaceKind {
+    /// The `CLONE_NEW*` flag for this kind (`clone(2)`).
+    pub fn clone_flag(self) -> libc::c_int {
+        match self {
+            NamespaceKind::Pid => libc::CLONE_NEWPID,
+            NamespaceKind::Network => libc::CLONE_NEWNET,
+            NamespaceKind::Mount => libc::CLONE_NEWNS,
+            NamespaceKind::Ipc => libc::CLONE_NEWIPC,
+            NamespaceKind::Uts => libc::CLONE_NEWUTS,
+            NamespaceKind::User => libc::CLONE_NEWUSER,
+            NamespaceKind::Cgroup => libc::CLONE_NEWCGROUP,
+            NamespaceKind::Time => libc::CLONE_NEWTIME,
+        }
+    }
+}
+
+/// One `linux.namespaces` entry: a new namespace, or an existing one joined by `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub kind: NamespaceKind,
+    /// `path` of a namespace file to join (setns(2)); None creates a new namespace.
+    pub path: Option<PathBuf>,
+}
+
+/// Mount propagation (`mount(2)` MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE, with MS_REC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Propagation {
+    pub kind: PropagationKind,
+    pub recursive: bool,
+}
+
+/// The four propagation types of `mount_namespaces(7)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropagationKind {
+    Shared,
+    Slave,
+    Private,
+    Unbindable,
+}
+
+/// One entry of `mounts`, with its options parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute path inside the container; resolved inside the rootfs at apply time.
+    pub destination: String,
+    /// `type` (empty for a bind mount).
+    pub fstype: String,
+    /// `source`: a host path for binds (absolute, or relative to the bundle), else a name.
+    pub source: String,
+    /// Bind mount (`bind`, or `rbind` with `recursive`).
+    pub bind: Option<BindKind>,
+    /// MS_* flags from the options (ro, nosuid, nodev, noexec, atime family, sync...).
+    pub flags: MountFlags,
+    /// Propagation options on this mount (`rprivate`, `shared`...), applied after mounting.
+    pub propagation: Option<Propagation>,
+    /// Options that are not flags, joined with commas (`mode=755,size=65536k`).
+    pub data: String,
+}
+
+/// How a bind mount is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindKind {
+    /// `bind`: the source mount only.
+    Single,
+    /// `rbind`: the source and every mount below it.
+    Recursive,
+}
+
+/// A subset of `mount(2)` flags that options may set, as independent booleans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    pub readonly: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+    pub sync: bool,
+    pub dirsync: bool,
+    pub mand: bool,
+    pub noatime: bool,
+    pub nodiratime: bool,
+    pub relatime: bool,
+    pub strictatime: bool,
+}
+
+/// A device node to create inside the container's /dev.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Absolute container path (`/dev/null`).
+    pub path: String,
+    /// `c` (char), `b` (block) or `p` (fifo).
+    pub kind: DeviceKind,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits (default 0666).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `linux.devices[].type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+/// `process`: what is executed and with which identity and limits.
+#[derive(Debug, Clone, Default)]
+pub struct Process {
+    /// `args`; never empty.
+    pub args: Vec<String>,
+    /// `env` as `KEY=VALUE` strings, in order.
+    pub env: Vec<String>,
+    /// `cwd`, absolute inside the container.
+    pub cwd: String,
+    /// `terminal`.
+    pub terminal: bool,
+    pub uid: u32,
+    pub gid: u32,
+    /// `user.additionalGids`.
+    pub additional_gids: Vec<u32>,
+    /// `user.umask` (default 0022, as runc).
+    pub umask: Option<u32>,
+    /// `rlimits`: (resource name as `RLIMIT_*`, soft, hard).
+    pub rlimits: Vec<Rlimit>,
+    /// `noNewPrivileges`.
+    pub no_new_privileges: bool,
+    /// `capabilities`: the five sets; None leaves a set empty.
+    pub capabilities: Capabilities,
+    /// `oomScoreAdj`, written to /proc/<pid>/oom_score_adj.
+    pub oom_score_adj: Option<i32>,
+}
+
+/// One `process.rlimits` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// The `RLIMIT_*` resource number of `setrlimit(2)`.
+    pub resource: i32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// `process.capabilities`: the five sets of `capabilities(7)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub bounding: Vec<caps::Capability>,
+    pub effective: Vec<caps::Capability>,
+    pub inheritable: Vec<caps::Capability>,
+    pub permitted: Vec<caps::Capability>,
+    pub ambient: Vec<caps::Capability>,
+}
+
+/// Where the container's cgroup goes and what limits it gets.
+#[derive(Debug, Clone, Default)]
+pub struct CgroupPlan {
+    /// `linux.cgroupsPath` as given; None means the runtime's default for this id.
+    pub path: Option<String>,
+    /// `linux.resources`.
+    pub resources: Option<LinuxResources>,
+}
+
+impl Plan {
+    /// Whether config.json asks for a new (not joined) namespace of `kind`.
+    pub fn creates_namespace(&self, kind: NamespaceKind) -> bool {
+        self.namespaces.iter().any(|n| n.kind == kind && n.path.is_none())
+    }
+
+    /// Whether the container has a namespace of `kind` at all (new or joined).
+    pub fn has_namespace(&self, kind: NamespaceKind) -> bool {
+        self.namespaces.iter().any(|n| n.kind == kind)
+    }
+}

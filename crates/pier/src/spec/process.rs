@@ -1,0 +1,118 @@
+//! `process`: args, env, cwd, user, rlimits, capabilities (runtime-spec "Process").
+
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+
+use super::plan::{Capabilities, Process, Rlimit};
+
+/// Remove capability names that this kernel's `caps` table does not know from every
+/// `process.capabilities` set, logging each (runc ignores them; oci-spec would fail).
+pub fn drop_unknown_capabilities(config: &mut serde_json::Value) {
+    let Some(sets) = config
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return;
+    };
+    for (set, names) in sets.iter_mut() {
+        if let Some(list) = names.as_array_mut() {
+            list.retain(|name| {
+                let known = name.as_str().is_some_and(|n| caps::Capability::from_str(n).is_ok());
+                if !known {
+                    tracing::warn!("ignoring unknown capability {name} in process.capabilities.{set}");
+                }
+                known
+            });
+        }
+    }
+}
+
+/// Convert and validate `process`.
+pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
+    let args = p.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        bail!("config.json: process.args must not be empty");
+    }
+    let cwd = p.cwd().display().to_string();
+    if !cwd.starts_with('/') {
+        bail!("config.json: process.cwd {cwd:?} must be an absolute path");
+    }
+    let user = p.user();
+    Ok(Process {
+        args,
+        env: p.env().clone().unwrap_or_default(),
+        cwd,
+        terminal: p.terminal().unwrap_or(false),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        rlimits: rlimits(p)?,
+        no_new_privileges: p.no_new_privileges().unwrap_or(false),
+        capabilities: capabilities(p)?,
+        oom_score_adj: p.oom_score_adj(),
+    })
+}
+
+fn rlimits(p: &oci_spec::runtime::Process) -> Result<Vec<Rlimit>> {
+    let mut out = Vec::new();
+    for r in p.rlimits().iter().flatten() {
+        let name = serde_json::to_value(r.typ())?;
+        let name = name.as_str().unwrap_or_default();
+        let resource = rlimit_resource(name)
+            .with_context(|| format!("config.json: unknown rlimit type {name:?}"))?;
+        if r.soft() > r.hard() {
+            bail!("config.json: rlimit {name}: soft limit {} exceeds hard limit {}", r.soft(), r.hard());
+        }
+        out.push(Rlimit { resource, soft: r.soft(), hard: r.hard() });
+    }
+    Ok(out)
+}
+
+/// `RLIMIT_*` name -> resource number (`getrlimit(2)`).
+fn rlimit_resource(name: &str) -> Option<i32> {
+    let table: [(&str, libc::__rlimit_resource_t); 16] = [
+        ("RLIMIT_CPU", libc::RLIMIT_CPU),
+        ("RLIMIT_FSIZE", libc::RLIMIT_FSIZE),
+        ("RLIMIT_DATA", libc::RLIMIT_DATA),
+        ("RLIMIT_STACK", libc::RLIMIT_STACK),
+        ("RLIMIT_CORE", libc::RLIMIT_CORE),
+        ("RLIMIT_RSS", libc::RLIMIT_RSS),
+        ("RLIMIT_NPROC", libc::RLIMIT_NPROC),
+        ("RLIMIT_NOFILE", libc::RLIMIT_NOFILE),
+        ("RLIMIT_MEMLOCK", libc::RLIMIT_MEMLOCK),
+        ("RLIMIT_AS", libc::RLIMIT_AS),
+        ("RLIMIT_LOCKS", libc::RLIMIT_LOCKS),
+        ("RLIMIT_SIGPENDING", libc::RLIMIT_SIGPENDING),
+        ("RLIMIT_MSGQUEUE", libc::RLIMIT_MSGQUEUE),
+        ("RLIMIT_NICE", libc::RLIMIT_NICE),
+        ("RLIMIT_RTPRIO", libc::RLIMIT_RTPRIO),
+        ("RLIMIT_RTTIME", libc::RLIMIT_RTTIME),
+    ];
+    table.iter().find(|(n, _)| *n == name).map(|(_, r)| *r as i32)
+}
+
+fn capabilities(p: &oci_spec::runtime::Process) -> Result<Capabilities> {
+    let Some(c) = p.capabilities() else {
+        return Ok(Capabilities::default());
+    };
+    let set = |s: &Option<oci_spec::runtime::Capabilities>| -> Result<Vec<caps::Capability>> {
+        let mut out = Vec::new();
+        for cap in s.iter().flatten() {
+            let name = serde_json::to_value(cap)?;
+            let name = name.as_str().unwrap_or_default().to_string();
+            let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+            out.push(caps::Capability::from_str(&name).map_err(|e| anyhow::anyhow!("{e}"))?);
+        }
+        out.sort_by_key(|c| c.index());
+        Ok(out)
+    };
+    Ok(Capabilities {
+        bounding: set(c.bounding())?,
+        effective: set(c.effective())?,
+        inheritable: set(c.inheritable())?,
+        permitted: set(c.permitted())?,
+        ambient: set(c.ambient())?,
+    })
+}

@@ -1,0 +1,141 @@
+//! Unit tests of config.json -> Plan.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::*;
+
+fn plan(config: serde_json::Value) -> Result<Plan> {
+    let mut config = config;
+    process::drop_unknown_capabilities(&mut config);
+    let spec: Spec = serde_json::from_value(config)?;
+    plan_from_spec(&spec, Path::new("/bundle"))
+}
+
+fn minimal() -> serde_json::Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "process": {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}
+    })
+}
+
+#[test]
+fn minimal_config() {
+    let p = plan(minimal()).unwrap();
+    assert_eq!(p.rootfs, Path::new("/bundle/rootfs"));
+    assert!(p.creates_namespace(NamespaceKind::Pid));
+    assert!(!p.has_namespace(NamespaceKind::Network));
+    assert_eq!(p.devices.len(), 6, "the six default devices");
+    assert_eq!(p.rootfs_propagation, Propagation { kind: PropagationKind::Private, recursive: true });
+}
+
+#[test]
+fn any_1x_version_is_accepted_and_others_are_not() {
+    for v in ["1.0.0", "1.1.0-rc.1", "1.2.1", "1.3.0"] {
+        let mut c = minimal();
+        c["ociVersion"] = json!(v);
+        assert!(plan(c).is_ok(), "{v}");
+    }
+    let mut c = minimal();
+    c["ociVersion"] = json!("2.0.0");
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("ociVersion"));
+}
+
+#[test]
+fn missing_or_empty_args_is_refused() {
+    let mut c = minimal();
+    c["process"]["args"] = json!([]);
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("process.args"));
+    let mut c = minimal();
+    c["process"].as_object_mut().unwrap().remove("args");
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("process.args"));
+}
+
+#[test]
+fn unknown_namespace_type_is_refused() {
+    let mut c = minimal();
+    c["linux"]["namespaces"] = json!([{"type": "bogus"}]);
+    let spec: Result<Spec, _> = serde_json::from_value(c);
+    assert!(spec.is_err());
+}
+
+#[test]
+fn duplicate_namespace_is_refused() {
+    let mut c = minimal();
+    c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "pid"}]);
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("twice"));
+}
+
+#[test]
+fn joined_namespace_keeps_its_path() {
+    let mut c = minimal();
+    c["linux"]["namespaces"] = json!([{"type": "network", "path": "/proc/1/ns/net"}]);
+    let p = plan(c).unwrap();
+    assert!(p.has_namespace(NamespaceKind::Network));
+    assert!(!p.creates_namespace(NamespaceKind::Network));
+}
+
+#[test]
+fn relative_cwd_is_refused() {
+    let mut c = minimal();
+    c["process"]["cwd"] = json!("tmp");
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("cwd"));
+}
+
+#[test]
+fn capabilities_rlimits_user() {
+    let mut c = minimal();
+    c["process"]["capabilities"] = json!({"bounding": ["CAP_KILL", "CAP_FUTURE_THING"], "ambient": ["CAP_CHOWN"]});
+    c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]);
+    c["process"]["user"] = json!({"uid": 5, "gid": 6, "additionalGids": [7, 8], "umask": 63});
+    c["process"]["oomScoreAdj"] = json!(100);
+    let p = plan(c).unwrap();
+    assert_eq!(p.process.capabilities.bounding, [caps::Capability::CAP_KILL]);
+    assert_eq!(p.process.capabilities.ambient, [caps::Capability::CAP_CHOWN]);
+    assert_eq!(p.process.rlimits, [Rlimit { resource: libc::RLIMIT_NOFILE as i32, soft: 100, hard: 200 }]);
+    assert_eq!((p.process.uid, p.process.gid, p.process.umask), (5, 6, Some(63)));
+    assert_eq!(p.process.additional_gids, [7, 8]);
+    assert_eq!(p.process.oom_score_adj, Some(100));
+}
+
+#[test]
+fn soft_rlimit_above_hard_is_refused() {
+    let mut c = minimal();
+    c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 300, "hard": 200}]);
+    assert!(plan(c).is_err());
+}
+
+#[test]
+fn devices_replace_defaults_and_stay_under_dev() {
+    let mut c = minimal();
+    c["linux"]["devices"] = json!([
+        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600},
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
+    ]);
+    let p = plan(c).unwrap();
+    assert_eq!(p.devices.len(), 7);
+    assert_eq!(p.devices.iter().find(|d| d.path == "/dev/null").unwrap().mode, 0o600);
+    let mut c = minimal();
+    c["linux"]["devices"] = json!([{"path": "/etc/evil", "type": "c", "major": 1, "minor": 3}]);
+    assert!(plan(c).is_err());
+}
+
+#[test]
+fn relative_mount_destination_is_made_absolute() {
+    let mut c = minimal();
+    c["mounts"] = json!([{"destination": "data", "type": "tmpfs", "source": "tmpfs"}]);
+    assert_eq!(plan(c).unwrap().mounts[0].destination, "/data");
+}
+
+#[test]
+fn rootfs_propagation_is_parsed() {
+    let mut c = minimal();
+    c["linux"]["rootfsPropagation"] = json!("shared");
+    assert_eq!(plan(c).unwrap().rootfs_propagation.kind, PropagationKind::Shared);
+    let mut c = minimal();
+    c["linux"]["rootfsPropagation"] = json!("sideways");
+    assert!(plan(c).is_err());
+}

@@ -1,0 +1,241 @@
+//! Every `unsafe` in pier: the few system calls that rustix does not expose.
+//!
+//! Each function is named after its system call and documents it against the man page, in
+//! rustix's style. Everything else in the crate goes through rustix's safe API.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Namespace and process flags for [`clone3`], as in `<linux/sched.h>`.
+pub use libc::{
+    CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
+    CLONE_NEWUSER, CLONE_NEWUTS,
+};
+
+/// `CLONE_PIDFD`: return a pidfd for the child (Linux 5.2).
+const CLONE_PIDFD: u64 = 0x1000;
+/// `CLONE_INTO_CGROUP`: start the child in the cgroup v2 directory `cgroup` (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of `clone3(2)`, version 2 (with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// What [`clone3`] returned in the calling process.
+pub enum Forked {
+    /// In the parent: the child's pid and a pidfd that refers to it.
+    Parent { pid: i32, pidfd: OwnedFd },
+    /// In the child: a copy of the caller's (single-threaded) address space.
+    Child,
+}
+
+/// `clone3(2)` with `CLONE_PIDFD`, `exit_signal = SIGCHLD`, the given namespace flags
+/// (`CLONE_NEW*`), and `CLONE_INTO_CGROUP` when `cgroup` is a cgroup v2 directory fd.
+///
+/// Like `fork(2)`, the child continues from this call with a copy of the address space; the
+/// caller must be single-threaded (pier never starts threads), so no lock can be held by a
+/// thread that does not exist in the child.
+///
+/// # Errors
+/// The `clone3` errno: `EINVAL` for a bad flag combination, `EPERM` without the privilege a
+/// namespace needs, `ENOSPC`/`EUSERS` at namespace limits, `EBUSY`/`EOPNOTSUPP` for a
+/// `cgroup` fd that cannot take processes.
+pub fn clone3(ns_flags: libc::c_int, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags: CLONE_PIDFD | (ns_flags as u32 as u64),
+        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size passed; no stack is
+    // given, so the child runs on a copy of the caller's stack like fork(2). pier is
+    // single-threaded here, so the child inherits no lock held by another thread.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::addr_of_mut!(args),
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => {
+            // SAFETY: on success with CLONE_PIDFD the kernel stored a new, owned pidfd.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            Ok(Forked::Parent { pid: pid as i32, pidfd })
+        }
+    }
+}
+
+/// `execve(2)`: replace the process image. Only returns on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let argv_ptrs = nul_terminated(argv);
+    let envp_ptrs = nul_terminated(envp);
+    // SAFETY: `path` is NUL-terminated; both arrays hold pointers into CStrings that outlive
+    // the call and end with a null pointer, as execve(2) requires.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+fn nul_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// `close_range(first, ~0U, CLOSE_RANGE_CLOEXEC)` (Linux 5.11): mark every fd from `first`
+/// up close-on-exec, so that nothing not asked for crosses `execve`.
+pub fn close_range_cloexec(first: u32) -> io::Result<()> {
+    // SAFETY: close_range only changes fd flags; it touches no memory.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `dup3(old, new, 0)`: make fd number `new` a copy of `old` without `O_CLOEXEC`, so it
+/// survives `execve` (LISTEN_FDS and `--preserve-fds` placement). Any fd at `new` is closed.
+pub fn dup3_inheritable(old: BorrowedFd<'_>, new: RawFd) -> io::Result<()> {
+    // SAFETY: dup3 only manipulates the fd table; `old` is a valid open fd. Replacing `new`
+    // is intended: the caller owns the layout of fds 0..=new in this process.
+    if unsafe { libc::dup3(old.as_raw_fd(), new, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `fcntl(fd, F_SETFD, 0)` on a raw fd number that this process inherited (stdio, preserved
+/// fds): clear `FD_CLOEXEC` so it crosses `execve`.
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD touches only the fd's flags; a closed fd yields EBADF, no UB.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A set of signals (`sigset_t`, `sigsetops(3)`).
+pub struct SigSet(libc::sigset_t);
+
+impl SigSet {
+    /// Every signal.
+    pub fn full() -> SigSet {
+        // SAFETY: sigfillset initialises the zeroed sigset_t it is given.
+        unsafe {
+            let mut set = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigfillset(&mut set);
+            SigSet(set)
+        }
+    }
+
+    /// No signal.
+    pub fn empty() -> SigSet {
+        // SAFETY: sigemptyset initialises the zeroed sigset_t it is given.
+        unsafe {
+            let mut set = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut set);
+            SigSet(set)
+        }
+    }
+}
+
+/// `sigprocmask(SIG_SETMASK, set)`: replace the blocked-signal mask; returns the old mask.
+pub fn sigprocmask_set(set: &SigSet) -> io::Result<SigSet> {
+    let mut old = SigSet::empty();
+    // SAFETY: both pointers are to valid sigset_t values owned by this frame.
+    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set.0, &mut old.0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(old)
+}
+
+/// `signalfd(-1, set, SFD_CLOEXEC|SFD_NONBLOCK)` (`signalfd(2)`): a readable fd for the
+/// (blocked) signals in `set`. Read it with [`read_signalfd`].
+pub fn signalfd(set: &SigSet) -> io::Result<OwnedFd> {
+    // SAFETY: `set` is a valid sigset_t; a new fd is returned on success.
+    let fd = unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: signalfd returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Read one `struct signalfd_siginfo` (128 bytes) from a signalfd; returns `ssi_signo`, or
+/// `None` when no signal is pending.
+pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    let mut info = [0u8; 128];
+    match rustix::io::read(fd, &mut info) {
+        Ok(128) => Ok(Some(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32)),
+        Ok(_) => Ok(None),
+        Err(rustix::io::Errno::AGAIN) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `signal(sig, SIG_DFL)` for every catchable signal: the container starts with default
+/// dispositions whatever pier's parent set (e.g. SIGPIPE ignored by Rust's runtime).
+pub fn reset_signal_dispositions() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL is always valid; errors (EINVAL) are ignored on purpose.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)` (`keyctl_join_session_keyring(3)`): give the
+/// container its own session keyring so it cannot see the host's keys.
+pub fn join_session_keyring(name: &CStr) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `_exit(2)`: end the process at once, without running destructors or atexit handlers
+/// (used by the child of [`clone3`], which must not unwind into the parent's code paths).
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// The raw number of an fd we do not own (stdio), for [`clear_cloexec`] and friends.
+pub fn raw(fd: BorrowedFd<'_>) -> RawFd {
+    fd.as_raw_fd()
+}
