@@ -1,0 +1,125 @@
+"""The table of medians and ratios (stdout) and the JSON record (results/latest.json)."""
+
+import json
+import os
+import platform
+import time
+
+from .runtimes import Runtime
+from .store import Metric, Store, ratio
+
+COLUMNS = ("pier", "crun", "runc")
+
+# Reference figures measured on this machine (busybox /bin/true, runc spec defaults), used
+# only for the sanity line crun/runc: if ours is far off, the harness is measuring something else.
+ANCHORS = {"run_ms": (9.7, 28.7), "csd_ms": (18.6, 42.5), "cpu_ms": (11.0, 30.0), "rss_mib": (3.3, 9.8)}
+
+
+def metrics(seq: int) -> list[Metric]:
+    """The table rows, in order."""
+    return [
+        Metric("run_ms", "run /bin/true", "ms"),
+        Metric("csd_ms", "create+start+delete", "ms"),
+        Metric("seq_s", f"{seq} sequential runs", "s"),
+        Metric("cpu_ms", "CPU user+sys per run", "ms"),
+        Metric("seq_cpu_ms", f"CPU per run, {seq}-run loop", "ms"),
+        Metric("rss_mib", "peak RSS per run", "MiB"),
+        Metric("detach_return_ms", "run -d (NOTIFY_SOCKET) returns", "ms"),
+        Metric("detach_ready_ms", "run -d: READY at host", "ms"),
+        Metric("ready_hop_ms", "READY hop container->host", "ms"),
+        Metric("relay_hop_ms", "X_* hop, spaced", "ms"),
+        Metric("relay_tput", "X_* burst throughput", "dgram/s", better="higher"),
+        Metric("relay_delivered", "X_* datagrams delivered", "%", better="higher"),
+    ]
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3f}"
+
+
+def _cell(store: Store, key: str, rt: str) -> str:
+    med = store.median(key, rt)
+    if med is None and store.failures.get(key, {}).get(rt):
+        return "fail"
+    return _fmt(med)
+
+
+def table(store: Store, rows: list[Metric]) -> str:
+    """Fixed-width table: metric, unit, medians per runtime, pier/crun and pier/runc."""
+    head = ("metric", "unit", *COLUMNS, "pier/crun", "pier/runc")
+    lines = [head]
+    for m in rows:
+        meds = {rt: store.median(m.key, rt) for rt in COLUMNS}
+        r_crun, r_runc = ratio(meds["pier"], meds["crun"]), ratio(meds["pier"], meds["runc"])
+        lines.append((m.label, m.unit, *(_cell(store, m.key, rt) for rt in COLUMNS),
+                      _fmt(r_crun), _fmt(r_runc)))
+    widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
+    out = []
+    for n, line in enumerate(lines):
+        cells = [line[0].ljust(widths[0]), line[1].ljust(widths[1])]
+        cells += [line[c].rjust(widths[c]) for c in range(2, len(head))]
+        out.append("  ".join(cells))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def sanity(store: Store) -> dict:
+    """crun/runc here vs the anchors' crun/runc, per anchored metric."""
+    out = {}
+    for key, (crun, runc) in ANCHORS.items():
+        here = ratio(store.median(key, "crun"), store.median(key, "runc"))
+        out[key] = {"crun/runc": here, "anchor crun/runc": crun / runc}
+    return out
+
+
+def sanity_line(checks: dict) -> str:
+    parts = [f"{k} {_fmt(v['crun/runc'])} (anchor {_fmt(v['anchor crun/runc'])})" for k, v in checks.items()]
+    return "sanity, crun/runc here vs anchors: " + ", ".join(parts)
+
+
+def record(store: Store, rows: list[Metric], runtimes: list[Runtime], config: dict) -> dict:
+    """Everything: environment, config, per metric medians, ratios, quartiles, raw samples."""
+    out = {
+        "schema": 1,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": {"kernel": platform.release(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                 "loadavg": os.getloadavg()},
+        "config": config,
+        "runtimes": {rt.name: {"binary": rt.binary, "version": rt.version, "missing": rt.why or None}
+                     for rt in runtimes},
+        "ratios_are": "median(pier) / median(other), per metric; lower is better unless better=higher",
+        "metrics": {},
+        "details": store.extra,
+        "sanity": sanity(store),
+    }
+    for m in rows:
+        meds = {rt: store.median(m.key, rt) for rt in COLUMNS}
+        out["metrics"][m.key] = {
+            "label": m.label, "unit": m.unit, "better": m.better, "median": meds,
+            "ratio": {"pier/crun": ratio(meds["pier"], meds["crun"]),
+                      "pier/runc": ratio(meds["pier"], meds["runc"])},
+            "spread": {rt: store.spread(m.key, rt) for rt in COLUMNS},
+            "samples": {rt: store.samples.get(m.key, {}).get(rt, []) for rt in COLUMNS},
+            "failures": store.failures.get(m.key, {}),
+            "skipped": store.skipped.get(m.key, {}),
+        }
+    return out
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write atomically (tmp + rename)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
