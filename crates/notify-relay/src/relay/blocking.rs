@@ -1,0 +1,190 @@
+//! Driving a [`Relay`] with its sockets: [`pump`] for embedders with their own event loop,
+//! [`run`] for callers without one.
+
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+
+use super::Relay;
+use crate::{Listener, Outgoing, Recv, RelayError, Upstream};
+
+/// Most datagrams one [`pump`] call handles, so a flood cannot starve the caller's other fds.
+pub const PUMP_BUDGET: usize = 256;
+
+/// How long [`run`] waits for the upstream to acknowledge its final `BARRIER=1`
+/// (`systemd-notify --ready` waits 5 s too).
+pub const FINAL_BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What one [`pump`] call did. Counts are datagrams.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pumped {
+    /// Datagrams read from the listener, including rejected ones.
+    pub received: usize,
+    /// Datagrams sent upstream.
+    pub forwarded: usize,
+    /// Datagrams of which nothing was left to forward (rejected, or every line dropped).
+    pub dropped: usize,
+    /// Datagrams that should have been forwarded but were not: no upstream, or the send
+    /// failed (logged at warn level).
+    pub unsent: usize,
+    /// A forwarded datagram carried `READY=1`.
+    pub ready: bool,
+    /// The listener's queue was empty when the call returned (`EAGAIN`); otherwise the
+    /// [`PUMP_BUDGET`] ran out and the socket is still readable.
+    pub drained: bool,
+}
+
+/// What [`run`] did over the container's life.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Datagrams read, including rejected ones.
+    pub received: usize,
+    /// Datagrams sent upstream.
+    pub forwarded: usize,
+    /// Datagrams with nothing to forward.
+    pub dropped: usize,
+    /// Datagrams that could not be sent.
+    pub unsent: usize,
+    /// Some datagram carried `READY=1`.
+    pub ready: bool,
+    /// The final upstream barrier: `None` if none was sent (no upstream or nothing
+    /// forwarded), else whether it completed within [`FINAL_BARRIER_TIMEOUT`].
+    pub final_barrier: Option<bool>,
+}
+
+impl Summary {
+    fn add(&mut self, pumped: Pumped) {
+        self.received += pumped.received;
+        self.forwarded += pumped.forwarded;
+        self.dropped += pumped.dropped;
+        self.unsent += pumped.unsent;
+        self.ready |= pumped.ready;
+    }
+}
+
+/// Receives and relays what is queued on `listener` now, up to [`PUMP_BUDGET`] datagrams,
+/// without blocking on the listener (sends block at most the upstream's send timeout).
+/// Call it whenever the listener's fd polls readable. Bad datagrams and failed sends are
+/// logged and counted; they never end the pumping.
+///
+/// # Errors
+/// [`RelayError::Io`] only when the listener itself fails to receive.
+pub fn pump(
+    listener: &mut Listener,
+    mut upstream: Option<&mut Upstream>,
+    relay: &mut Relay,
+) -> Result<Pumped, RelayError> {
+    let mut pumped = Pumped::default();
+    for _ in 0..PUMP_BUDGET {
+        let datagram = match listener.recv()? {
+            Recv::WouldBlock => {
+                pumped.drained = true;
+                break;
+            }
+            Recv::Rejected(reason) => {
+                tracing::debug!(%reason, "notify: dropped datagram");
+                pumped.received += 1;
+                pumped.dropped += 1;
+                continue;
+            }
+            Recv::Datagram(datagram) => datagram,
+        };
+        pumped.received += 1;
+        let outcome = relay.on_datagram(datagram);
+        if outcome.forward.is_none() {
+            pumped.dropped += 1;
+            continue;
+        }
+        let ready = outcome.ready;
+        match send_all(upstream.as_deref_mut(), outcome.into_datagrams()) {
+            true => pumped.forwarded += 1,
+            false => pumped.unsent += 1,
+        }
+        pumped.ready |= ready;
+    }
+    Ok(pumped)
+}
+
+/// Sends the datagrams in order; false if any could not be sent.
+fn send_all(upstream: Option<&mut Upstream>, datagrams: impl Iterator<Item = Outgoing>) -> bool {
+    let Some(upstream) = upstream else {
+        tracing::debug!("notify: no upstream, datagram discarded");
+        return false;
+    };
+    let mut all = true;
+    for out in datagrams {
+        if let Err(error) = upstream.send(&out) {
+            tracing::warn!(%error, payload = %out.text(), "notify: forwarding failed");
+            all = false;
+        }
+    }
+    all
+}
+
+/// Relays until the container's init exits, for callers without an event loop.
+///
+/// Polls `listener` and `init_pidfd` (a pidfd of the init, pidfd_open(2): readable once it
+/// has exited, even as a zombie). Calls `on_ready` after each batch that forwarded
+/// `READY=1`. When the init has exited, drains the socket, then sends a final `BARRIER=1`
+/// upstream (bounded by [`FINAL_BARRIER_TIMEOUT`]) so systemd has processed everything
+/// before the caller exits and stops being attributable.
+///
+/// # Errors
+/// [`RelayError::Io`] if polling or receiving fails; datagram problems are never errors.
+pub fn run(
+    listener: &mut Listener,
+    mut upstream: Option<&mut Upstream>,
+    relay: &mut Relay,
+    init_pidfd: BorrowedFd<'_>,
+    mut on_ready: impl FnMut(),
+) -> Result<Summary, RelayError> {
+    let mut summary = Summary::default();
+    let mut exited = false;
+    while !exited {
+        let (readable, init_exited) = wait(listener, init_pidfd)?;
+        exited = init_exited;
+        if readable || exited {
+            // After the init's exit: drain until the queue is empty.
+            loop {
+                let pumped = pump(listener, upstream.as_deref_mut(), relay)?;
+                summary.add(pumped);
+                if pumped.ready {
+                    on_ready();
+                }
+                if pumped.drained || !exited {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(upstream) = upstream.filter(|_| summary.forwarded > 0) {
+        let completed = upstream
+            .barrier(FINAL_BARRIER_TIMEOUT)
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "notify: final barrier failed");
+                false
+            });
+        if !completed {
+            tracing::warn!("notify: upstream did not acknowledge the final barrier");
+        }
+        summary.final_barrier = Some(completed);
+    }
+    Ok(summary)
+}
+
+/// Blocks until the listener is readable or the init has exited: (readable, exited).
+fn wait(listener: &Listener, init_pidfd: BorrowedFd<'_>) -> Result<(bool, bool), RelayError> {
+    loop {
+        let mut fds = [
+            PollFd::new(listener, PollFlags::IN),
+            PollFd::from_borrowed_fd(init_pidfd, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => return Ok((!fds[0].revents().is_empty(), !fds[1].revents().is_empty())),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(RelayError::io("poll notify socket and init pidfd", e)),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The relay's pure core: one received datagram in, at most one datagram to forward out.
+
+mod blocking;
+
+pub use blocking::{pump, run, Pumped, Summary, FINAL_BARRIER_TIMEOUT, PUMP_BUDGET};
+
+use std::os::fd::OwnedFd;
+
+use crate::message::{Assignment, Message, NOTIFY_BUFFER_MAX};
+use crate::policy::{Decision, SenderAccess};
+use crate::{DropReason, Dropped, Identity, Outgoing, Policy, Received};
+
+/// What a relay needs to know about the container and the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Forwarding rules.
+    pub policy: Policy,
+    /// Who systemd sees as the sender.
+    pub identity: Identity,
+    /// The container init's pid in the relay's pid namespace.
+    pub init_host_pid: i32,
+    /// The container init's pid in its own namespace: 1 with a pid namespace, else
+    /// `init_host_pid`.
+    pub init_container_pid: i32,
+}
+
+/// The decision about one received datagram.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// A `MAINPID=` announcement to send *before* `forward`. Only set in the rare case where
+    /// prepending it to the first `READY=1` datagram would exceed 4096 bytes; normally the
+    /// announcement is the first line of `forward` itself.
+    pub announce: Option<Outgoing>,
+    /// The datagram to send upstream, if anything is left after filtering.
+    pub forward: Option<Outgoing>,
+    /// Everything that was not forwarded, each already logged at debug level.
+    pub dropped: Vec<Dropped>,
+    /// This datagram's `READY=1` is being forwarded: a caller waiting for readiness may stop.
+    pub ready: bool,
+}
+
+impl Outcome {
+    /// The datagrams to send, in order (`announce`, then `forward`).
+    pub fn into_datagrams(self) -> impl Iterator<Item = Outgoing> {
+        self.announce.into_iter().chain(self.forward)
+    }
+
+    fn drop(&mut self, dropped: Dropped, sender: i32) {
+        tracing::debug!(sender, %dropped, "notify: dropped");
+        self.dropped.push(dropped);
+    }
+}
+
+/// Looks up a process's pid in its innermost pid namespace from its host pid.
+pub type PidLookup = Box<dyn Fn(i32) -> Option<i32> + Send>;
+
+/// The relay state machine. It does no I/O of its own except, through its [`PidLookup`]
+/// (by default [`crate::pidns::innermost_pid`] on `/proc`), when a `MAINPID=` must be
+/// checked against the sender.
+pub struct Relay {
+    config: Config,
+    own_pid: i32,
+    main_pid_announced: bool,
+    pid_lookup: PidLookup,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("config", &self.config)
+            .field("own_pid", &self.own_pid)
+            .field("main_pid_announced", &self.main_pid_announced)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay for one container.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            own_pid: rustix::process::getpid().as_raw_nonzero().get(),
+            main_pid_announced: false,
+            pid_lookup: Box::new(|pid| crate::pidns::innermost_pid(pid).ok()),
+        }
+    }
+
+    /// Replaces how a sender's in-container pid is found (tests, or embedders with their
+    /// own process table).
+    pub fn with_pid_lookup(mut self, lookup: impl Fn(i32) -> Option<i32> + Send + 'static) -> Self {
+        self.pid_lookup = Box::new(lookup);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the identity's `MAINPID=` has been announced (with the first `READY=1`).
+    pub fn main_pid_announced(&self) -> bool {
+        self.main_pid_announced
+    }
+
+    /// Decides about one datagram: checks the sender, parses, applies the policy line by line,
+    /// keeps the order, keeps or closes the fds, and adds the identity's `MAINPID=` to the
+    /// first forwarded `READY=1`. The fds of anything not forwarded are closed on return.
+    pub fn on_datagram(&mut self, datagram: Received) -> Outcome {
+        let Received {
+            payload, fds, pid, ..
+        } = datagram;
+        let mut outcome = Outcome::default();
+        if self.config.policy.sender == SenderAccess::Init && pid != self.config.init_host_pid {
+            outcome.drop(Dropped::datagram(DropReason::SenderNotInit { pid }), pid);
+            return outcome;
+        }
+        let message = match Message::parse(&payload) {
+            Ok(message) => message,
+            Err(reason) => {
+                outcome.drop(Dropped::datagram(reason), pid);
+                return outcome;
+            }
+        };
+        if message.assignments.iter().any(|a| a.is("BARRIER", "1")) {
+            return self.on_barrier(message, fds, pid);
+        }
+        let kept = self.filter(message, pid, &mut outcome);
+        let fds = self.keep_fds(&kept, fds, pid, &mut outcome);
+        outcome.ready = kept.is_ready();
+        if kept.assignments.is_empty() {
+            return outcome;
+        }
+        self.forward(kept, fds, &mut outcome);
+        outcome
+    }
+
+    /// Applies the policy to each line, translating `MAINPID=`.
+    fn filter(&self, message: Message, sender: i32, outcome: &mut Outcome) -> Message {
+        let mut kept = Message::default();
+        for assignment in message.assignments {
+            let decision = match self.config.policy.decide(&assignment) {
+                Decision::TranslateMainPid(pid) => match self.translate_main_pid(pid, sender) {
+                    Ok(host_pid) => {
+                        kept.assignments
+                            .push(Assignment::new("MAINPID", host_pid.to_string()));
+                        continue;
+                    }
+                    Err(reason) => Decision::Drop(reason),
+                },
+                decision => decision,
+            };
+            match decision {
+                Decision::Drop(reason) => {
+                    outcome.drop(Dropped::key(assignment.key_lossy(), reason), sender)
+                }
+                _ => kept.assignments.push(assignment),
+            }
+        }
+        kept
+    }
+
+    /// `MAINPID=pid` (container namespace) → host pid, if it names the init or the sender.
+    fn translate_main_pid(&self, pid: i32, sender: i32) -> Result<i32, DropReason> {
+        if self.config.identity.owns_main_pid() {
+            return Err(DropReason::MainPidOwnedByRelay);
+        }
+        if pid == self.config.init_container_pid {
+            return Ok(self.config.init_host_pid);
+        }
+        match (self.pid_lookup)(sender) {
+            Some(own) if own == pid => Ok(sender),
+            Some(_) => Err(DropReason::MainPidForeign { pid }),
+            None => Err(DropReason::MainPidUnresolved),
+        }
+    }
+
+    /// fds travel only with a forwarded `FDSTORE=1`; any others are closed here.
+    fn keep_fds(
+        &self,
+        kept: &Message,
+        fds: Vec<OwnedFd>,
+        sender: i32,
+        outcome: &mut Outcome,
+    ) -> Vec<OwnedFd> {
+        if fds.is_empty() || kept.assignments.iter().any(|a| a.is("FDSTORE", "1")) {
+            return fds;
+        }
+        let reason = DropReason::StrayFds { fds: fds.len() };
+        outcome.drop(Dropped::datagram(reason), sender);
+        Vec::new()
+    }
+
+    /// `BARRIER=1` must be alone with exactly one fd; then it goes up with that very fd.
+    fn on_barrier(&self, message: Message, fds: Vec<OwnedFd>, sender: i32) -> Outcome {
+        let mut outcome = Outcome::default();
+        let reason = match (&message.assignments[..], fds.len()) {
+            ([_], 1) => None,
+            ([_], count) => Some(DropReason::BarrierFdCount { fds: count }),
+            _ => Some(DropReason::BarrierNotAlone),
+        };
+        match reason {
+            Some(reason) => outcome.drop(Dropped::key("BARRIER", reason), sender),
+            None => {
+                outcome.forward = Some(Outgoing {
+                    payload: message.encode(),
+                    fds,
+                    pid_credential: self.config.identity.pid_credential(),
+                })
+            }
+        }
+        outcome
+    }
+
+    /// Builds the outgoing datagram, with the identity's `MAINPID=` on the first `READY=1`.
+    fn forward(&mut self, mut kept: Message, fds: Vec<OwnedFd>, outcome: &mut Outcome) {
+        let pid_credential = self.config.identity.pid_credential();
+        let announce = match self.config.identity.announced_main_pid(self.own_pid) {
+            Some(pid) if outcome.ready && !self.main_pid_announced => Some(pid),
+            _ => None,
+        };
+        if let Some(main_pid) = announce {
+            self.main_pid_announced = true;
+            let line = Assignment::new("MAINPID", main_pid.to_string());
+            let fits = kept.encode().len() + line.as_bytes().len() < NOTIFY_BUFFER_MAX;
+            if fits {
+                kept.assignments.insert(0, line);
+            } else {
+                outcome.announce = Some(Outgoing {
+                    payload: line.as_bytes().to_vec(),
+                    fds: Vec::new(),
+                    pid_credential,
+                });
+            }
+        }
+        outcome.forward = Some(Outgoing {
+            payload: kept.encode(),
+            fds,
+            pid_credential,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

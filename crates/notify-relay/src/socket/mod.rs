@@ -1,0 +1,9 @@
+//! The relay's two sockets: the container-side [`Listener`] and the host-side [`Upstream`].
+
+pub mod listener;
+pub mod upstream;
+#[cfg(feature = "vsock")]
+mod vsock;
+
+pub use listener::{Listener, Recv, RECEIVE_BUFFER, SCM_MAX_FD};
+pub use upstream::{Upstream, SEND_TIMEOUT};
