@@ -41,9 +41,9 @@ def env_int(name: str, default: int) -> int:
 
 
 def config_from_env() -> scenarios.Config:
-    n = env_int("BENCH_N", 20)
+    n = env_int("BENCH_N", 50)
     return scenarios.Config(
-        n=n, seq=env_int("BENCH_SEQ", 100), seq_n=env_int("BENCH_SEQ_N", max(3, n // 7)),
+        n=n, seq=env_int("BENCH_SEQ", 100), seq_n=env_int("BENCH_SEQ_N", max(3, n // 10)),
         lat_count=env_int("BENCH_LAT_COUNT", 20), lat_gap_us=env_int("BENCH_LAT_GAP_US", 1000),
         burst=env_int("BENCH_BURST", 2000), timeout_s=env_int("BENCH_TIMEOUT", 10))
 
@@ -61,8 +61,10 @@ def hyperfine(ctx: scenarios.Ctx, out_dir: str) -> dict | None:
     alternated (hyperfine runs each command's series in turn); reported apart from the table."""
     cmds, names = [], []
     for rt in ctx.runtimes:
-        run = " ".join(rt.argv("run", "-b", ctx.bundles["true"], "hf"))
-        cmds += ["-n", rt.name, "--prepare", " ".join(rt.argv("delete", "-f", "hf")) + " >/dev/null 2>&1 || true", run]
+        cid = ctx.cid(rt, "hf", 0)
+        run = " ".join(rt.argv("run", "-b", ctx.bundles["true"], cid))
+        prepare = " ".join(rt.argv("delete", "-f", cid)) + " >/dev/null 2>&1 || true"
+        cmds += ["-n", rt.name, "--prepare", prepare, run]
         names.append(rt.name)
     path = os.path.join(out_dir, "hyperfine-run.json")
     argv = ["hyperfine", "--style", "basic", "--warmup", "2", "--runs", str(ctx.cfg.n),
@@ -119,10 +121,12 @@ def main() -> int:
         for rt in present:
             if left := rt.sweep(cfg.timeout_s):
                 print(f"bench: {rt.name}: removed leftover containers {left}", file=sys.stderr)
-        scenarios.reap_strays()
+        scenarios.kill_strays()
     rows = report.metrics(cfg.seq)
     print(report.table(store, rows))
     print(report.sanity_line(report.sanity(store)))
+    for line in report.notes(store):
+        print(line, file=sys.stderr)
     if cross:
         print("hyperfine cross-check (not alternated), run median ms: "
               + ", ".join(f"{k} {v['median_ms']:.2f}" for k, v in cross.items()))

@@ -36,6 +36,8 @@ def metrics(seq: int) -> list[Metric]:
 def _fmt(v: float | None) -> str:
     if v is None:
         return "n/a"
+    if v == 0:
+        return "0"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     if abs(v) >= 100:
@@ -70,6 +72,23 @@ def table(store: Store, rows: list[Metric]) -> str:
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def notes(store: Store) -> list[str]:
+    """One line per (metric, runtime) with failures or a skip, and per warning."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for key, per_rt in store.skipped.items():
+        for rt, reason in per_rt.items():
+            grouped.setdefault((rt, f"skipped: {reason}"), []).append(key)
+    for key, per_rt in store.failures.items():
+        for rt, msgs in per_rt.items():
+            if rt not in store.skipped.get(key, {}):
+                text = f"{len(msgs)} failed sample(s), first: {msgs[0]}"
+                grouped.setdefault((rt, text), []).append(key)
+    out = [f"note: {rt} {', '.join(keys)}: {text}" for (rt, text), keys in grouped.items()]
+    for rt, msgs in store.extra.get("warnings", {}).items():
+        out += [f"warning: {rt}: {m}" for m in msgs]
+    return out
 
 
 def sanity(store: Store) -> dict:

@@ -8,7 +8,9 @@ runtime that does not relay X_* keys); a failure raises SampleError.
 
 import os
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -26,9 +28,9 @@ class SampleError(Exception):
 class Config:
     """Knobs, from the BENCH_* environment (see README.md)."""
 
-    n: int = 20  # rounds per scenario
+    n: int = 50  # rounds per scenario
     seq: int = 100  # runs per sample of the sequential scenario
-    seq_n: int = 3  # samples of the sequential scenario
+    seq_n: int = 5  # samples of the sequential scenario
     lat_count: int = 20  # spaced X_* datagrams per relay sample
     lat_gap_us: int = 1000
     burst: int = 2000  # back-to-back X_* datagrams per relay sample
@@ -52,6 +54,11 @@ class Ctx:
         path = os.path.join(self.logs, f"{rt.name}-{what}.log")
         open(path, "w").close()
         return path
+
+    def cid(self, rt: Runtime, what: str, i) -> str:
+        """Container id unique per runtime, bench run and iteration: with the spec's default
+        cgroup path (/<id>), a shared id would make runtimes share (and race on) a cgroup."""
+        return f"{rt.name}-{os.getpid()}-{what}-{i}"
 
     def notify_env(self) -> dict[str, str]:
         return dict(base_env(), NOTIFY_SOCKET=self.listener.path)
@@ -99,6 +106,27 @@ def reap_strays() -> None:
             return
 
 
+def kill_strays() -> None:
+    """SIGKILL and reap every remaining child (orphans that came to us), at the very end."""
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = f.read().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        if ppid == me:
+            print(f"bench: killing leftover process {entry}", file=sys.stderr)
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                os.waitpid(int(entry), 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+    reap_strays()
+
+
 def _checked(ctx: Ctx, rt: Runtime, res: dict, cid: str) -> dict:
     if not res.get("ok"):
         rt.cleanup(cid, ctx.cfg.timeout_s)
@@ -110,7 +138,7 @@ def scenario_run(ctx: Ctx) -> None:
     """`run` of /bin/true: wall time, CPU of the whole tree, peak RSS (one invocation each)."""
 
     def sample(rt: Runtime, i):
-        cid = f"run-{i}"
+        cid = ctx.cid(rt, "run", i)
         res = ctx.exe.run([rt.argv("run", "-b", ctx.bundles["true"], cid)], ctx.log(rt, "run"), base_env())
         _checked(ctx, rt, res, cid)
         rt.cleanup(cid, ctx.cfg.timeout_s)
@@ -124,7 +152,7 @@ def scenario_create_start_delete(ctx: Ctx) -> None:
     """create, start, delete -f of one container, in one helper invocation."""
 
     def sample(rt: Runtime, i):
-        cid = f"csd-{i}"
+        cid = ctx.cid(rt, "csd", i)
         cmds = [rt.argv("create", "-b", ctx.bundles["true"], cid), rt.argv("start", cid),
                 rt.argv("delete", "-f", cid)]
         res = _checked(ctx, rt, ctx.exe.run(cmds, ctx.log(rt, "csd"), base_env()), cid)
@@ -140,7 +168,7 @@ def scenario_sequential(ctx: Ctx) -> None:
     seq = ctx.cfg.seq
 
     def sample(rt: Runtime, i):
-        res = ctx.exe.run([rt.argv("run", "-b", ctx.bundles["true"], f"seq{i}-{{}}")],
+        res = ctx.exe.run([rt.argv("run", "-b", ctx.bundles["true"], ctx.cid(rt, f"seq{i}", "{}"))],
                           ctx.log(rt, "seq"), base_env(), repeat=1 if i == "w" else seq)
         if not res.get("ok"):
             rt.sweep_containers(ctx.cfg.timeout_s)
@@ -161,23 +189,36 @@ def _log_text(path: str) -> str:
         return f.read()
 
 
+def _wait_log(path: str, pattern: re.Pattern, max_s: float):
+    """First match of pattern in the log, polling up to max_s: the sender logs its send time
+    right *after* sendmsg(2) (logging before would add the write to the measured hop), so a
+    fast relay can deliver READY before the line is in the file."""
+    deadline = time.monotonic() + max_s
+    while True:
+        found = pattern.search(_log_text(path))
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.001)
+
+
 def scenario_detach_ready(ctx: Ctx) -> None:
     """`run -d` with NOTIFY_SOCKET: the container sends READY=1 then sleeps; times from spawn
     to the runtime's return and to the host listener's receipt of READY, and the READY hop
     (container's send timestamp -> receipt)."""
 
     def sample(rt: Runtime, i):
-        cid, log = f"det-{i}", ctx.log(rt, "detach")
+        cid, log = ctx.cid(rt, "det", i), ctx.log(rt, "detach")
         mark = ctx.listener.mark()
         res, helper = ctx.exe.start([rt.argv("run", "-d", "-b", ctx.bundles["notify"], cid)], log,
                                     ctx.notify_env(), linger_s=ctx.cfg.timeout_s * 3)
         try:
             _checked(ctx, rt, res, cid)
             ready = ctx.listener.wait_for(mark, lambda d: d.is_ready(), 5.0)
-            sent = _SEND_RE.search(_log_text(log))
+            sent = _wait_log(log, _SEND_RE, 2.0)
         finally:
             rt.cleanup(cid, ctx.cfg.timeout_s)
-            _finish(helper, ctx.cfg.timeout_s)
+            if not _finish(helper, ctx.cfg.timeout_s):
+                ctx.store.add_extra("warnings", rt.name, f"{cid}: processes outlived delete -f by {ctx.cfg.timeout_s} s")
         if ready is None:
             raise SampleError("no READY=1 reached the host listener within 5 s")
         if sent is None or int(sent.group(2)) < 0:
@@ -190,13 +231,16 @@ def scenario_detach_ready(ctx: Ctx) -> None:
               ctx.cfg.n, sample)
 
 
-def _finish(helper, timeout_s: int) -> None:
-    """Wait for a lingering bench-exec; kill it if it outlives the container's cleanup."""
+def _finish(helper, timeout_s: int) -> bool:
+    """Wait for a lingering bench-exec, which exits once every orphan it adopted (the container,
+    a detached relay) is gone; kill it after timeout_s and return False."""
     try:
         helper.wait(timeout=timeout_s)
-    except Exception:  # noqa: BLE001 - any failure: make sure it is gone
+        return True
+    except subprocess.TimeoutExpired:
         helper.kill()
         helper.wait()
+        return False
 
 
 def scenario_relay(ctx: Ctx) -> None:
@@ -204,7 +248,7 @@ def scenario_relay(ctx: Ctx) -> None:
     apart, then a burst of X_* datagrams back to back; the host listener timestamps each."""
 
     def sample(rt: Runtime, i):
-        cid, log = f"relay-{i}", ctx.log(rt, "relay")
+        cid, log = ctx.cid(rt, "relay", i), ctx.log(rt, "relay")
         mark = ctx.listener.mark()
         res = ctx.exe.run([rt.argv("run", "-b", ctx.bundles["relay"], cid)], log, ctx.notify_env())
         _checked(ctx, rt, res, cid)
