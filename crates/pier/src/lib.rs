@@ -5,8 +5,14 @@
 //! pure parts (argv normaliser, config.json -> Plan) directly.
 #![deny(unsafe_code)]
 
+pub mod cgroups;
 pub mod cli;
+pub mod commands;
 pub mod error;
+pub mod init;
 pub mod logging;
+pub mod signals;
+pub mod spawn;
 pub mod spec;
+pub mod state;
 pub mod sys;

@@ -115,7 +115,7 @@ fn mount_of(m: &oci_spec::runtime::Mount) -> Mount {
 
 fn rootfs_propagation(value: Option<&str>) -> Result<Propagation> {
     match value {
-        None | Some("") => Ok(Propagation { kind: PropagationKind::Private, recursive: true }),
+        None | Some("") => Ok(Propagation { kind: PropagationKind::Slave, recursive: true }),
         Some(v) => parse_propagation(v)
             .with_context(|| format!("config.json: invalid linux.rootfsPropagation {v:?}")),
     }

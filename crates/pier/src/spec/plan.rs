@@ -28,7 +28,7 @@ pub struct Plan {
     pub namespaces: Vec<Namespace>,
     /// `mounts`, in config order (order matters: later mounts may sit on earlier ones).
     pub mounts: Vec<Mount>,
-    /// `linux.rootfsPropagation` applied to the rootfs mount (default: private, as runc).
+    /// `linux.rootfsPropagation` applied to the container's `/` (default: rslave, as runc).
     pub rootfs_propagation: Propagation,
     /// Device nodes to create: the runtime-spec defaults, then `linux.devices`.
     pub devices: Vec<Device>,

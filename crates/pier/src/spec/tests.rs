@@ -29,7 +29,7 @@ fn minimal_config() {
     assert!(p.creates_namespace(NamespaceKind::Pid));
     assert!(!p.has_namespace(NamespaceKind::Network));
     assert_eq!(p.devices.len(), 6, "the six default devices");
-    assert_eq!(p.rootfs_propagation, Propagation { kind: PropagationKind::Private, recursive: true });
+    assert_eq!(p.rootfs_propagation, Propagation { kind: PropagationKind::Slave, recursive: true });
 }
 
 #[test]

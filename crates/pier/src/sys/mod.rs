@@ -239,3 +239,19 @@ pub fn exit_immediately(code: i32) -> ! {
 pub fn raw(fd: BorrowedFd<'_>) -> RawFd {
     fd.as_raw_fd()
 }
+
+/// `close(2)` an fd that a value in this process's memory owns, without running its owner's
+/// destructor. Only for the child of [`clone3`]: the owner's copy lives on in the parent,
+/// which closes its own fd; the child must not keep the open file (a lock, a directory).
+pub fn close_inherited(fd: BorrowedFd<'_>) {
+    // SAFETY: the child never uses the owning value again (it execs or _exits), so no one
+    // reads the closed fd number afterwards.
+    unsafe { libc::close(fd.as_raw_fd()) };
+}
+
+/// Whether fd number `fd` is open in this process (`fcntl(fd, F_GETFD)` does not fail with
+/// `EBADF`), for checking inherited fds such as `--preserve-fds`.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD reads only the fd's flags; a closed fd yields EBADF, no UB.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}

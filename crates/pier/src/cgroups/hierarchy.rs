@@ -1,0 +1,155 @@
+//! The cgroup hierarchies mounted on this host (`/proc/self/mountinfo`) and pier's own place in
+//! each (`/proc/self/cgroup`), see `cgroups(7)` and `proc_pid_mountinfo(5)`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// One mounted hierarchy: cgroup2, or a v1 hierarchy with its controllers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Where it is mounted (`/sys/fs/cgroup/memory`).
+    pub mountpoint: PathBuf,
+    /// v1 controllers (`["cpu"]`, `["name=systemd"]`); empty for cgroup2.
+    pub controllers: Vec<String>,
+    /// pier's own cgroup in this hierarchy (`/user.slice/…`).
+    pub own_path: String,
+}
+
+impl Hierarchy {
+    /// Whether this is the cgroup2 (unified) hierarchy.
+    pub fn is_v2(&self) -> bool {
+        self.controllers.is_empty()
+    }
+
+    /// The container's directory for a `cgroupsPath`: absolute from the hierarchy's root,
+    /// relative from pier's own cgroup.
+    pub fn container_dir(&self, path: &str) -> Result<PathBuf> {
+        let inner = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.own_path.trim_end_matches('/'), path)
+        };
+        let inner = inner.trim_start_matches('/');
+        if inner.is_empty() {
+            anyhow::bail!("cgroupsPath {path:?} names the root cgroup");
+        }
+        Ok(self.mountpoint.join(inner))
+    }
+
+    /// mkdir -p the container's directory; a v1 cpuset gets its parent's cpus and mems
+    /// (an empty cpuset refuses tasks).
+    pub fn make_dir(&self, dir: &Path) -> Result<()> {
+        if self.controllers.iter().any(|c| c == "cpuset") {
+            return make_cpuset_dir(&self.mountpoint, dir);
+        }
+        fs::create_dir_all(dir).with_context(|| format!("create cgroup {}", dir.display()))
+    }
+}
+
+fn make_cpuset_dir(mountpoint: &Path, dir: &Path) -> Result<()> {
+    if let Some(parent) = dir.parent() {
+        if parent != mountpoint && !parent.exists() {
+            make_cpuset_dir(mountpoint, parent)?;
+        }
+    }
+    if !dir.exists() {
+        fs::create_dir(dir).with_context(|| format!("create cgroup {}", dir.display()))?;
+    }
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let current = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        if current.trim().is_empty() {
+            let parent = dir.parent().context("cpuset has no parent")?;
+            let value = fs::read_to_string(parent.join(file)).with_context(|| format!("read parent {file}"))?;
+            fs::write(dir.join(file), value.trim()).with_context(|| format!("write {file}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `dir` is on a cgroup2 filesystem.
+pub fn is_cgroup2(dir: &Path) -> bool {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    rustix::fs::statfs(dir).is_ok_and(|s| s.f_type == CGROUP2_SUPER_MAGIC)
+}
+
+/// Every cgroup hierarchy mounted in this mount namespace, with pier's own path in it.
+pub fn mounted() -> Result<Vec<Hierarchy>> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let own = fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    Ok(parse(&mountinfo, &own))
+}
+
+/// Pure parser of `mountinfo` and `/proc/self/cgroup` contents.
+pub fn parse(mountinfo: &str, own_cgroups: &str) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        let (Some(mountpoint), Some(fstype), Some(opts)) = (pre.get(4), post.first(), post.get(2)) else {
+            continue;
+        };
+        let controllers: Vec<String> = match *fstype {
+            "cgroup2" => Vec::new(),
+            "cgroup" => opts
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent") && *o != "clone_children" && *o != "noprefix" && *o != "xattr")
+                .map(String::from)
+                .collect(),
+            _ => continue,
+        };
+        if out.iter().any(|h| h.controllers == controllers) {
+            continue; // the same hierarchy mounted twice
+        }
+        let own_path = own_path(own_cgroups, &controllers).unwrap_or_else(|| "/".to_string());
+        out.push(Hierarchy { mountpoint: PathBuf::from(mountpoint), controllers, own_path });
+    }
+    out
+}
+
+fn own_path(own_cgroups: &str, controllers: &[String]) -> Option<String> {
+    own_cgroups.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let mut listed: Vec<&str> = list.split(',').filter(|c| !c.is_empty()).collect();
+        let mut wanted: Vec<&str> = controllers.iter().map(String::as_str).collect();
+        listed.sort_unstable();
+        wanted.sort_unstable();
+        (listed == wanted).then(|| path.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+30 24 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+32 30 0:28 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+34 30 0:30 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+";
+    const OWN: &str = "4:memory:/work\n3:cpu,cpuacct:/\n1:name=systemd:/init.scope\n0::/sess\n";
+
+    #[test]
+    fn hybrid_host() {
+        let h = parse(MOUNTINFO, OWN);
+        assert_eq!(h.len(), 4);
+        assert!(h[0].is_v2());
+        assert_eq!(h[0].own_path, "/sess");
+        assert_eq!(h[1].controllers, ["name=systemd"]);
+        assert_eq!(h[2].controllers, ["cpu", "cpuacct"]);
+        assert_eq!(h[3].own_path, "/work");
+    }
+
+    #[test]
+    fn relative_and_absolute_paths() {
+        let h = &parse(MOUNTINFO, OWN)[3];
+        assert_eq!(h.container_dir("c1").unwrap(), Path::new("/sys/fs/cgroup/memory/work/c1"));
+        assert_eq!(h.container_dir("/a/b").unwrap(), Path::new("/sys/fs/cgroup/memory/a/b"));
+        assert!(h.container_dir("/").is_err());
+    }
+}

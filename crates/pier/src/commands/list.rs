@@ -1,0 +1,52 @@
+//! `pier list`: a table (`ID PID STATUS BUNDLE CREATED OWNER`), JSON (`null` when empty, as
+//! runc prints), or only the ids with `--quiet`.
+
+use anyhow::Result;
+
+use crate::cli::{Global, ListArgs, ListFormat};
+use crate::state::{self, ContainerDir};
+
+use super::state::state_json;
+
+/// List the containers under `--root`.
+pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for id in state::list_ids(&global.root)? {
+        let Ok(dir) = ContainerDir::open(&global.root, &id) else { continue };
+        let saved = dir.read_state()?;
+        rows.push(state_json(&id, state::status(&dir, saved.as_ref()), saved.as_ref()));
+    }
+    if args.quiet {
+        for r in &rows {
+            println!("{}", r["id"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    match args.format {
+        ListFormat::Json if rows.is_empty() => println!("null"),
+        ListFormat::Json => println!("{}", serde_json::to_string(&rows)?),
+        ListFormat::Table => print_table(&rows),
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[serde_json::Value]) {
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().map(String::from).unwrap_or_else(|| r[k].to_string());
+            [s("id"), s("pid"), s("status"), s("bundle"), s("created"), s("owner")]
+        })
+        .collect();
+    let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&cells) {
+        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", line.join("   ").trim_end());
+    }
+}

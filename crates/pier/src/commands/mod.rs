@@ -1,0 +1,52 @@
+//! One module per subcommand; each prints runc-shaped output and returns the exit status.
+
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+/// The version text, runc's three-line shape (`runc version`, `commit:`, `spec:`).
+pub fn version_text() -> String {
+    format!(
+        "pier version {}\ncommit: {}\nspec: 1.2.0\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("PIER_COMMIT").unwrap_or("unknown")
+    )
+}
+
+/// Run the parsed command line; returns the process exit status.
+///
+/// # Errors
+/// Whatever the command fails with; `main` reports it once.
+pub fn dispatch(cli: &Cli) -> Result<u8> {
+    let global = &cli.global;
+    let Some(command) = &cli.command else {
+        if global.version {
+            print!("{}", version_text());
+            return Ok(0);
+        }
+        anyhow::bail!("no command given: see `pier --help`");
+    };
+    match command {
+        Command::Version => {
+            print!("{}", version_text());
+            Ok(0)
+        }
+        Command::Spec(args) => spec::run(args).map(|_| 0),
+        Command::Create(args) => create::run(global, args).map(|_| 0),
+        Command::Start(args) => start::run(global, &args.id),
+        Command::Run(args) => run::run(global, args),
+        Command::State(args) => state::run(global, &args.id).map(|_| 0),
+        Command::Kill(args) => kill::run(global, args).map(|_| 0),
+        Command::Delete(args) => delete::run(global, args).map(|_| 0),
+        Command::List(args) => list::run(global, args).map(|_| 0),
+    }
+}

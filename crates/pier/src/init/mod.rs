@@ -1,0 +1,95 @@
+//! The container's init before `execve`: one ordered list of small steps ([`prepare`]).
+//!
+//! This code runs in the child of `clone3`, inside the new namespaces, still as pier. It never
+//! returns: it either `execve`s the container process or reports its error to the parent over
+//! the channel and `_exit(1)`s. Order is security-relevant and reads top to bottom.
+
+mod identity;
+mod mounts;
+mod namespaces;
+mod process;
+mod resolve;
+mod rootfs;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use rustix::fs::{Mode, OFlags};
+
+use crate::spawn::protocol::{Channel, ToChild, ToParent};
+use crate::spec::Plan;
+
+pub use namespaces::link_type;
+
+/// Everything the child needs, moved into it by `clone3`.
+pub struct InitContext<'a> {
+    pub id: &'a str,
+    pub plan: &'a Plan,
+    /// `--no-pivot`.
+    pub no_pivot: bool,
+    /// `--no-new-keyring`.
+    pub no_new_keyring: bool,
+    /// How many fds from 3 on cross `execve` (LISTEN_FDS + `--preserve-fds`).
+    pub keep_fds: u32,
+    /// Variables added to `process.env` (NOTIFY_SOCKET, LISTEN_*), replacing same-named ones.
+    pub extra_env: Vec<String>,
+    /// The container's cgroup directories (for `cgroup` bind mounts without a cgroup ns).
+    pub cgroup_dirs: Vec<PathBuf>,
+}
+
+/// Run the init in the child; never returns.
+pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
+    let proc_self_fd = match rustix::fs::open("/proc/self/fd", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) => fail(&channel, anyhow::Error::from(e).context("open /proc/self/fd")),
+    };
+    let exec = match prepare(ctx, &channel) {
+        Ok(exec) => exec,
+        Err(e) => fail(&channel, e),
+    };
+    if channel.send(&ToParent::Ready).is_err() {
+        crate::sys::exit_immediately(1);
+    }
+    drop(channel);
+    if let Err(e) = process::wait_for_start(proc_self_fd, fifo) {
+        eprintln!("pier: container init: {e:#}");
+        crate::sys::exit_immediately(1);
+    }
+    let err = process::exec(&exec, ctx.keep_fds);
+    // The parent is gone by now (create returned): stderr is the container's.
+    eprintln!("pier: container init: {err:#}");
+    crate::sys::exit_immediately(127)
+}
+
+fn fail(channel: &Channel, e: anyhow::Error) -> ! {
+    let _ = channel.send(&ToParent::Error(format!("{e:#}")));
+    crate::sys::exit_immediately(1)
+}
+
+/// The steps, in order. Each line is one concern; see the module of each for the why.
+fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
+    let plan = ctx.plan;
+    match channel.recv::<ToChild>().context("wait for the parent")? {
+        Some(ToChild::Go) => {}
+        None => anyhow::bail!("the parent went away"),
+    }
+    namespaces::join(plan)?;
+    namespaces::set_uts_names(plan)?;
+    namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
+    let root = rootfs::prepare(plan)?;
+    mounts::mount_all(plan, root.as_fd(), &ctx.cgroup_dirs)?;
+    rootfs::create_devices(plan, root.as_fd())?;
+    rootfs::dev_symlinks(root.as_fd())?;
+    rootfs::ensure_cwd(plan, root.as_fd())?;
+    rootfs::sysctl(plan, root.as_fd())?;
+    rootfs::mask_paths(plan, root.as_fd())?;
+    rootfs::readonly_paths(plan, root.as_fd())?;
+    drop(root);
+    rootfs::switch_root(plan, ctx.no_pivot)?;
+    rootfs::finish(plan)?;
+    process::apply_limits(&plan.process)?;
+    process::enter_cwd(&plan.process)?;
+    identity::apply(&plan.process)?;
+    process::resolve(&plan.process, &ctx.extra_env)
+}

@@ -1,0 +1,169 @@
+//! `mounts` of config.json, in order, each onto a destination resolved inside the rootfs
+//! (`mount(2)`, runtime-spec "Mounts"). Bind mounts take their flags in a second, remount
+//! step, as the kernel ignores them on the first `MS_BIND`.
+
+use std::os::fd::BorrowedFd;
+
+use anyhow::{Context, Result};
+use rustix::mount::{mount, mount_change, mount_remount, MountFlags, MountPropagationFlags};
+
+use super::resolve::{ensure_in_root, fd_path, open_in_root, Leaf};
+use crate::cgroups::Hierarchy;
+use crate::spec::{BindKind, Mount, Plan, Propagation, PropagationKind};
+
+/// Mount every entry of `plan.mounts` under the rootfs opened as `root`.
+pub fn mount_all(plan: &Plan, root: BorrowedFd<'_>, cgroup_dirs: &[std::path::PathBuf]) -> Result<()> {
+    for m in &plan.mounts {
+        let result = if m.fstype == "cgroup" || m.fstype == "cgroup2" {
+            mount_cgroup(plan, m, root, cgroup_dirs)
+        } else {
+            mount_one(plan, m, root)
+        };
+        result.with_context(|| format!("mount {} on {}", describe(m), m.destination))?;
+    }
+    Ok(())
+}
+
+fn describe(m: &Mount) -> String {
+    if m.bind.is_some() {
+        format!("bind {}", m.source)
+    } else {
+        format!("{} ({})", m.source, m.fstype)
+    }
+}
+
+/// Mount one entry.
+pub fn mount_one(plan: &Plan, m: &Mount, root: BorrowedFd<'_>) -> Result<()> {
+    let Some(bind) = m.bind else {
+        let target = ensure_in_root(root, &m.destination, Leaf::Dir)?;
+        let data = (!m.data.is_empty()).then(|| std::ffi::CString::new(m.data.clone())).transpose()?;
+        mount(&m.source, fd_path(&target), &m.fstype, flags_of(m), data.as_deref())?;
+        return apply_propagation(root, &m.destination, m.propagation);
+    };
+    let source = plan.bundle.join(&m.source);
+    let meta = std::fs::metadata(&source).with_context(|| format!("bind source {}", source.display()))?;
+    let leaf = if meta.is_dir() { Leaf::Dir } else { Leaf::File };
+    let target = ensure_in_root(root, &m.destination, leaf)?;
+    let mut flags = MountFlags::BIND;
+    if bind == BindKind::Recursive {
+        flags |= MountFlags::REC;
+    }
+    mount(&source, fd_path(&target), "", flags, None)?;
+    drop(target);
+    let extra = flags_of(m);
+    if !extra.is_empty() {
+        // Reopen: the old fd names the covered directory, not the new mount.
+        let target = open_in_root(root, &m.destination)?;
+        mount_remount(fd_path(&target), MountFlags::BIND | extra, "")
+            .context("remount the bind mount with its options")?;
+    }
+    apply_propagation(root, &m.destination, m.propagation)
+}
+
+/// The MS_* flags an entry's options asked for.
+fn flags_of(m: &Mount) -> MountFlags {
+    let f = &m.flags;
+    let pairs = [
+        (f.readonly, MountFlags::RDONLY),
+        (f.nosuid, MountFlags::NOSUID),
+        (f.nodev, MountFlags::NODEV),
+        (f.noexec, MountFlags::NOEXEC),
+        (f.sync, MountFlags::SYNCHRONOUS),
+        (f.dirsync, MountFlags::DIRSYNC),
+        (f.mand, MountFlags::PERMIT_MANDATORY_FILE_LOCKING),
+        (f.noatime, MountFlags::NOATIME),
+        (f.nodiratime, MountFlags::NODIRATIME),
+        (f.relatime, MountFlags::RELATIME),
+        (f.strictatime, MountFlags::STRICTATIME),
+    ];
+    pairs.iter().filter(|(on, _)| *on).fold(MountFlags::empty(), |acc, (_, f)| acc | *f)
+}
+
+/// Set a mount's propagation (`mount(NULL, target, NULL, MS_SHARED|…, NULL)`).
+pub fn apply_propagation(root: BorrowedFd<'_>, destination: &str, p: Option<Propagation>) -> Result<()> {
+    let Some(p) = p else { return Ok(()) };
+    let target = open_in_root(root, destination)?;
+    mount_change(fd_path(&target), propagation_flags(p)).context("set mount propagation")?;
+    Ok(())
+}
+
+/// rustix flags for a Plan propagation.
+pub fn propagation_flags(p: Propagation) -> MountPropagationFlags {
+    let kind = match p.kind {
+        PropagationKind::Shared => MountPropagationFlags::SHARED,
+        PropagationKind::Slave => MountPropagationFlags::DOWNSTREAM,
+        PropagationKind::Private => MountPropagationFlags::PRIVATE,
+        PropagationKind::Unbindable => MountPropagationFlags::UNBINDABLE,
+    };
+    if p.recursive {
+        kind | MountPropagationFlags::REC
+    } else {
+        kind
+    }
+}
+
+/// A `cgroup` mount. A pure cgroup2 host gets a cgroup2 mount. A v1 or hybrid host gets a
+/// tmpfs with one directory per hierarchy: a fresh cgroup mount of that hierarchy when the
+/// container has its own cgroup namespace (the namespace root is the container's cgroup),
+/// otherwise a bind mount of the container's own directory, so the host tree stays hidden.
+fn mount_cgroup(plan: &Plan, m: &Mount, root: BorrowedFd<'_>, cgroup_dirs: &[std::path::PathBuf]) -> Result<()> {
+    let hierarchies = crate::cgroups::hierarchy_list()?;
+    let flags = flags_of(m);
+    let target = ensure_in_root(root, &m.destination, Leaf::Dir)?;
+    if hierarchies.len() == 1 && hierarchies[0].is_v2() {
+        mount("cgroup2", fd_path(&target), "cgroup2", flags, None)?;
+        return apply_propagation(root, &m.destination, m.propagation);
+    }
+    mount("tmpfs", fd_path(&target), "tmpfs", flags - MountFlags::RDONLY, Some(c"mode=755"))?;
+    let own_ns = plan.creates_namespace(crate::spec::NamespaceKind::Cgroup);
+    for h in &hierarchies {
+        let name = h.mountpoint.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dest = format!("{}/{}", m.destination, name);
+        mount_hierarchy(h, root, &dest, own_ns, cgroup_dirs, flags)?;
+        link_comounted(root, &m.destination, &name)?;
+    }
+    if flags.contains(MountFlags::RDONLY) {
+        let target = open_in_root(root, &m.destination)?;
+        mount_remount(fd_path(&target), flags, "mode=755")?;
+    }
+    apply_propagation(root, &m.destination, m.propagation)
+}
+
+fn mount_hierarchy(
+    h: &Hierarchy,
+    root: BorrowedFd<'_>,
+    dest: &str,
+    own_ns: bool,
+    cgroup_dirs: &[std::path::PathBuf],
+    flags: MountFlags,
+) -> Result<()> {
+    let dir = ensure_in_root(root, dest, Leaf::Dir)?;
+    if own_ns {
+        let (fstype, data) = if h.is_v2() { ("cgroup2", String::new()) } else { ("cgroup", h.controllers.join(",")) };
+        let data = std::ffi::CString::new(data)?;
+        mount("cgroup", fd_path(&dir), fstype, flags, Some(data.as_c_str()))?;
+        return Ok(());
+    }
+    let Some(source) = cgroup_dirs.iter().find(|d| d.starts_with(&h.mountpoint)) else {
+        return Ok(());
+    };
+    mount(source.as_path(), fd_path(&dir), "", MountFlags::BIND | MountFlags::REC, None)?;
+    let reopened = open_in_root(root, dest)?;
+    mount_remount(fd_path(&reopened), MountFlags::BIND | flags, "")?;
+    Ok(())
+}
+
+/// `cpu,cpuacct` is also reachable as `cpu` and `cpuacct` (symlinks), as on the host.
+fn link_comounted(root: BorrowedFd<'_>, base: &str, name: &str) -> Result<()> {
+    if !name.contains(',') {
+        return Ok(());
+    }
+    let dir = open_in_root(root, base)?;
+    for part in name.split(',') {
+        match rustix::fs::symlinkat(name, &dir, part) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

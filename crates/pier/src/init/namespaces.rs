@@ -1,0 +1,69 @@
+//! Namespaces joined by `path` (`setns(2)`), the UTS names, and the session keyring.
+//!
+//! New namespaces come from `clone3` flags; this module joins the existing ones named in
+//! config.json, user namespace first so the others are joined with its privileges. A pid or
+//! time namespace is entered by the parent before `clone3` (they apply to children only).
+
+use anyhow::{Context, Result};
+use std::os::fd::AsFd;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+
+use crate::spec::{NamespaceKind, Plan};
+
+/// setns into every namespace of the plan that has a `path`, except pid and time.
+pub fn join(plan: &Plan) -> Result<()> {
+    let mut joined: Vec<_> = plan
+        .namespaces
+        .iter()
+        .filter(|n| n.path.is_some() && !matches!(n.kind, NamespaceKind::Pid | NamespaceKind::Time))
+        .collect();
+    joined.sort_by_key(|n| n.kind != NamespaceKind::User);
+    for ns in joined {
+        let path = ns.path.as_ref().expect("filtered on path");
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .with_context(|| format!("open namespace {}", path.display()))?;
+        move_into_link_name_space(fd.as_fd(), Some(link_type(ns.kind)))
+            .with_context(|| format!("join {:?} namespace {}", ns.kind, path.display()))?;
+    }
+    Ok(())
+}
+
+/// The setns(2) `nstype` for a kind.
+pub fn link_type(kind: NamespaceKind) -> LinkNameSpaceType {
+    match kind {
+        NamespaceKind::Pid => LinkNameSpaceType::ProcessID,
+        NamespaceKind::Network => LinkNameSpaceType::Network,
+        NamespaceKind::Mount => LinkNameSpaceType::Mount,
+        NamespaceKind::Ipc => LinkNameSpaceType::InterProcessCommunication,
+        NamespaceKind::Uts => LinkNameSpaceType::HostNameAndNISDomainName,
+        NamespaceKind::User => LinkNameSpaceType::User,
+        NamespaceKind::Cgroup => LinkNameSpaceType::ControlGroup,
+        NamespaceKind::Time => LinkNameSpaceType::Time,
+    }
+}
+
+/// `hostname` and `domainname` (`sethostname(2)`, `setdomainname(2)`).
+pub fn set_uts_names(plan: &Plan) -> Result<()> {
+    if let Some(name) = &plan.hostname {
+        rustix::system::sethostname(name.as_bytes()).context("sethostname")?;
+    }
+    if let Some(name) = &plan.domainname {
+        rustix::system::setdomainname(name.as_bytes()).context("setdomainname")?;
+    }
+    Ok(())
+}
+
+/// A new session keyring named after the container, unless `--no-new-keyring`. A kernel
+/// without keyrings (ENOSYS) is not an error, as in runc.
+pub fn join_keyring(id: &str, no_new_keyring: bool) -> Result<()> {
+    if no_new_keyring {
+        return Ok(());
+    }
+    let name = std::ffi::CString::new(id)?;
+    match crate::sys::join_session_keyring(&name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Ok(()),
+        other => other.context("join a new session keyring"),
+    }
+}

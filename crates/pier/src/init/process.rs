@@ -1,0 +1,142 @@
+//! The last steps before `execve`: limits, working directory, the executable and its
+//! environment, the exec fifo wait, and closing every fd not asked for.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use rustix::fs::{Access, Mode, OFlags};
+
+use crate::spec::Process;
+
+/// What `execve` gets.
+pub struct Exec {
+    pub path: CString,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+}
+
+/// rlimits (`setrlimit(2)`), oom_score_adj (`proc(5)`), umask (default 0022).
+pub fn apply_limits(process: &Process) -> Result<()> {
+    for r in &process.rlimits {
+        let limit = rustix::process::Rlimit {
+            current: (r.soft != u64::MAX).then_some(r.soft),
+            maximum: (r.hard != u64::MAX).then_some(r.hard),
+        };
+        let resource = resource_of(r.resource).context("rlimit resource")?;
+        rustix::process::setrlimit(resource, limit).with_context(|| format!("setrlimit({resource:?})"))?;
+    }
+    if let Some(adj) = process.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).context("write oom_score_adj")?;
+    }
+    rustix::process::umask(Mode::from_raw_mode(process.umask.unwrap_or(0o022)));
+    Ok(())
+}
+
+fn resource_of(n: i32) -> Option<rustix::process::Resource> {
+    use rustix::process::Resource as R;
+    let all = [
+        R::Cpu, R::Fsize, R::Data, R::Stack, R::Core, R::Rss, R::Nproc, R::Nofile,
+        R::Memlock, R::As, R::Locks, R::Sigpending, R::Msgqueue, R::Nice, R::Rtprio, R::Rttime,
+    ];
+    all.into_iter().find(|r| *r as i32 == n)
+}
+
+/// `chdir(process.cwd)` inside the new root, then check with `getcwd(2)` that the working
+/// directory is reachable from the new root (a directory outside it reads `(unreachable)`:
+/// the CVE-2024-21626 class).
+pub fn enter_cwd(process: &Process) -> Result<()> {
+    rustix::process::chdir(process.cwd.as_str()).with_context(|| format!("chdir to cwd {:?}", process.cwd))?;
+    let cwd = rustix::process::getcwd(Vec::new()).context("getcwd")?;
+    if !cwd.to_bytes().starts_with(b"/") {
+        bail!("working directory {cwd:?} is outside the container");
+    }
+    Ok(())
+}
+
+/// Find the executable as `execvp(3)` would, in the container's PATH, as the container user,
+/// and build argv and envp. `HOME` is set from /etc/passwd (or `/`) when the config has none.
+///
+/// # Errors
+/// runc's wording, which engines classify: `exec: "x": executable file not found in $PATH`,
+/// or `exec: "/x": stat /x: no such file or directory` / `permission denied`.
+pub fn resolve(process: &Process, extra_env: &[String]) -> Result<Exec> {
+    let mut env: Vec<String> = process.env.clone();
+    for e in extra_env {
+        let key = e.split('=').next().unwrap_or_default();
+        env.retain(|old| old.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(process.uid)));
+    }
+    let arg0 = &process.args[0];
+    let path = if arg0.contains('/') {
+        check_executable(arg0)?;
+        arg0.clone()
+    } else {
+        let search = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        search
+            .split(':')
+            .map(|dir| format!("{}/{arg0}", if dir.is_empty() { "." } else { dir }))
+            .find(|candidate| is_executable_file(candidate))
+            .with_context(|| format!("exec: {arg0:?}: executable file not found in $PATH"))?
+    };
+    let cstrings = |v: &[String]| -> Result<Vec<CString>> { v.iter().map(|s| CString::new(s.as_str()).context("NUL in argument")).collect() };
+    Ok(Exec { path: CString::new(path)?, argv: cstrings(&process.args)?, envp: cstrings(&env)? })
+}
+
+fn check_executable(path: &str) -> Result<()> {
+    let st = rustix::fs::stat(path).map_err(std::io::Error::from).with_context(|| format!("exec: {path:?}: stat {path}"))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
+        bail!("exec: {path:?}: is a directory");
+    }
+    rustix::fs::access(path, Access::EXEC_OK).map_err(std::io::Error::from).with_context(|| format!("exec: {path:?}"))?;
+    Ok(())
+}
+
+fn is_executable_file(path: &str) -> bool {
+    rustix::fs::stat(path).is_ok_and(|st| !rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+        && rustix::fs::access(path, Access::EXEC_OK).is_ok()
+}
+
+/// The home directory of `uid` in the container's /etc/passwd, or `/`.
+fn home_of(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// Block until `start` opens the exec fifo, then hand it one byte. The fifo is reopened for
+/// writing through `proc_self_fd` (the host's /proc/self/fd, opened before the root switch),
+/// from the `O_PATH` fd `fifo` that create opened.
+pub fn wait_for_start(proc_self_fd: OwnedFd, fifo: OwnedFd) -> Result<()> {
+    let name = fifo.as_raw_fd().to_string();
+    let writer = rustix::fs::openat(proc_self_fd.as_fd(), name.as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+        .context("open the exec fifo")?;
+    drop(proc_self_fd);
+    drop(fifo);
+    rustix::io::write(&writer, b"0").context("write the exec fifo")?;
+    Ok(())
+}
+
+/// Close-on-exec for every fd from 3 + `keep` on (LISTEN_FDS and --preserve-fds stay), clear
+/// it on the kept ones, reset signals, and `execve`. Only returns on failure.
+pub fn exec(exec: &Exec, keep: u32) -> anyhow::Error {
+    for fd in 0..3 + keep as i32 {
+        let _ = crate::sys::clear_cloexec(fd);
+    }
+    if let Err(e) = crate::sys::close_range_cloexec(3 + keep) {
+        return anyhow::Error::from(e).context("close_range");
+    }
+    crate::sys::reset_signal_dispositions();
+    if let Err(e) = crate::sys::sigprocmask_set(&crate::sys::SigSet::empty()) {
+        return anyhow::Error::from(e).context("sigprocmask");
+    }
+    let err = crate::sys::execve(&exec.path, &exec.argv, &exec.envp);
+    anyhow::Error::from(err).context(format!("exec {:?}", exec.path))
+}

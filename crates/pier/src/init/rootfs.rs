@@ -1,0 +1,180 @@
+//! The container's root filesystem: propagation, the rootfs bind mount, devices, /dev links,
+//! masked and read-only paths, sysctls, then `pivot_root` (or `MS_MOVE` + `chroot`).
+//!
+//! Everything that touches a path inside the rootfs goes through `resolve` (openat2
+//! RESOLVE_IN_ROOT) while the host /proc is still reachable for `/proc/self/fd/N` targets.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::{mount, mount_bind_recursive, mount_change, mount_remount, MountFlags, MountPropagationFlags};
+
+use super::mounts::propagation_flags;
+use super::resolve::{ensure_in_root, fd_path, open_in_root, open_in_root_with, Leaf};
+use crate::spec::{Device, DeviceKind, Plan};
+
+/// Make every mount a slave of the host (nothing the container mounts leaks out, host mounts
+/// still propagate in), then bind the rootfs onto itself so it is a mount point for
+/// pivot_root. Returns an `O_PATH` fd of the rootfs mount.
+pub fn prepare(plan: &Plan) -> Result<OwnedFd> {
+    mount_change("/", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
+        .context("make / rslave")?;
+    mount_bind_recursive(&plan.rootfs, &plan.rootfs)
+        .with_context(|| format!("bind the rootfs {} onto itself", plan.rootfs.display()))?;
+    // pivot_root(2) refuses a new root whose parent mount is shared.
+    mount_change(&plan.rootfs, MountPropagationFlags::PRIVATE).context("make the rootfs private")?;
+    let fd = rustix::fs::open(&plan.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .with_context(|| format!("open rootfs {}", plan.rootfs.display()))?;
+    Ok(fd)
+}
+
+/// Create the device nodes (`mknod(2)`), replacing whatever the image has at those paths.
+pub fn create_devices(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
+    for d in &plan.devices {
+        create_device(d, root).with_context(|| format!("create device {}", d.path))?;
+    }
+    Ok(())
+}
+
+fn create_device(d: &Device, root: BorrowedFd<'_>) -> Result<()> {
+    let (parent, name) = d.path.rsplit_once('/').context("device path")?;
+    let dir = ensure_in_root(root, if parent.is_empty() { "/" } else { parent }, Leaf::Dir)?;
+    let kind = match d.kind {
+        DeviceKind::Char => rustix::fs::FileType::CharacterDevice,
+        DeviceKind::Block => rustix::fs::FileType::BlockDevice,
+        DeviceKind::Fifo => rustix::fs::FileType::Fifo,
+    };
+    let dev = rustix::fs::makedev(d.major, d.minor);
+    let mode = Mode::from_raw_mode(d.mode);
+    let made = rustix::fs::mknodat(&dir, name, kind, mode, dev);
+    if made == Err(rustix::io::Errno::EXIST) {
+        rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty())?;
+        rustix::fs::mknodat(&dir, name, kind, mode, dev)?;
+    } else {
+        made?;
+    }
+    let node = rustix::fs::openat(&dir, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    // mknod applies the umask; set the exact mode and owner asked for.
+    rustix::fs::chmodat(&dir, name, mode, rustix::fs::AtFlags::empty())?;
+    rustix::fs::chownat(
+        &dir,
+        name,
+        Some(rustix::fs::Uid::from_raw(d.uid)),
+        Some(rustix::fs::Gid::from_raw(d.gid)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    drop(node);
+    Ok(())
+}
+
+/// The /dev symlinks of runtime-spec "Default Devices": fd, stdin, stdout, stderr, ptmx.
+/// An existing entry is left alone.
+pub fn dev_symlinks(root: BorrowedFd<'_>) -> Result<()> {
+    let Ok(dev) = open_in_root(root, "/dev") else { return Ok(()) };
+    let links = [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ];
+    for (target, name) in links {
+        if name == "ptmx" {
+            let _ = rustix::fs::unlinkat(&dev, name, rustix::fs::AtFlags::empty());
+        }
+        match rustix::fs::symlinkat(target, &dev, name) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e).with_context(|| format!("symlink /dev/{name}")),
+        }
+    }
+    Ok(())
+}
+
+/// `linux.maskedPaths`: a directory gets an empty read-only tmpfs, anything else /dev/null.
+/// Paths the container does not have are skipped.
+pub fn mask_paths(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
+    for path in &plan.masked_paths {
+        let Ok(target) = open_in_root(root, path) else { continue };
+        let is_dir = rustix::fs::fstat(&target).is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir());
+        let result = if is_dir {
+            mount("tmpfs", fd_path(&target), "tmpfs", MountFlags::RDONLY, None)
+        } else {
+            mount("/dev/null", fd_path(&target), "", MountFlags::BIND, None)
+        };
+        result.with_context(|| format!("mask {path}"))?;
+    }
+    Ok(())
+}
+
+/// `linux.readonlyPaths`: bind each onto itself and remount it read-only, keeping the
+/// nosuid/nodev/noexec it had.
+pub fn readonly_paths(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
+    for path in &plan.readonly_paths {
+        let Ok(target) = open_in_root(root, path) else { continue };
+        mount_bind_recursive(fd_path(&target), fd_path(&target)).with_context(|| format!("bind {path}"))?;
+        let target = open_in_root(root, path)?;
+        let kept = kept_flags(&target);
+        mount_remount(fd_path(&target), MountFlags::BIND | MountFlags::RDONLY | kept, "")
+            .with_context(|| format!("remount {path} read-only"))?;
+    }
+    Ok(())
+}
+
+/// The nosuid/nodev/noexec flags of the mount `fd` is on (`statvfs(3)` f_flag).
+fn kept_flags(fd: &impl AsFd) -> MountFlags {
+    let Ok(st) = rustix::fs::fstatvfs(fd) else { return MountFlags::empty() };
+    let pairs = [
+        (rustix::fs::StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
+        (rustix::fs::StatVfsMountFlags::NODEV, MountFlags::NODEV),
+        (rustix::fs::StatVfsMountFlags::NOEXEC, MountFlags::NOEXEC),
+    ];
+    pairs.iter().filter(|(v, _)| st.f_flag.contains(*v)).fold(MountFlags::empty(), |a, (_, m)| a | *m)
+}
+
+/// `linux.sysctl`: write each value to `/proc/sys/<key with dots as slashes>` inside.
+pub fn sysctl(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
+    for (key, value) in &plan.sysctl {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let fd = open_in_root_with(root, &path, OFlags::WRONLY | OFlags::TRUNC)
+            .with_context(|| format!("sysctl {key}: open {path}"))?;
+        rustix::io::write(&fd, value.as_bytes()).with_context(|| format!("sysctl {key}={value}"))?;
+    }
+    Ok(())
+}
+
+/// Make `process.cwd` exist inside the rootfs (runc creates it).
+pub fn ensure_cwd(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
+    ensure_in_root(root, &plan.process.cwd, Leaf::Dir).map(drop)
+}
+
+/// Switch the root: `pivot_root(".", ".")` then detach the old root stacked on top (the
+/// trick that needs no put_old directory), or `MS_MOVE` + `chroot` with `--no-pivot`.
+pub fn switch_root(plan: &Plan, no_pivot: bool) -> Result<()> {
+    rustix::process::chdir(&plan.rootfs).context("chdir to the rootfs")?;
+    if no_pivot {
+        rustix::mount::mount_move(".", "/").context("move the rootfs onto /")?;
+        rustix::process::chroot(".").context("chroot")?;
+    } else {
+        rustix::process::pivot_root(".", ".").context("pivot_root")?;
+        // The old root must not propagate our unmount back to the host.
+        mount_change(".", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
+            .context("make the old root rslave")?;
+        rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH).context("detach the old root")?;
+    }
+    rustix::process::chdir("/").context("chdir /")?;
+    Ok(())
+}
+
+/// After the switch: `root.readonly` and `linux.rootfsPropagation`.
+pub fn finish(plan: &Plan) -> Result<()> {
+    if plan.root_readonly {
+        let kept = {
+            let root = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
+            kept_flags(&root)
+        };
+        mount_remount("/", MountFlags::BIND | MountFlags::RDONLY | kept, "").context("remount / read-only")?;
+    }
+    mount_change("/", propagation_flags(plan.rootfs_propagation)).context("set rootfsPropagation")?;
+    Ok(())
+}

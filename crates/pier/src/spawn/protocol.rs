@@ -1,0 +1,77 @@
+//! The parent <-> child channel: one `SOCK_SEQPACKET` socketpair, one JSON message per packet.
+//!
+//! Sequence for `create` (and the create half of `run`):
+//!
+//! | step | parent (pier)                                   | child (future container init)            |
+//! |------|-------------------------------------------------|------------------------------------------|
+//! | 1    | `clone3` into the cgroup v2 dir, new namespaces | blocks in `recv`                         |
+//! | 2    | v1 cgroups, uid/gid maps; sends [`ToChild::Go`] |                                          |
+//! | 3    |                                                 | runs the `init` steps (rootfs, identity…)|
+//! | 4    | blocks in `recv`                                | sends [`ToParent::Ready`], or [`ToParent::Error`] and exits 1 |
+//! | 5    | writes state.json and the pid file; closes      | blocks opening `exec.fifo` for writing   |
+//!
+//! The child never logs its own failure: the parent reports it once, with context. An EOF where
+//! a message was expected means the child died; the parent then reports its exit status.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::net::{recv, send, RecvFlags, SendFlags};
+use serde::{Deserialize, Serialize};
+
+/// Largest message on the channel (an error chain fits comfortably).
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Messages from pier to the child.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ToChild {
+    /// The child's cgroups and id maps are in place: set up the container.
+    Go,
+}
+
+/// Messages from the child to pier.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ToParent {
+    /// Set-up finished; the child now blocks on the exec fifo.
+    Ready,
+    /// Set-up failed: the full error chain, `outer: inner: cause`.
+    Error(String),
+}
+
+/// One end of the channel.
+pub struct Channel(OwnedFd);
+
+impl Channel {
+    /// A connected pair (`socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`): (parent, child).
+    pub fn pair() -> io::Result<(Channel, Channel)> {
+        let (a, b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )?;
+        Ok((Channel(a), Channel(b)))
+    }
+
+    /// Send one message as one packet.
+    pub fn send<T: Serialize>(&self, message: &T) -> io::Result<()> {
+        let bytes = serde_json::to_vec(message).map_err(io::Error::other)?;
+        send(self.0.as_fd(), &bytes, SendFlags::NOSIGNAL)?;
+        Ok(())
+    }
+
+    /// Receive one message; `Ok(None)` on EOF (the peer closed or died).
+    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> io::Result<Option<T>> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let (n, _) = loop {
+            match recv(self.0.as_fd(), &mut buf, RecvFlags::empty()) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n]).map(Some).map_err(io::Error::other)
+    }
+}

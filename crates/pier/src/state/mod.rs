@@ -1,0 +1,267 @@
+//! The container directory `<root>/<id>/`: its lock, `state.json`, and the status derived from
+//! what is on disk and in /proc.
+//!
+//! Layout: `state.json` (written to a temporary name and renamed, so a reader never sees half
+//! a file), `exec.fifo` (present from create until start: the init blocks opening it for
+//! writing), and `notify/` (the sd_notify socket directory, see `notify`). Every command that
+//! changes a container holds an exclusive `flock(2)` on the directory for its whole run.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, ErrorKind};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ContainerError;
+
+/// Name of the exec fifo inside the container directory.
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// The OCI states (runtime-spec "State"), plus runc's `paused`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    /// The lowercase name used in `state` and `list` output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// What `state.json` holds: the OCI state fields plus what later commands need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub oci_version: String,
+    pub id: String,
+    /// Host pid of the container's init.
+    pub pid: i32,
+    /// Start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field 22), so a
+    /// reused pid is never mistaken for the init.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 creation time, nanoseconds, UTC.
+    pub created: String,
+    /// Name of the user that created the container (runc's `owner`).
+    pub owner: String,
+    pub annotations: BTreeMap<String, String>,
+    /// The cgroup, as the `cgroups` module persists it.
+    pub cgroup: crate::cgroups::CgroupState,
+    /// Whether the init runs in its own pid namespace (kill --all semantics).
+    pub own_pid_namespace: bool,
+}
+
+/// Check a container id: `^[A-Za-z0-9][A-Za-z0-9_.+-]*$`, at most 1024 bytes, never `..`.
+///
+/// # Errors
+/// [`ContainerError::InvalidId`].
+pub fn validate_id(id: &str) -> Result<(), ContainerError> {
+    let mut chars = id.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
+    if !first_ok || !rest_ok || id.len() > 1024 || id.contains("..") {
+        return Err(ContainerError::InvalidId(id.to_string()));
+    }
+    Ok(())
+}
+
+/// An open, locked container directory.
+pub struct ContainerDir {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl ContainerDir {
+    /// Make `<root>/<id>` (and `root`, mode 0700) and lock it.
+    ///
+    /// # Errors
+    /// [`ContainerError::InvalidId`], [`ContainerError::Exists`], or an I/O error.
+    pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        fs::create_dir_all(root).with_context(|| format!("create state root {}", root.display()))?;
+        let path = root.join(id);
+        match rustix::fs::mkdir(&path, Mode::from_raw_mode(0o711)) {
+            Err(rustix::io::Errno::EXIST) => return Err(ContainerError::Exists.into()),
+            other => other.with_context(|| format!("create {}", path.display()))?,
+        }
+        let dir = Self::lock(path.clone());
+        if dir.is_err() {
+            let _ = fs::remove_dir_all(&path);
+        }
+        dir
+    }
+
+    /// Open and lock an existing container directory.
+    ///
+    /// # Errors
+    /// [`ContainerError::InvalidId`], [`ContainerError::NotExist`], or an I/O error.
+    pub fn open(root: &Path, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        match Self::lock(root.join(id)) {
+            Err(e) if is_not_found(&e) => Err(ContainerError::NotExist.into()),
+            other => other,
+        }
+    }
+
+    fn lock(path: PathBuf) -> Result<ContainerDir> {
+        let fd = rustix::fs::open(&path, OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY, Mode::empty())
+            .map_err(io::Error::from)
+            .with_context(|| format!("open {}", path.display()))?;
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+            .with_context(|| format!("lock {}", path.display()))?;
+        Ok(ContainerDir { path, fd })
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory fd (for `*at` calls and binding sockets inside it).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Write `state.json` atomically (temporary file + rename).
+    pub fn write_state(&self, state: &State) -> Result<()> {
+        let tmp = self.path.join(".state.json.tmp");
+        let json = serde_json::to_vec(state)?;
+        fs::write(&tmp, json).with_context(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, self.path.join("state.json")).context("rename state.json")?;
+        Ok(())
+    }
+
+    /// Read `state.json`; `None` when the container is still being created.
+    pub fn read_state(&self) -> Result<Option<State>> {
+        match fs::read(self.path.join("state.json")) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).context("parse state.json")?)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).context("read state.json"),
+        }
+    }
+
+    /// Whether `exec.fifo` still exists (the container has not been started).
+    pub fn has_exec_fifo(&self) -> bool {
+        self.path.join(EXEC_FIFO).exists()
+    }
+
+    /// Remove the directory and everything in it. The lock goes with the fd.
+    pub fn remove(self) -> Result<()> {
+        match fs::remove_dir_all(&self.path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("remove {}", self.path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == ErrorKind::NotFound)
+            || c.downcast_ref::<rustix::io::Errno>() == Some(&rustix::io::Errno::NOENT)
+    })
+}
+
+/// The ids of every container directory under `root`, sorted (for `list`).
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("read {}", root.display())),
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| validate_id(id).is_ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Start time of `pid` in clock ticks since boot, or None if it does not exist or is a zombie
+/// (`proc_pid_stat(5)`: field 3 state, field 22 starttime).
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+impl State {
+    /// Whether the recorded init still exists (same pid and start time, not a zombie).
+    pub fn init_alive(&self) -> bool {
+        self.pid > 0 && process_start_time(self.pid) == Some(self.pid_start_time)
+    }
+}
+
+/// Derive the status from the state, the exec fifo and the cgroup freezer.
+pub fn status(dir: &ContainerDir, state: Option<&State>) -> Status {
+    let Some(state) = state else {
+        return Status::Creating;
+    };
+    if !state.init_alive() {
+        return Status::Stopped;
+    }
+    if dir.has_exec_fifo() {
+        return Status::Created;
+    }
+    if crate::cgroups::Cgroup::from_state(&state.cgroup).is_frozen() {
+        return Status::Paused;
+    }
+    Status::Running
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "c1", "A.b_c+d-e", "0"] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "..", "a/b", "/a", ".a", "-a", "a..b", "a b", "a\nb"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn own_start_time_is_known_and_a_missing_pid_is_not() {
+        assert!(process_start_time(std::process::id() as i32).is_some());
+        assert!(process_start_time(i32::MAX).is_none());
+    }
+
+    #[test]
+    fn create_refuses_a_duplicate_and_open_reports_absence() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = ContainerDir::create(root.path(), "c1").unwrap();
+        let err = ContainerDir::create(root.path(), "c1").err().unwrap();
+        assert_eq!(err.downcast_ref::<ContainerError>(), Some(&ContainerError::Exists));
+        dir.remove().unwrap();
+        let err = ContainerDir::open(root.path(), "c1").err().unwrap();
+        assert_eq!(err.downcast_ref::<ContainerError>(), Some(&ContainerError::NotExist));
+    }
+}
