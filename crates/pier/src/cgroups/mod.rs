@@ -5,8 +5,21 @@
 //! mount. The cgroup2 directory is handed to `clone3(CLONE_INTO_CGROUP)`, so the init never
 //! runs outside it; the v1 directories receive the pid right after clone, before the init
 //! does anything. Unmounted controllers (net_cls, perf_event here) are simply absent.
+//!
+//! `linux.resources` are written before the init is cloned ([`Cgroup::apply`]): each
+//! controller in the directory that serves it ([`layout`]), the values from [`limits`],
+//! device rules from [`devices`] (v1 controller, or the v2 eBPF program of
+//! [`device_filter`]). Why pier has its own layer rather than youki's libcgroups:
+//! `docs/cgroups.md`.
 
+pub mod device_filter;
+pub mod devices;
+mod freezer;
 mod hierarchy;
+pub mod layout;
+pub mod limits;
+pub mod oom;
+pub mod stats;
 
 use std::fs;
 use std::io::ErrorKind;
@@ -16,8 +29,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::spec::CgroupPlan;
+use crate::spec::{CgroupPlan, Device};
 pub use hierarchy::{mounted as hierarchy_list, Hierarchy};
+use layout::{Controller, Layout, Version};
+use oci_spec::runtime::LinuxResources;
 
 /// What `state.json` keeps of the cgroup: one directory per hierarchy.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -115,6 +130,124 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Which directory serves each controller.
+    ///
+    /// # Errors
+    /// mountinfo cannot be read.
+    pub fn layout(&self) -> Result<Layout> {
+        Layout::load(&self.state.dirs)
+    }
+
+    /// Apply config.json's `linux.resources` and the device rules (which allow `nodes`, the
+    /// device files the container gets) before any process joins.
+    ///
+    /// # Errors
+    /// A limit on a controller the host lacks, a value the kernel refuses (the file and value
+    /// are named), an unloadable device program.
+    pub fn apply(&self, plan: &CgroupPlan, nodes: &[Device]) -> Result<()> {
+        let layout = self.layout()?;
+        if layout.is_pure_v2() {
+            // As runc: every controller cgroup2 offers, so stats work; failures surface later
+            // as errors for the limits that need the controller.
+            layout.enable_v2_best_effort();
+        }
+        let Some(resources) = &plan.resources else { return Ok(()) };
+        self.apply_limits(&layout, resources)?;
+        let rules = devices::rules(resources.devices().as_deref().unwrap_or_default(), nodes)?;
+        apply_devices(&layout, &rules)
+    }
+
+    /// `update`: write new limits (devices are not updated, as runc). On v1, a memory limit
+    /// given without swap keeps swap disabled when it was (memsw equal to the limit).
+    ///
+    /// # Errors
+    /// As [`Cgroup::apply`].
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        let layout = self.layout()?;
+        let mut resources = resources.clone();
+        if let (Some(t), Some(mem)) = (layout.target(Controller::Memory), resources.memory_mut()) {
+            let read = |f: &str| fs::read_to_string(t.dir.join(f)).unwrap_or_default().trim().to_string();
+            let swap_was_off = read("memory.limit_in_bytes") == read("memory.memsw.limit_in_bytes");
+            if t.version == Version::V1 && mem.swap().is_none() && swap_was_off {
+                mem.set_swap(mem.limit());
+            }
+        }
+        self.apply_limits(&layout, &resources)
+    }
+
+    fn apply_limits(&self, layout: &Layout, r: &LinuxResources) -> Result<()> {
+        let planned = limits::plan(r, |c| layout.target(c).map(|t| t.version))?;
+        let mut on_v2: Vec<&str> = planned
+            .iter()
+            .filter(|(c, _)| layout.target(*c).is_some_and(|t| t.version == Version::V2))
+            .filter_map(|(c, _)| c.v2_name())
+            .collect();
+        let mut unified: Vec<(&String, &String)> = r.unified().iter().flatten().collect();
+        unified.sort();
+        for (key, _) in &unified {
+            let controller = limits::unified_key(key)?;
+            if controller != "cgroup" && !layout.v2_offers(controller) {
+                anyhow::bail!("unified key {key:?}: the {controller} controller is not on cgroup v2 on this host");
+            }
+            if controller != "cgroup" {
+                on_v2.push(controller);
+            }
+        }
+        layout.enable_v2(&on_v2)?;
+        for (c, mut writes) in planned {
+            let t = layout.target(c).expect("planned only for available controllers");
+            if c == Controller::Memory && t.version == Version::V1 {
+                let current = fs::read_to_string(t.dir.join("memory.limit_in_bytes")).unwrap_or_default();
+                limits::order_v1_memory(&mut writes, current.trim().parse().unwrap_or(u64::MAX));
+            }
+            for w in &writes {
+                write_limit(t.dir, &w.file, &w.value)?;
+            }
+        }
+        let v2_dir = layout.v2_dir();
+        for (key, value) in unified {
+            write_limit(v2_dir.expect("checked by v2_offers"), key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Freeze every process (`pause`), returning once they are frozen.
+    ///
+    /// # Errors
+    /// No freezer on this host, or the kernel does not freeze the cgroup within 10 s.
+    pub fn freeze(&self) -> Result<()> {
+        let layout = self.layout()?;
+        let t = layout.target(Controller::Freezer).context("no freezer: neither the v1 freezer nor cgroup v2 is mounted")?;
+        freezer::freeze(t)
+    }
+
+    /// Thaw the cgroup (`resume`).
+    ///
+    /// # Errors
+    /// No freezer, or the write fails.
+    pub fn thaw(&self) -> Result<()> {
+        let layout = self.layout()?;
+        let t = layout.target(Controller::Freezer).context("no freezer: neither the v1 freezer nor cgroup v2 is mounted")?;
+        freezer::thaw(t)
+    }
+
+    /// Usage statistics in runc's `events --stats` shape.
+    ///
+    /// # Errors
+    /// mountinfo cannot be read.
+    pub fn stats(&self) -> Result<stats::Stats> {
+        Ok(stats::read(&self.layout()?))
+    }
+
+    /// A watch for OOM events, if the memory controller is there.
+    ///
+    /// # Errors
+    /// The registration fails.
+    pub fn oom_watch(&self) -> Result<Option<oom::OomWatch>> {
+        let layout = self.layout()?;
+        layout.target(Controller::Memory).map(oom::OomWatch::new).transpose()
+    }
+
     /// Whether the cgroup is frozen (v2 `cgroup.freeze`, v1 `freezer.state`).
     pub fn is_frozen(&self) -> bool {
         self.state.dirs.iter().any(|d| {
@@ -140,6 +273,51 @@ impl Cgroup {
             None => Ok(()),
         }
     }
+}
+
+/// Write one limit, naming the file and value when the kernel refuses it. v1 `blkio.weight`
+/// falls back to `blkio.bfq.weight` on kernels where only BFQ provides weights.
+fn write_limit(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    match fs::write(&path, value) {
+        Err(e) if e.kind() == ErrorKind::NotFound && file == "blkio.weight" => write_limit(dir, "blkio.bfq.weight", value),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(e).with_context(|| format!("cannot set {file}: the kernel has no {}", path.display())),
+        other => other.with_context(|| format!("set {file} to {value:?} in {}", dir.display())),
+    }
+}
+
+/// Write device rules: v1 `devices.deny`/`devices.allow` lines, or attach the eBPF filter.
+fn apply_devices(layout: &Layout, rules: &[devices::DeviceRule]) -> Result<()> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    match layout.target(Controller::Devices) {
+        Some(t) if t.version == Version::V1 => {
+            for rule in rules {
+                let file = if rule.allow { "devices.allow" } else { "devices.deny" };
+                for line in rule.v1_lines() {
+                    write_limit(t.dir, file, &line)?;
+                }
+            }
+            Ok(())
+        }
+        Some(t) => attach_device_filter(t.dir, rules),
+        None => anyhow::bail!("cannot apply device rules: neither the devices controller nor cgroup v2 is mounted"),
+    }
+}
+
+/// Compile `rules` to an eBPF device program and attach it to the cgroup v2 directory `dir`
+/// (nothing is attached when the rules allow everything).
+///
+/// # Errors
+/// The program is refused by the verifier or the attach fails.
+pub fn attach_device_filter(dir: &Path, rules: &[devices::DeviceRule]) -> Result<()> {
+    let Some(program) = device_filter::program(rules) else { return Ok(()) };
+    let insns: Vec<[u8; 8]> = program.iter().map(device_filter::Insn::encode).collect();
+    let prog = crate::sys::bpf::prog_load_cgroup_device(&insns, "pier_devices").context("load the device eBPF program")?;
+    let cgroup = rustix::fs::open(dir, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        .with_context(|| format!("open {}", dir.display()))?;
+    crate::sys::bpf::prog_attach_cgroup_device(cgroup.as_fd(), prog.as_fd()).with_context(|| format!("attach the device program to {}", dir.display()))
 }
 
 fn read_pids(dir: &Path) -> Result<Vec<i32>> {

@@ -75,6 +75,7 @@ fn check_host_side(plan: &Plan, args: &CreateArgs) -> Result<()> {
 
 fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, cgroup_slot: &mut Option<Cgroup>) -> Result<(State, Spawned)> {
     let cgroup = cgroup_slot.insert(Cgroup::create(&plan.cgroup, &args.id).context("create the container's cgroup")?);
+    cgroup.apply(&plan.cgroup, &plan.devices).context("apply linux.resources")?;
     let fifo = make_exec_fifo(dir)?;
     let ctx = InitContext {
         id: &args.id,

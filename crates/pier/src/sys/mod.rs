@@ -4,6 +4,8 @@
 //! rustix's style. Everything else in the crate goes through rustix's safe API.
 #![allow(unsafe_code)]
 
+pub mod bpf;
+
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
