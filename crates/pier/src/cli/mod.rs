@@ -80,6 +80,16 @@ pub enum Command {
     Delete(DeleteArgs),
     /// List the containers under --root
     List(ListArgs),
+    /// Display the processes running inside a container
+    Ps(PsArgs),
+    /// Pause (freeze) every process of a container
+    Pause(IdArgs),
+    /// Resume a paused container
+    Resume(IdArgs),
+    /// Display container events (OOM) and resource usage statistics
+    Events(EventsArgs),
+    /// Update container resource constraints
+    Update(Box<UpdateArgs>),
     /// Print the version and exit (same as --version)
     #[command(hide = true)]
     Version,
@@ -183,4 +193,95 @@ pub struct ListArgs {
 pub enum ListFormat {
     Table,
     Json,
+}
+
+/// `ps [--format table|json] <id> [ps options]` (runc `ps.go`).
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Output format: table (the host's ps output, filtered) or json (an array of pids)
+    #[arg(short, long, default_value = "table")]
+    pub format: ListFormat,
+    /// The container id
+    pub id: String,
+    /// Options passed to ps(1) for the table format (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+/// `events [--interval DUR] [--stats] <id>` (runc `events.go`).
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The container id
+    pub id: String,
+    /// Set the stats collection interval (a Go duration: 5s, 100ms, 1m30s)
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub interval: String,
+    /// Display the container's stats then exit
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// `update [flags] <id>` (runc `update.go`): `-r FILE|-` with runtime-spec LinuxResources
+/// JSON, or single-value flags. Memory sizes accept units (`512m`, `1g`); -1 is unlimited.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The container id
+    pub id: String,
+    /// Path to a JSON file with the resources to update, or '-' for stdin (other flags are ignored)
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Per cgroup block IO weight, 10 to 1000
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period (microseconds)
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota (microseconds per period, -1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS burst (microseconds)
+    #[arg(long)]
+    pub cpu_burst: Option<u64>,
+    /// CPU shares (relative weight vs. other containers)
+    #[arg(long)]
+    pub cpu_share: Option<u64>,
+    /// CPU realtime period (microseconds)
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime (microseconds per period)
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU(s) to use
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory node(s) to use
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Obsolete; accepted and ignored
+    #[arg(long, hide = true)]
+    pub kernel_memory: Option<String>,
+    /// Obsolete; accepted and ignored
+    #[arg(long, hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (bytes, or with a unit: 512m, 1g; -1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// SCHED_IDLE for the cgroup: 0 or 1
+    #[arg(long)]
+    pub cpu_idle: Option<i64>,
+    /// Memory reservation or soft limit (bytes, or with a unit)
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Total memory usage, memory + swap (bytes, or with a unit; -1 for unlimited swap)
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids allowed in the container (-1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema (not supported)
+    #[arg(long)]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported)
+    #[arg(long)]
+    pub mem_bw_schema: Option<String>,
 }

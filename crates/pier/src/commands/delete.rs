@@ -42,6 +42,10 @@ pub fn kill_and_wait(saved: &State) -> Result<()> {
     };
     let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
     cgroup.kill_all(Signal::KILL)?;
+    if cgroup.is_frozen() {
+        // A paused container: the SIGKILLs are pending; thawing lets them land.
+        cgroup.thaw()?;
+    }
     let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
     let timeout = Timespec { tv_sec: KILL_TIMEOUT.as_secs() as i64, tv_nsec: 0 };
     let ready = poll(&mut fds, Some(&timeout)).context("wait for the container's init to exit")?;

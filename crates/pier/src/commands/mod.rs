@@ -2,12 +2,17 @@
 
 mod create;
 mod delete;
+mod events;
 mod kill;
 mod list;
+mod pause;
+mod ps;
+mod resume;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use anyhow::Result;
 
@@ -48,5 +53,10 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Kill(args) => kill::run(global, args).map(|_| 0),
         Command::Delete(args) => delete::run(global, args).map(|_| 0),
         Command::List(args) => list::run(global, args).map(|_| 0),
+        Command::Ps(args) => ps::run(global, args).map(|_| 0),
+        Command::Pause(args) => pause::run(global, &args.id).map(|_| 0),
+        Command::Resume(args) => resume::run(global, &args.id).map(|_| 0),
+        Command::Events(args) => events::run(global, args).map(|_| 0),
+        Command::Update(args) => update::run(global, args).map(|_| 0),
     }
 }
