@@ -1,0 +1,416 @@
+//! Privileged integration tests of cgroups and resources: each limit holds for a real
+//! busybox container run by the pier binary, and the cgroup commands (ps, pause, resume,
+//! events, update, delete) act on the real cgroup files. Run as root:
+//! `cargo test -p pier --test cgroups`. Works on v1, hybrid and pure v2 hosts; every test
+//! uses its own `--root` and container id, so they run in parallel.
+
+mod harness;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use harness::{read_limit, resources, unique, Bundle, Pier};
+use serde_json::{json, Value};
+
+const MIB: i64 = 1 << 20;
+
+#[test]
+fn a_process_past_the_memory_limit_is_oom_killed() {
+    let pier = Pier::new();
+    let bundle = Bundle::new(&["sh", "-c", "tail /dev/zero; echo status=$?"], |c| {
+        resources(c, "memory", json!({"limit": 32 * MIB, "swap": 32 * MIB}));
+    });
+    let (code, out) = pier.run_container("oom", &bundle);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("status=137"),
+        "tail was not SIGKILLed by the OOM killer: {out}"
+    );
+}
+
+#[test]
+fn a_fork_past_the_pids_limit_fails() {
+    let pier = Pier::new();
+    let bundle = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do sleep 30 & done; echo survived",
+        ],
+        |c| {
+            resources(c, "pids", json!({"limit": 4}));
+        },
+    );
+    let (code, out) = pier.run_container("pids", &bundle);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("can't fork") && !out.contains("survived"),
+        "{out}"
+    );
+}
+
+/// `/dev/fuse` bind-mounted from the host is not in the default allow list: the spec's
+/// "deny all" holds, while /dev/null (a default device) opens; allowing c 10:229 r opens it.
+#[test]
+fn a_denied_device_cannot_be_opened() {
+    let script = "if head -c 0 /hostdev; then echo opened; else echo denied; fi; head -c 0 /dev/null && echo null-ok";
+    let bind = json!({"destination": "/hostdev", "type": "bind", "source": "/dev/fuse", "options": ["bind"]});
+    let pier = Pier::new();
+    let denied = Bundle::new(&["sh", "-c", script], |c| {
+        c["mounts"].as_array_mut().unwrap().push(bind.clone())
+    });
+    let (_, out) = pier.run_container("dev-deny", &denied);
+    assert!(
+        out.contains("denied")
+            && out.contains("Operation not permitted")
+            && out.contains("null-ok"),
+        "{out}"
+    );
+    let allowed = Bundle::new(&["sh", "-c", script], |c| {
+        c["mounts"].as_array_mut().unwrap().push(bind.clone());
+        let rule = json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"});
+        c["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .unwrap()
+            .push(rule);
+    });
+    let (_, out) = pier.run_container("dev-allow", &allowed);
+    assert!(out.contains("opened"), "{out}");
+}
+
+/// The cgroup v2 device filter (the eBPF program pier generates), on the host's cgroup2
+/// hierarchy: a shell that moves itself into the filtered cgroup can open /dev/null but not
+/// /dev/zero.
+#[test]
+fn the_ebpf_device_filter_enforces_the_rules() {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v2 = mounts
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .map(|l| l.split(' ').nth(4).unwrap().to_string());
+    let v2 = v2.expect("a cgroup2 mount");
+    let dir = Path::new(&v2).join(unique("bpf"));
+    std::fs::create_dir(&dir).unwrap();
+    let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}])).unwrap();
+    let rules = pier::cgroups::devices::rules(&rules, &[]).unwrap();
+    pier::cgroups::attach_device_filter(&dir, &rules).unwrap();
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && head -c 0 /dev/null && echo null-ok; head -c 0 /dev/zero 2>&1 && echo zero-ok",
+        dir.display()
+    );
+    let out = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    std::fs::remove_dir(&dir).unwrap();
+    assert!(
+        text.contains("null-ok")
+            && !text.contains("zero-ok")
+            && text.contains("Operation not permitted"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cpu_limits_reach_the_cgroup_files() {
+    let pier = Pier::new();
+    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+        resources(
+            c,
+            "cpu",
+            json!({"shares": 512, "quota": 25000, "period": 100000, "cpus": "0"}),
+        );
+    });
+    let id = pier.start("cpu", &bundle);
+    let dirs = pier.cgroup_dirs(&id);
+    match read_limit(&dirs, &["cpu.cfs_quota_us", "cpu.max"]) {
+        (f, v) if f == "cpu.max" => assert_eq!(v, "25000 100000"),
+        (_, v) => {
+            assert_eq!(v, "25000");
+            assert_eq!(read_limit(&dirs, &["cpu.cfs_period_us"]).1, "100000");
+            assert_eq!(read_limit(&dirs, &["cpu.shares"]).1, "512");
+        }
+    }
+    assert_eq!(read_limit(&dirs, &["cpuset.cpus"]).1, "0");
+}
+
+/// Hugepage limits go wherever the hugetlb controller is: v1, or (this hybrid host) cgroup2.
+#[test]
+fn hugepage_limits_reach_the_hugetlb_controller() {
+    let pier = Pier::new();
+    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+        resources(
+            c,
+            "hugepageLimits",
+            json!([{"pageSize": "2MB", "limit": 4 * MIB}]),
+        );
+    });
+    let id = pier.start("huge", &bundle);
+    let (_, value) = read_limit(
+        &pier.cgroup_dirs(&id),
+        &["hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"],
+    );
+    assert_eq!(value, (4 * MIB).to_string());
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let pier = Pier::new();
+    let id = pier.start("pause", &Bundle::new(&["sleep", "1000"], |_| {}));
+    pier.ok(&["pause", &id]);
+    assert_eq!(pier.state(&id)["status"], "paused");
+    let dirs = pier.cgroup_dirs(&id);
+    let frozen = dirs.iter().any(|d| {
+        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            || std::fs::read_to_string(d.join("cgroup.events"))
+                .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
+    });
+    assert!(frozen, "the kernel does not report the cgroup frozen");
+    let pid = pier.state(&id)["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        !status.contains("State:\tR"),
+        "a frozen task is running: {status}"
+    );
+    pier.ok(&["resume", &id]);
+    assert_eq!(pier.state(&id)["status"], "running");
+    let err = pier.run(&["resume", &id]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("container not paused"));
+}
+
+#[test]
+fn delete_force_removes_a_paused_container_and_its_cgroup() {
+    let pier = Pier::new();
+    let id = pier.start("pause-delete", &Bundle::new(&["sleep", "1000"], |_| {}));
+    let dirs = pier.cgroup_dirs(&id);
+    pier.ok(&["pause", &id]);
+    pier.ok(&["delete", "--force", &id]);
+    assert!(!pier.root.path().join(&id).exists());
+    for d in dirs {
+        assert!(!d.exists(), "{} is left", d.display());
+    }
+}
+
+#[test]
+fn ps_lists_the_container_processes() {
+    let pier = Pier::new();
+    let id = pier.start("ps", &Bundle::new(&["sleep", "1000"], |_| {}));
+    let pid = pier.state(&id)["pid"].as_i64().unwrap();
+    let json: Vec<i64> = serde_json::from_str(&pier.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(json, [pid]);
+    let table = pier.ok(&["ps", &id]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("PID"), "{table}");
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(
+        lines[1].split_whitespace().any(|c| c == pid.to_string()),
+        "{table}"
+    );
+    let custom = pier.ok(&["ps", &id, "-o", "pid,comm"]);
+    assert!(
+        custom.lines().nth(1).is_some_and(|l| l.contains("sleep")),
+        "{custom}"
+    );
+}
+
+#[test]
+fn events_stats_has_runcs_shape() {
+    let pier = Pier::new();
+    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+        resources(c, "pids", json!({"limit": 50}))
+    });
+    let id = pier.start("stats", &bundle);
+    let out = pier.ok(&["events", "--stats", &id]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let event: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (event["type"].as_str(), event["id"].as_str()),
+        (Some("stats"), Some(id.as_str()))
+    );
+    let data = &event["data"];
+    for key in ["cpu", "memory", "pids", "blkio", "hugetlb"] {
+        assert!(data.get(key).is_some(), "no {key} in {data}");
+    }
+    assert_eq!(data["pids"]["current"], 1);
+    assert_eq!(data["pids"]["limit"], 50);
+    assert!(
+        data["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+    assert!(
+        data["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+}
+
+/// The stream: a stats line every interval, an `oom` line when the kernel OOM-kills inside,
+/// and the end of the stream when the init exits. The init waits on a fifo so the OOM
+/// happens only after `events` is watching (its first stats line says so).
+#[test]
+fn events_stream_reports_an_oom_kill_and_ends_with_the_container() {
+    let pier = Pier::new();
+    let bundle = Bundle::new(&["sh", "-c", "read x < /trigger; tail /dev/zero"], |c| {
+        resources(c, "memory", json!({"limit": 32 * MIB, "swap": 32 * MIB}));
+    });
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        bundle.path().join("rootfs/trigger"),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let id = pier.start("oom-events", &bundle);
+    let mut events = pier
+        .command(&["events", "--interval", "50ms", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(events.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["type"], "stats");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(bundle.path().join("rootfs/trigger"))
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
+    let rest: Vec<Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert!(events.wait().unwrap().success());
+    assert!(
+        rest.contains(&json!({"type": "oom", "id": id})),
+        "no oom event in {rest:?}"
+    );
+}
+
+#[test]
+fn update_changes_the_limit_files() {
+    let pier = Pier::new();
+    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+        resources(c, "memory", json!({"limit": 32 * MIB, "swap": 32 * MIB}));
+        resources(c, "pids", json!({"limit": 10}));
+    });
+    let id = pier.start("update", &bundle);
+    let dirs = pier.cgroup_dirs(&id);
+    pier.ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "100000",
+        &id,
+    ]);
+    assert_eq!(
+        read_limit(&dirs, &["memory.limit_in_bytes", "memory.max"]).1,
+        (64 * MIB).to_string()
+    );
+    let (file, quota) = read_limit(&dirs, &["cpu.cfs_quota_us", "cpu.max"]);
+    assert_eq!(
+        quota,
+        if file == "cpu.max" {
+            "20000 100000"
+        } else {
+            "20000"
+        }
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), r#"{"pids": {"limit": 7}}"#).unwrap();
+    pier.ok(&["update", "-r", file.path().to_str().unwrap(), &id]);
+    assert_eq!(read_limit(&dirs, &["pids.max"]).1, "7");
+    let mut stdin = pier
+        .command(&["update", "-r", "-", &id])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    stdin
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids": {"limit": -1}}"#)
+        .unwrap();
+    assert!(stdin.wait().unwrap().success());
+    assert_eq!(read_limit(&dirs, &["pids.max"]).1, "max");
+    let bad = pier.run(&["update", "--cpuset-cpus", "999", &id]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("cpuset.cpus"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+/// An absolute cgroupsPath is taken from each hierarchy's root; delete removes every dir.
+#[test]
+fn absolute_cgroups_path_and_delete_removes_it() {
+    let pier = Pier::new();
+    let path = format!("/{}", unique("abs"));
+    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(path)
+    });
+    let id = pier.start("abs", &bundle);
+    let dirs = pier.cgroup_dirs(&id);
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        assert!(
+            d.ends_with(path.trim_start_matches('/'))
+                && d.parent().unwrap().starts_with("/sys/fs/cgroup"),
+            "{}",
+            d.display()
+        );
+        assert!(d.exists());
+    }
+    let pid = pier.state(&id)["pid"].as_i64().unwrap();
+    let procs = std::fs::read_to_string(dirs[0].join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|p| p == pid.to_string()),
+        "init {pid} is not in {}",
+        dirs[0].display()
+    );
+    pier.ok(&["delete", "--force", &id]);
+    assert!(dirs.iter().all(|d| !d.exists()));
+}
+
+/// A value the kernel refuses, or a page size it lacks: create fails, and no cgroup
+/// directory and no state directory are left.
+#[test]
+fn a_failed_create_leaves_no_cgroup() {
+    for (name, key, value) in [
+        ("bad-cpuset", "cpu", json!({"cpus": "999"})),
+        (
+            "bad-hugepage",
+            "hugepageLimits",
+            json!([{"pageSize": "3MB", "limit": 1}]),
+        ),
+    ] {
+        let pier = Pier::new();
+        let path = format!("/{}", unique(name));
+        let bundle = Bundle::new(&["true"], |c| {
+            c["linux"]["cgroupsPath"] = json!(path);
+            resources(c, key, value);
+        });
+        let id = unique(name);
+        let (created, stderr) = pier.create(&bundle, &id);
+        assert!(!created, "{name}: create succeeded");
+        assert!(
+            stderr.contains(if key == "cpu" {
+                "cpuset.cpus"
+            } else {
+                "hugetlb.3MB"
+            }),
+            "{name}: {stderr}"
+        );
+        assert!(
+            !pier.root.path().join(&id).exists(),
+            "{name}: state dir left"
+        );
+        for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let left = entry.path().join(path.trim_start_matches('/'));
+            assert!(!left.exists(), "{name}: {} left", left.display());
+        }
+    }
+}
