@@ -25,7 +25,9 @@ impl Bundle {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("busybox-static is needed (apt-get install busybox-static)");
-        std::fs::copy(busybox, bin.join("busybox")).unwrap();
+        // Bind-mounted, never copied: a copy written while another test thread forks can be
+        // held open for writing by that child, and its exec then fails with ETXTBSY.
+        std::fs::write(bin.join("busybox"), b"").unwrap();
         for applet in ["sh", "sleep", "tail", "cat", "head", "echo", "true", "read"] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
@@ -44,6 +46,17 @@ impl Bundle {
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(args);
         config["root"]["readonly"] = json!(false);
+        let bind = json!({"destination": "/bin/busybox", "type": "bind", "source": busybox, "options": ["bind", "ro"]});
+        config["mounts"].as_array_mut().unwrap().push(bind);
+        // Directly under each hierarchy's root: on a pure v2 host the caller's own cgroup
+        // (a service's) cannot have both processes and a limited child.
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace('.', "");
+        config["linux"]["cgroupsPath"] = json!(format!("/pier-cg-{name}"));
         edit(&mut config);
         std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         Bundle { dir }
@@ -175,4 +188,43 @@ pub fn read_limit(dirs: &[PathBuf], files: &[&str]) -> (String, String) {
 
 pub fn resources(config: &mut Value, key: &str, value: Value) {
     config["linux"]["resources"][key] = value;
+}
+
+/// Whether the host offers controller `name`: a v1 hierarchy mounts it, or the cgroup2 root
+/// lists it in `cgroup.controllers`. (Under the systemd harness on a hybrid host, cgroup2
+/// offers none: the v1 hierarchies hold them all.)
+pub fn has_controller(name: &str) -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split_once(" - "))
+        .any(|(pre, post)| {
+            let fields: Vec<&str> = post.split(' ').collect();
+            match fields.first() {
+                Some(&"cgroup") => fields
+                    .get(2)
+                    .is_some_and(|o| o.split(',').any(|c| c == name)),
+                Some(&"cgroup2") => {
+                    let mountpoint = pre.split(' ').nth(4).unwrap_or_default();
+                    let offered =
+                        std::fs::read_to_string(Path::new(mountpoint).join("cgroup.controllers"))
+                            .unwrap_or_default();
+                    offered.split_whitespace().any(|c| c == name)
+                }
+                _ => false,
+            }
+        })
+}
+
+/// Skip (pass with a note) when the host lacks one of the controllers a test needs.
+#[macro_export]
+macro_rules! require_controllers {
+    ($($name:literal),+) => {
+        for name in [$($name),+] {
+            if !$crate::harness::has_controller(name) {
+                eprintln!("skipped: the {name} controller is not available on this host");
+                return;
+            }
+        }
+    };
 }

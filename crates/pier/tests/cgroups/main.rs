@@ -17,6 +17,7 @@ const MIB: i64 = 1 << 20;
 
 #[test]
 fn a_process_past_the_memory_limit_is_oom_killed() {
+    require_controllers!("memory");
     let pier = Pier::new();
     let bundle = Bundle::new(&["sh", "-c", "tail /dev/zero; echo status=$?"], |c| {
         resources(c, "memory", json!({"limit": 32 * MIB, "swap": 32 * MIB}));
@@ -31,6 +32,7 @@ fn a_process_past_the_memory_limit_is_oom_killed() {
 
 #[test]
 fn a_fork_past_the_pids_limit_fails() {
+    require_controllers!("pids");
     let pier = Pier::new();
     let bundle = Bundle::new(
         &[
@@ -50,26 +52,37 @@ fn a_fork_past_the_pids_limit_fails() {
     );
 }
 
-/// `/dev/fuse` bind-mounted from the host is not in the default allow list: the spec's
-/// "deny all" holds, while /dev/null (a default device) opens; allowing c 10:229 r opens it.
+/// A device node the test makes in the rootfs (c 1:11, /dev/kmsg, which a write-only open
+/// lets anyone use) is not in the allow list: the spec's "deny all" holds while /dev/null (a
+/// default device) opens; with a rule allowing c 1:11 w it opens. The devices come from the
+/// v1 controller or, on cgroup v2, pier's eBPF program.
 #[test]
 fn a_denied_device_cannot_be_opened() {
-    let script = "if head -c 0 /hostdev; then echo opened; else echo denied; fi; head -c 0 /dev/null && echo null-ok";
-    let bind = json!({"destination": "/hostdev", "type": "bind", "source": "/dev/fuse", "options": ["bind"]});
+    let script = "if true > /testdev; then echo opened; else echo denied; fi; head -c 0 /dev/null && echo null-ok";
     let pier = Pier::new();
-    let denied = Bundle::new(&["sh", "-c", script], |c| {
-        c["mounts"].as_array_mut().unwrap().push(bind.clone())
-    });
-    let (_, out) = pier.run_container("dev-deny", &denied);
+    let with_node = |edit: &dyn Fn(&mut Value)| {
+        let bundle = Bundle::new(&["sh", "-c", script], |c| edit(c));
+        let node = bundle.path().join("rootfs/testdev");
+        let kind = rustix::fs::FileType::CharacterDevice;
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &node,
+            kind,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 11),
+        )
+        .unwrap();
+        bundle
+    };
+    let (_, out) = pier.run_container("dev-deny", &with_node(&|_| {}));
     assert!(
         out.contains("denied")
             && out.contains("Operation not permitted")
             && out.contains("null-ok"),
         "{out}"
     );
-    let allowed = Bundle::new(&["sh", "-c", script], |c| {
-        c["mounts"].as_array_mut().unwrap().push(bind.clone());
-        let rule = json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"});
+    let allowed = with_node(&|c| {
+        let rule = json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"});
         c["linux"]["resources"]["devices"]
             .as_array_mut()
             .unwrap()
@@ -116,6 +129,7 @@ fn the_ebpf_device_filter_enforces_the_rules() {
 
 #[test]
 fn cpu_limits_reach_the_cgroup_files() {
+    require_controllers!("cpu", "cpuset");
     let pier = Pier::new();
     let bundle = Bundle::new(&["sleep", "1000"], |c| {
         resources(
@@ -140,6 +154,7 @@ fn cpu_limits_reach_the_cgroup_files() {
 /// Hugepage limits go wherever the hugetlb controller is: v1, or (this hybrid host) cgroup2.
 #[test]
 fn hugepage_limits_reach_the_hugetlb_controller() {
+    require_controllers!("hugetlb");
     let pier = Pier::new();
     let bundle = Bundle::new(&["sleep", "1000"], |c| {
         resources(
@@ -218,6 +233,7 @@ fn ps_lists_the_container_processes() {
 
 #[test]
 fn events_stats_has_runcs_shape() {
+    require_controllers!("pids", "memory", "cpu");
     let pier = Pier::new();
     let bundle = Bundle::new(&["sleep", "1000"], |c| {
         resources(c, "pids", json!({"limit": 50}))
@@ -251,6 +267,7 @@ fn events_stats_has_runcs_shape() {
 /// happens only after `events` is watching (its first stats line says so).
 #[test]
 fn events_stream_reports_an_oom_kill_and_ends_with_the_container() {
+    require_controllers!("memory");
     let pier = Pier::new();
     let bundle = Bundle::new(&["sh", "-c", "read x < /trigger; tail /dev/zero"], |c| {
         resources(c, "memory", json!({"limit": 32 * MIB, "swap": 32 * MIB}));
@@ -288,6 +305,7 @@ fn events_stream_reports_an_oom_kill_and_ends_with_the_container() {
 
 #[test]
 fn update_changes_the_limit_files() {
+    require_controllers!("memory", "pids", "cpu", "cpuset");
     let pier = Pier::new();
     let bundle = Bundle::new(&["sleep", "1000"], |c| {
         resources(c, "memory", json!({"limit": 32 * MIB, "swap": 32 * MIB}));
@@ -379,6 +397,7 @@ fn absolute_cgroups_path_and_delete_removes_it() {
 /// directory and no state directory are left.
 #[test]
 fn a_failed_create_leaves_no_cgroup() {
+    require_controllers!("cpuset", "hugetlb");
     for (name, key, value) in [
         ("bad-cpuset", "cpu", json!({"cpus": "999"})),
         (
@@ -412,5 +431,28 @@ fn a_failed_create_leaves_no_cgroup() {
             let left = entry.path().join(path.trim_start_matches('/'));
             assert!(!left.exists(), "{name}: {} left", left.display());
         }
+    }
+}
+
+/// Without cgroupsPath the cgroup is `<id>` under pier's own cgroup in every hierarchy (runc's
+/// default), and the init is in each of them.
+#[test]
+fn the_default_cgroup_is_the_id_and_holds_the_init_everywhere() {
+    let pier = Pier::new();
+    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+        c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    });
+    let id = pier.start("default-path", &bundle);
+    let pid = pier.state(&id)["pid"].as_i64().unwrap().to_string();
+    let dirs = pier.cgroup_dirs(&id);
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        assert!(d.ends_with(&id), "{}", d.display());
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|p| p == pid),
+            "init {pid} is not in {}",
+            d.display()
+        );
     }
 }
