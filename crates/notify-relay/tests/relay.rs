@@ -364,3 +364,39 @@ fn upstream_that_disappears_does_not_stop_the_relay() {
     );
     assert!(pumped.drained, "the container's queue keeps draining");
 }
+
+#[test]
+fn refused_credentials_fall_back_to_the_relays_own() {
+    let init = Init::spawn();
+    let systemd = FakeSystemd::bind_path();
+    let mut upstream = systemd.upstream();
+    let init_pid = init.pid();
+    // Capabilities are per thread: this thread alone loses CAP_SYS_ADMIN.
+    let sent = std::thread::spawn(move || {
+        caps::drop(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_ADMIN,
+        )
+        .expect("drop CAP_SYS_ADMIN");
+        for payload in ["READY=1", "STATUS=second"] {
+            let out = notify_relay::Outgoing {
+                payload: payload.as_bytes().to_vec(),
+                fds: Vec::new(),
+                pid_credential: Some(init_pid),
+            };
+            upstream.send(&out).expect("sent with own credentials");
+        }
+    });
+    sent.join().expect("sender thread");
+    for payload in ["READY=1", "STATUS=second"] {
+        let got = systemd.recv();
+        assert_eq!(got.payload, payload);
+        assert_eq!(
+            got.pid,
+            own_pid(),
+            "the kernel refused the init's pid; sent as the relay"
+        );
+    }
+    init.stop();
+}
