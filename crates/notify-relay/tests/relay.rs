@@ -400,3 +400,34 @@ fn refused_credentials_fall_back_to_the_relays_own() {
     }
     init.stop();
 }
+
+#[test]
+fn full_upstream_times_out_instead_of_hanging() {
+    let systemd = FakeSystemd::bind_path(); // never reads
+    let mut upstream = systemd.upstream();
+    upstream
+        .set_send_timeout(Duration::from_millis(20))
+        .expect("SO_SNDTIMEO");
+    let out = notify_relay::Outgoing {
+        payload: b"WATCHDOG=1".to_vec(),
+        ..Default::default()
+    };
+    let mut sent = 0;
+    let error = loop {
+        match upstream.send(&out) {
+            Ok(()) => sent += 1,
+            Err(error) => break error,
+        }
+        assert!(sent < 100_000, "the upstream queue never filled");
+    };
+    assert!(sent > 0);
+    assert_eq!(
+        error.raw_os_error(),
+        Some(rustix::io::Errno::AGAIN.raw_os_error())
+    );
+    assert_eq!(
+        systemd.recv().payload,
+        "WATCHDOG=1",
+        "what was queued is intact"
+    );
+}
