@@ -76,13 +76,15 @@ fn check_host_side(plan: &Plan, args: &CreateArgs) -> Result<()> {
 fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, cgroup_slot: &mut Option<Cgroup>) -> Result<(State, Spawned)> {
     let cgroup = cgroup_slot.insert(Cgroup::create(&plan.cgroup, &args.id).context("create the container's cgroup")?);
     let fifo = make_exec_fifo(dir)?;
+    let notify = crate::notify::prepare(dir)?;
     let ctx = InitContext {
         id: &args.id,
         plan,
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         keep_fds: args.preserve_fds,
-        extra_env: Vec::new(),
+        extra_env: notify.as_ref().map(|n| n.env.clone()).unwrap_or_default(),
+        notify_dir: notify.map(|n| n.host_dir),
         cgroup_dirs: cgroup.state().dirs.clone(),
     };
     let init = spawn::spawn_init(&ctx, cgroup, fifo, dir.fd())?;

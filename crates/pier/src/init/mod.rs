@@ -36,6 +36,8 @@ pub struct InitContext<'a> {
     pub extra_env: Vec<String>,
     /// The container's cgroup directories (for `cgroup` bind mounts without a cgroup ns).
     pub cgroup_dirs: Vec<PathBuf>,
+    /// `<root>/<id>/notify`, bind-mounted at /run/notify when pier relays sd_notify.
+    pub notify_dir: Option<PathBuf>,
 }
 
 /// Run the init in the child; never returns.
@@ -79,6 +81,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
     let root = rootfs::prepare(plan)?;
     mounts::mount_all(plan, root.as_fd(), &ctx.cgroup_dirs)?;
+    mounts::mount_notify_dir(plan, root.as_fd(), ctx.notify_dir.as_deref())?;
     rootfs::create_devices(plan, root.as_fd())?;
     rootfs::dev_symlinks(root.as_fd())?;
     rootfs::ensure_cwd(plan, root.as_fd())?;

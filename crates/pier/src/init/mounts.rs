@@ -167,3 +167,32 @@ fn link_comounted(root: BorrowedFd<'_>, base: &str, name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Bind the notify directory read-only, nosuid, nodev, noexec at /run/notify (a read-only
+/// mount does not stop `connect(2)` to the socket in it). The mount point is created only on
+/// a tmpfs the container has, or in a rootfs that config.json does not mark read-only.
+pub fn mount_notify_dir(plan: &Plan, root: BorrowedFd<'_>, host_dir: Option<&std::path::Path>) -> Result<()> {
+    let Some(host_dir) = host_dir else { return Ok(()) };
+    let dest = crate::notify::CONTAINER_DIR;
+    let target = match open_in_root(root, dest) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => {
+            let on_tmpfs = open_in_root(root, "/run").is_ok_and(|run| {
+                rustix::fs::fstatfs(&run).is_ok_and(|st| st.f_type == libc::TMPFS_MAGIC)
+            });
+            if plan.root_readonly && !on_tmpfs {
+                anyhow::bail!(
+                    "NOTIFY_SOCKET is set but {dest} does not exist in the read-only rootfs and /run is not a tmpfs: \
+                     add a tmpfs mount on /run, or create {dest} in the image"
+                );
+            }
+            ensure_in_root(root, dest, Leaf::Dir).context("create /run/notify")?
+        }
+        Err(e) => return Err(e).context("resolve /run/notify"),
+    };
+    mount(host_dir, fd_path(&target), "", MountFlags::BIND, None).context("bind the notify directory")?;
+    let target = open_in_root(root, dest)?;
+    let flags = MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    mount_remount(fd_path(&target), flags, "").context("remount /run/notify read-only")?;
+    Ok(())
+}
