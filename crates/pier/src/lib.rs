@@ -5,6 +5,7 @@
 //! pure parts (argv normaliser, config.json -> Plan) directly.
 #![deny(unsafe_code)]
 
+pub mod activation;
 pub mod cgroups;
 pub mod cli;
 pub mod commands;

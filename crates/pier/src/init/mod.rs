@@ -32,6 +32,8 @@ pub struct InitContext<'a> {
     pub no_new_keyring: bool,
     /// How many fds from 3 on cross `execve` (LISTEN_FDS + `--preserve-fds`).
     pub keep_fds: u32,
+    /// Socket activation: add `LISTEN_PID=<own pid>` next to the LISTEN_FDS in `extra_env`.
+    pub listen_fds: bool,
     /// Variables added to `process.env` (NOTIFY_SOCKET, LISTEN_*), replacing same-named ones.
     pub extra_env: Vec<String>,
     /// The container's cgroup directories (for `cgroup` bind mounts without a cgroup ns).
@@ -94,5 +96,9 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     process::apply_limits(&plan.process)?;
     process::enter_cwd(&plan.process)?;
     identity::apply(&plan.process)?;
-    process::resolve(&plan.process, &ctx.extra_env)
+    let mut env = ctx.extra_env.clone();
+    if ctx.listen_fds {
+        env.push(format!("LISTEN_PID={}", rustix::process::getpid().as_raw_nonzero()));
+    }
+    process::resolve(&plan.process, &env)
 }
