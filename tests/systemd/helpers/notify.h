@@ -12,9 +12,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <poll.h>
 #include <unistd.h>
 
-static int notify_send(const char *msg, size_t len, int fd)
+static inline int notify_send(const char *msg, size_t len, int fd)
 {
     const char *addr = getenv("NOTIFY_SOCKET");
     if (!addr || !*addr)
@@ -56,5 +57,25 @@ static int notify_send(const char *msg, size_t len, int fd)
     close(s);
     errno = saved;
     return r < 0 ? -1 : 0;
+}
+
+/* sd_notify_barrier(3): send BARRIER=1 with the write end of a pipe and wait until the receiver
+ * has closed it, i.e. has processed everything this process sent before. A sender that exits
+ * right after sending must do this: the manager attributes a datagram to a unit through the
+ * sender's cgroup, which it can no longer read once the sender is gone.
+ * Returns 0 when acknowledged, 1 on timeout, <0 like notify_send. */
+static inline int notify_barrier(int timeout_ms)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    int r = notify_send("BARRIER=1", 9, p[1]);
+    close(p[1]);
+    if (r == 0) {
+        struct pollfd pf = { .fd = p[0], .events = POLLIN };
+        r = poll(&pf, 1, timeout_ms) > 0 ? 0 : 1;
+    }
+    close(p[0]);
+    return r;
 }
 #endif

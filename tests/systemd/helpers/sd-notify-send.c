@@ -1,12 +1,14 @@
 /* sd-notify-send: send sd_notify(3) datagrams from a shell script, statically linked so that it
  * runs in a bare busybox container. Part of the pier systemd test suite (tests/systemd).
  *
- * usage: sd-notify-send [-j] [-M] [-q] MSG...
+ * usage: sd-notify-send [-j] [-M] [-n] [-q] MSG...
  *   MSG  one datagram per MSG, e.g. READY=1 STATUS=hello WATCHDOG=1; "\n" in MSG becomes a newline
  *   -j   send all MSGs as ONE datagram, joined with newlines (systemd applies a datagram at once)
  *   -M   append MONOTONIC_USEC=<CLOCK_MONOTONIC now, in us> to each datagram (RELOADING=1 wants it)
+ *   -n   no barrier; by default the sender ends with the sd_notify_barrier(3) handshake (5 s at
+ *        most, like systemd-notify) so the manager still sees it alive when it processes MSGs
  *   -q   no trace; otherwise one line per datagram on stderr: "sd-notify-send[PID]: MSG"
- * exit: 0 all sent, 2 NOTIFY_SOCKET unset, 3 send failed, 64 usage.
+ * exit: 0 all sent, 2 NOTIFY_SOCKET unset, 3 send failed, 4 barrier not acknowledged, 64 usage.
  */
 #include "notify.h"
 #include <stdio.h>
@@ -58,19 +60,21 @@ static int send_one(char *buf, int add_monotonic)
 
 int main(int argc, char **argv)
 {
-    int join = 0, mono = 0, i = 1;
+    int join = 0, mono = 0, barrier = 1, i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-j"))
             join = 1;
         else if (!strcmp(argv[i], "-M"))
             mono = 1;
+        else if (!strcmp(argv[i], "-n"))
+            barrier = 0;
         else if (!strcmp(argv[i], "-q"))
             quiet = 1;
         else
             break;
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: sd-notify-send [-j] [-M] [-q] MSG...\n");
+        fprintf(stderr, "usage: sd-notify-send [-j] [-M] [-n] [-q] MSG...\n");
         return 64;
     }
     size_t total = 64;
@@ -92,5 +96,14 @@ int main(int argc, char **argv)
                 return rc;
         }
     }
-    return join ? send_one(buf, mono) : 0;
+    if (join) {
+        int rc = send_one(buf, mono);
+        if (rc)
+            return rc;
+    }
+    if (barrier && notify_barrier(5000) != 0) {
+        fprintf(stderr, "sd-notify-send[%d]: barrier not acknowledged within 5 s\n", (int)getpid());
+        return 4;
+    }
+    return 0;
 }
