@@ -209,15 +209,17 @@ fn as_main_pid_announces_and_sends_with_the_inits_credentials() {
         sender.send(payload.as_bytes()).expect("send");
     }
     assert!(rig.pump().ready);
+    // Up to and including the MAINPID= announcement the relay is still the unit's main pid
+    // and sends as itself; afterwards SCM_CREDENTIALS names the init.
     let expected = [
-        "STATUS=starting".to_owned(),
-        format!("MAINPID={}\nREADY=1", init.pid()),
-        "READY=1".to_owned(),
+        ("STATUS=starting".to_owned(), own_pid()),
+        (format!("MAINPID={}\nREADY=1", init.pid()), own_pid()),
+        ("READY=1".to_owned(), init.pid()),
     ];
-    for payload in expected {
+    for (payload, pid) in expected {
         let got = rig.systemd.recv();
         assert_eq!(got.payload, payload);
-        assert_eq!(got.pid, init.pid(), "SCM_CREDENTIALS names the init");
+        assert_eq!(got.pid, pid, "SCM_CREDENTIALS for {payload:?}");
         assert_eq!(
             (got.uid, got.gid),
             (
