@@ -79,10 +79,16 @@ impl Bundle {
         self
     }
 
-    /// Replaces `linux.namespaces` with these types (all new).
+    /// Replaces `linux.namespaces` with these types (all new). Without "uts" it also drops
+    /// `hostname` and `domainname`, which need a private UTS namespace.
     pub fn namespaces(&mut self, types: &[&str]) -> &mut Self {
         let list: Vec<Value> = types.iter().map(|t| json!({ "type": t })).collect();
         self.config["linux"]["namespaces"] = Value::Array(list);
+        if !types.contains(&"uts") {
+            let top = self.config.as_object_mut().unwrap();
+            top.remove("hostname");
+            top.remove("domainname");
+        }
         self
     }
 

@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod events;
+pub mod hostmount;
 pub mod leftovers;
 pub mod runner;
 
@@ -21,6 +22,7 @@ use serde_json::Value;
 
 pub use bundle::Bundle;
 pub use events::Events;
+pub use hostmount::HostMount;
 pub use leftovers::{assert_no_leftovers, find_leftovers};
 pub use runner::{Output, Running, TIMEOUT};
 
