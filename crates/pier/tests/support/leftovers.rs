@@ -1,5 +1,5 @@
 //! Proving that nothing of a container is left: its state dir, host mounts mentioning the
-//! bundle or the state root, cgroup directories named after its id, and processes whose
+//! bundle or the state dir, cgroup directories named after its id, and processes whose
 //! cmdline, cwd or root points into the bundle.
 
 use std::fs;
@@ -22,16 +22,17 @@ pub fn assert_no_leftovers(root: &Path, id: &str, bundle: &str) {
 }
 
 /// Every trace of container `id` found: its state dir, host mounts mentioning the bundle or
-/// the root, cgroup dirs named after it, and processes pointing into the bundle that are still
-/// alive at `deadline`. One human-readable line per trace.
+/// the state dir, cgroup dirs named after it, and processes whose cmdline mentions the
+/// bundle, the state dir or the id, or whose cwd/root is in the bundle, still alive at
+/// `deadline`. One human-readable line per trace.
 pub fn find_leftovers(root: &Path, id: &str, bundle: &str, deadline: Instant) -> Vec<String> {
     let mut found = Vec::new();
     let state_dir = root.join(id);
     if state_dir.symlink_metadata().is_ok() {
         found.push(format!("state dir {} still exists", state_dir.display()));
     }
-    let root_str = root.to_str().unwrap();
-    for needle in [bundle, root_str] {
+    let state_str = state_dir.to_str().unwrap();
+    for needle in [bundle, state_str] {
         for line in mountinfo_lines_mentioning(needle) {
             found.push(format!("mount: {line}"));
         }
@@ -39,7 +40,7 @@ pub fn find_leftovers(root: &Path, id: &str, bundle: &str, deadline: Instant) ->
     for dir in cgroup_dirs_named(id) {
         found.push(format!("cgroup dir {}", dir.display()));
     }
-    for (pid, why) in processes_in(Path::new(bundle), &[bundle, root_str, id]) {
+    for (pid, why) in processes_in(Path::new(bundle), &[bundle, state_str, id]) {
         if !wait_pid_gone(pid, deadline) {
             found.push(format!("process {pid} ({why})"));
         }

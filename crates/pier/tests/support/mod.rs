@@ -38,11 +38,13 @@ pub fn is_runc() -> bool {
         .is_some_and(|n| n.to_string_lossy().contains("runc"))
 }
 
-/// A container id unique across tests and test processes: `<tag>-<pid>-<n>`.
+/// A container id unique across tests and test processes: `<tag>-<pid>-<nnnn>`. The counter
+/// has a fixed width so that no id is a substring of another one (the leftover checks match
+/// ids inside cgroup names and command lines).
 pub fn unique_id(tag: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{tag}-{}-{n}", std::process::id())
+    format!("{tag}-{}-{n:04}", std::process::id())
 }
 
 /// Runs the runtime without any global flag added.
