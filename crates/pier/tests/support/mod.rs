@@ -3,7 +3,9 @@
 //! The suite drives any runc-compatible binary: `$PIER_BIN` when set (e.g. `/usr/sbin/runc`),
 //! else the `pier` binary Cargo built. Each test gets its own `--root` ([`Runtime`]), its own
 //! bundle ([`Bundle`]) and unique container ids ([`unique_id`]), so tests run in parallel.
-//! These tests need root: namespaces, mounts and cgroups are real.
+//! These tests need root: namespaces, mounts and cgroups are real. Run them against runc with
+//! `PIER_BIN=/usr/sbin/runc cargo test -p pier --test lifecycle` (or `--tests`), or against
+//! pier with plain `cargo test -p pier --tests`.
 #![allow(dead_code, unused_imports)]
 
 pub mod bundle;
@@ -31,13 +33,6 @@ pub fn runtime_bin() -> OsString {
     std::env::var_os("PIER_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_pier").into())
 }
 
-/// True when the binary under test is runc (some tests print what runc does differently).
-pub fn is_runc() -> bool {
-    Path::new(&runtime_bin())
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().contains("runc"))
-}
-
 /// A container id unique across tests and test processes: `<tag>-<pid>-<nnnn>`. The counter
 /// has a fixed width so that no id is a substring of another one (the leftover checks match
 /// ids inside cgroup names and command lines).
@@ -60,8 +55,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// A fresh, empty state root in a temp dir.
+    /// A fresh, empty state root in a temp dir. Panics unless we are root.
     pub fn new() -> Self {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "the integration tests run containers for real and need root"
+        );
         let root = tempfile::Builder::new()
             .prefix("pier-itest-root-")
             .tempdir()
@@ -313,11 +312,6 @@ pub fn mount_at<'a>(rows: &'a [MountRow], point: &str) -> &'a MountRow {
         .rev()
         .find(|r| r.point == point)
         .unwrap_or_else(|| panic!("no mount at {point}:\n{rows:#?}"))
-}
-
-/// Absolute path of a test-local file, as a string.
-pub fn path_str(p: &Path) -> String {
-    p.to_str().expect("utf-8 path").to_owned()
 }
 
 /// Re-checks `cond` (something only /proc can tell, e.g. a wchan) every few milliseconds until
