@@ -25,10 +25,16 @@ impl Bundle {
     /// A bundle whose process is `/bin/sh -c <script>` (PATH=/bin), as uid 0, with pid, mount,
     /// ipc, uts and network namespaces and the usual proc, /dev tmpfs, devpts and sysfs mounts.
     pub fn new(script: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("pier-notify-bundle").tempdir().expect("bundle tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("pier-notify-bundle")
+            .tempdir()
+            .expect("bundle tempdir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod bundle");
         build_rootfs(&dir.path().join("rootfs"));
-        let bundle = Bundle { dir, config: default_config(script) };
+        let bundle = Bundle {
+            dir,
+            config: default_config(script),
+        };
         bundle.write();
         bundle
     }
@@ -65,7 +71,10 @@ impl Bundle {
     pub fn add_tmpfs(&mut self, destination: &str) {
         let mount = json!({"destination": destination, "type": "tmpfs", "source": "tmpfs",
                            "options": ["nosuid", "nodev", "mode=755"]});
-        self.config["mounts"].as_array_mut().expect("mounts").push(mount);
+        self.config["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .push(mount);
         self.write();
     }
 
@@ -85,8 +94,14 @@ impl Bundle {
     /// `read _ < /tmp/<name>` until the test calls [`Gate::open`].
     pub fn gate(&self, name: &str) -> Gate {
         let path = self.rootfs().join("tmp").join(name);
-        rustix::fs::mknodat(rustix::fs::CWD, &path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o666), 0)
-            .expect("mkfifo gate");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            0,
+        )
+        .expect("mkfifo gate");
         Gate { path, held: None }
     }
 }
@@ -101,7 +116,11 @@ impl Gate {
     /// Lets the container's `read` return: opens the FIFO read-write (never blocks), writes a
     /// line and keeps the fd open so the line stays until the container reads it.
     pub fn open(&mut self) {
-        let mut file = fs::OpenOptions::new().read(true).write(true).open(&self.path).expect("open gate");
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .expect("open gate");
         file.write_all(b"go\n").expect("write gate");
         self.held = Some(file);
     }
@@ -153,13 +172,20 @@ fn build_rootfs(rootfs: &Path) {
         }
     }
     fs::copy(sender(), bin.join("sd-notify-send")).expect("copy sender");
-    fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\nuser:x:1000:1000:user:/:/bin/sh\n").expect("passwd");
+    fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/:/bin/sh\nuser:x:1000:1000:user:/:/bin/sh\n",
+    )
+    .expect("passwd");
     fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").expect("group");
 }
 
 fn host_busybox() -> &'static Path {
     let path = Path::new(HOST_BUSYBOX);
-    assert!(path.exists(), "{HOST_BUSYBOX} is missing: apt-get install busybox-static");
+    assert!(
+        path.exists(),
+        "{HOST_BUSYBOX} is missing: apt-get install busybox-static"
+    );
     path
 }
 
@@ -167,9 +193,16 @@ fn applets() -> Vec<String> {
     static APPLETS: OnceLock<Vec<String>> = OnceLock::new();
     APPLETS
         .get_or_init(|| {
-            let out = Command::new(host_busybox()).arg("--list").output().expect("busybox --list");
+            let out = Command::new(host_busybox())
+                .arg("--list")
+                .output()
+                .expect("busybox --list");
             assert!(out.status.success(), "busybox --list failed");
-            String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).filter(|a| !a.contains('/')).collect()
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .filter(|a| !a.contains('/'))
+                .collect()
         })
         .clone()
 }
@@ -188,7 +221,11 @@ pub fn sender() -> &'static Path {
             .arg(&source)
             .output()
             .expect("run gcc (apt-get install gcc libc6-dev)");
-        assert!(out.status.success(), "gcc -static failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gcc -static failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let path = dir.join("sd-notify-send");
         fs::rename(&tmp, &path).expect("install sender");
         path

@@ -1,0 +1,255 @@
+//! pier's sd_notify relay end to end, as root: busybox-static containers run by the real pier
+//! binary with `NOTIFY_SOCKET` pointing at a fake systemd (`notify_support::systemd`), checked
+//! against design §4 (container side, forwarding, identity, waiting).
+//!
+//! Every wait is bounded by `HANG_GUARD` and ends on a datagram or a process exit.
+
+mod notify_support;
+
+use std::path::Path;
+use std::process::{Child, ExitStatus};
+
+use notify_support::bundle::Bundle;
+use notify_support::pier::Pier;
+use notify_support::systemd::{FakeSystemd, Got};
+
+/// The forwarded payloads in order, without pier's own `BARRIER=1` datagrams; none may have
+/// been longer than systemd's buffer.
+fn payloads(got: &[Got]) -> Vec<String> {
+    for g in got {
+        assert!(
+            !g.truncated,
+            "a datagram over 4096 bytes was forwarded: {:.80}",
+            g.payload
+        );
+    }
+    got.iter()
+        .filter(|g| g.payload != "BARRIER=1")
+        .map(|g| g.payload.clone())
+        .collect()
+}
+
+/// `pier run --bundle B <id>` in the foreground with `NOTIFY_SOCKET`, served until it exits.
+fn run_foreground(
+    pier: &Pier,
+    bundle: &Bundle,
+    systemd: &FakeSystemd,
+    tag: &str,
+) -> (ExitStatus, Vec<Got>) {
+    let (mut child, _) = spawn_run(pier, bundle, systemd.notify_socket(), tag, &[]);
+    pier.serve_until_exit(&mut child, systemd)
+}
+
+/// Spawns `pier run [extra] --bundle B <id>`; returns it and the id.
+fn spawn_run(
+    pier: &Pier,
+    bundle: &Bundle,
+    notify_socket: &str,
+    tag: &str,
+    extra: &[&str],
+) -> (Child, String) {
+    let id = pier.id(tag);
+    let bundle_path = path_str(bundle.path());
+    let mut args = vec!["run"];
+    args.extend_from_slice(extra);
+    args.extend(["--bundle", &bundle_path, &id]);
+    (pier.spawn(Some(notify_socket), &args), id)
+}
+
+/// `pier run -d [extra]`, served until it exits: its status, what arrived meanwhile, the id.
+fn run_detached(
+    pier: &Pier,
+    bundle: &Bundle,
+    systemd: &FakeSystemd,
+    tag: &str,
+    extra: &[&str],
+) -> (ExitStatus, Vec<Got>, String) {
+    let mut args = vec!["-d"];
+    args.extend_from_slice(extra);
+    let (mut child, id) = spawn_run(pier, bundle, systemd.notify_socket(), tag, &args);
+    let (status, got) = pier.serve_until_exit(&mut child, systemd);
+    (status, got, id)
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+fn assert_ok(status: ExitStatus, pier: &Pier) {
+    assert!(
+        status.success(),
+        "pier failed: {status}\n--- log ---\n{}",
+        pier.log()
+    );
+}
+
+// ---- 1. The container side --------------------------------------------------------------
+
+#[test]
+fn socket_inside_is_run_notify_notify_sock_on_a_read_only_mount() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(
+        r#"sd-notify-send "X_SOCKET=$NOTIFY_SOCKET" \
+             "X_IS_SOCKET=$([ -S /run/notify/notify.sock ] && echo yes || echo no)" \
+             "X_DIR_WRITABLE=$(touch /run/notify/probe 2>/dev/null && echo yes || echo no)""#,
+    );
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "path");
+    assert_ok(status, &pier);
+    assert_eq!(
+        payloads(&got),
+        [
+            "X_SOCKET=/run/notify/notify.sock",
+            "X_IS_SOCKET=yes",
+            "X_DIR_WRITABLE=no"
+        ]
+    );
+}
+
+#[test]
+fn non_root_container_user_can_notify() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new(r#"sd-notify-send "X_UID=$(id -u)""#);
+    bundle.set_user(1000, 1000);
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "uid");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["X_UID=1000"]);
+}
+
+#[test]
+fn state_root_beyond_sun_path_still_relays() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::with_root_len(120);
+    let id = format!("nt-longroot-{}", std::process::id());
+    let socket = pier.root().join(&id).join("notify/notify.sock");
+    assert!(
+        socket.as_os_str().len() > 108,
+        "{} is not longer than sun_path",
+        socket.display()
+    );
+    let bundle = Bundle::new("sd-notify-send X_LONG_ROOT=1");
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "longroot");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["X_LONG_ROOT=1"]);
+}
+
+#[test]
+fn read_only_rootfs_without_run_tmpfs_fails_create_and_leaves_nothing() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let id = pier.id("rofail");
+    let mut bundle = Bundle::new("sd-notify-send X_NEVER=1");
+    bundle.set_readonly(true);
+    bundle.set_cgroups_path(&format!("/{id}"));
+    let status = pier.status(
+        Some(systemd.notify_socket()),
+        &["create", "--bundle", &path_str(bundle.path()), &id],
+    );
+    let log = pier.log();
+    assert!(
+        !status.success(),
+        "create succeeded on a read-only rootfs without /run/notify\n{log}"
+    );
+    assert!(
+        log.contains("/run/notify") && log.contains("tmpfs"),
+        "unclear error:\n{log}"
+    );
+    assert!(
+        !pier.root().join(&id).exists(),
+        "state directory left behind"
+    );
+    assert!(
+        !bundle.rootfs().join("run/notify").exists(),
+        "wrote into the read-only rootfs"
+    );
+    let root = path_str(pier.root());
+    assert_eq!(
+        notify_support::pier::processes_mentioning(&root),
+        Vec::<i32>::new(),
+        "processes left behind"
+    );
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .expect("cgroup mounts")
+        .flatten()
+    {
+        assert!(
+            !hierarchy.path().join(&id).exists(),
+            "cgroup left in {}",
+            hierarchy.path().display()
+        );
+    }
+    assert!(
+        !pier.status(None, &["state", &id]).success(),
+        "state still knows {id}"
+    );
+}
+
+#[test]
+fn read_only_rootfs_with_run_tmpfs_relays() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new("sd-notify-send X_READ_ONLY_ROOT=1");
+    bundle.set_readonly(true);
+    bundle.add_tmpfs("/run");
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "rotmpfs");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["X_READ_ONLY_ROOT=1"]);
+    assert!(
+        !bundle.rootfs().join("run/notify").exists(),
+        "wrote into the read-only rootfs"
+    );
+}
+
+// ---- 2. The host side -------------------------------------------------------------------
+
+#[test]
+fn host_socket_as_absolute_path() {
+    let systemd = FakeSystemd::bind_path();
+    assert!(systemd.notify_socket().starts_with('/'));
+    let pier = Pier::new();
+    let bundle = Bundle::new("sd-notify-send X_VIA=path");
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "hostpath");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["X_VIA=path"]);
+}
+
+#[test]
+fn host_socket_as_abstract_name() {
+    let systemd = FakeSystemd::bind_abstract("abstract");
+    assert!(systemd.notify_socket().starts_with('@'));
+    let pier = Pier::new();
+    let bundle = Bundle::new("sd-notify-send X_VIA=abstract");
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "abstract");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["X_VIA=abstract"]);
+}
+
+#[test]
+fn unreachable_host_socket_does_not_fail_the_container() {
+    let missing = tempfile::tempdir().expect("tempdir");
+    let socket = path_str(&missing.path().join("no-such-dir/notify"));
+    let pier = Pier::new();
+    // The send inside must still succeed (exit 7, not 99): the container's socket exists.
+    let bundle = Bundle::new("sd-notify-send READY=1 STATUS=unheard || exit 99; exit 7");
+    let (mut child, _) = spawn_run(&pier, &bundle, &socket, "unreach", &[]);
+    let status = pier.wait(&mut child, notify_support::HANG_GUARD);
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "foreground run must exit with the container's status\n{}",
+        pier.log()
+    );
+}
+
+#[test]
+fn unreachable_host_socket_run_detached_still_sees_ready() {
+    let missing = tempfile::tempdir().expect("tempdir");
+    let socket = path_str(&missing.path().join("no-such-dir/notify"));
+    let pier = Pier::new();
+    let bundle = Bundle::new("sd-notify-send READY=1 || exit 99; read _ < /tmp/gate");
+    let _gate = bundle.gate("gate");
+    let (mut child, _) = spawn_run(&pier, &bundle, &socket, "unreachd", &["-d"]);
+    let status = pier.wait(&mut child, notify_support::HANG_GUARD);
+    assert_ok(status, &pier);
+}
