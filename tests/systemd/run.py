@@ -140,6 +140,7 @@ def main(argv):
     timings, results = {}, {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     binds = [] if mode == "host" else [f"--bind-ro={a.runtime}:{units.RUNTIME_IN_MACHINE}"]
     machine = Machine(workdir, binds)
     print(f"runtime: {a.runtime if mode == 'runtime' else 'none (host mode: payloads run without a container)'}")

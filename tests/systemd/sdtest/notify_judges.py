@@ -100,9 +100,9 @@ def watchdog_ping(j):
     j.start()
     j.state("active/running, WatchdogUSec=2s",
             {"ActiveState": "active", "SubState": "running", "WatchdogUSec": "2s"})
-    j.check("inside: WATCHDOG_USEC=2000000, WATCHDOG_PID unset or own pid", lambda: _watchdog_env(j))
     j.check(f"pinging every 500 ms: still active after {WATCHDOG_WINDOW_S:.0f}s",
             lambda: _stays_active(j, WATCHDOG_WINDOW_S))
+    j.check("inside: WATCHDOG_USEC=2000000, WATCHDOG_PID unset or own pid", lambda: _watchdog_env(j))
 
 
 def watchdog_silent(j):
