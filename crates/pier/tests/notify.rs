@@ -253,3 +253,208 @@ fn unreachable_host_socket_run_detached_still_sees_ready() {
     let status = pier.wait(&mut child, notify_support::HANG_GUARD);
     assert_ok(status, &pier);
 }
+
+// ---- 3. Fidelity ------------------------------------------------------------------------
+
+#[test]
+fn one_datagram_in_is_one_out_in_order() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(
+        r#"sd-notify-send STATUS=one "STATUS=two\nX_PART=2" "STATUS=three\nRELOADING=1\nMONOTONIC_USEC=123" \
+             WATCHDOG=1 "STATUS=four""#,
+    );
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "order");
+    assert_ok(status, &pier);
+    assert_eq!(
+        payloads(&got),
+        [
+            "STATUS=one",
+            "STATUS=two\nX_PART=2",
+            "STATUS=three\nRELOADING=1\nMONOTONIC_USEC=123",
+            "WATCHDOG=1",
+            "STATUS=four"
+        ]
+    );
+}
+
+/// `run -d` with a container whose first datagram is `first`, then blocks: run -d must
+/// return 0 (it saw READY) and forward `first` with `MAINPID=<init>` in front.
+fn assert_ready_detected(tag: &str, first: &str) {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(&format!("sd-notify-send '{first}' && read _ < /tmp/gate"));
+    let _gate = bundle.gate("gate");
+    let (status, got, id) = run_detached(&pier, &bundle, &systemd, tag, &[]);
+    assert_ok(status, &pier);
+    let init = pier.state_pid(&id);
+    assert_eq!(
+        payloads(&got)[0],
+        format!("MAINPID={init}\n{}", first.replace("\\n", "\n"))
+    );
+}
+
+#[test]
+fn ready_after_status_in_one_datagram_counts() {
+    assert_ready_detected("readystatus", r"STATUS=warming up\nREADY=1");
+}
+
+#[test]
+fn ready_after_600_bytes_of_status_counts() {
+    assert_ready_detected("ready600", &format!(r"STATUS={}\nREADY=1", "s".repeat(600)));
+}
+
+#[test]
+fn oversized_datagram_is_dropped_and_later_ones_arrive() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let big = format!("X_BIG={}", "b".repeat(5000));
+    let bundle = Bundle::new(&format!("sd-notify-send STATUS=before {big} STATUS=after"));
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "big");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["STATUS=before", "STATUS=after"]);
+}
+
+#[test]
+fn notifyaccess_is_dropped() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(
+        r#"sd-notify-send NOTIFYACCESS=all "NOTIFYACCESS=all\nSTATUS=kept" STATUS=end"#,
+    );
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "notifyaccess");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["STATUS=kept", "STATUS=end"]);
+}
+
+#[test]
+fn extension_keys_are_forwarded() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(r#"sd-notify-send X_FOO=bar "X_FOO=baz\nX_OTHER=1""#);
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "xfoo");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["X_FOO=bar", "X_FOO=baz\nX_OTHER=1"]);
+}
+
+// ---- 4. Barrier, fd store, MAINPID ------------------------------------------------------
+
+fn now_ns() -> u128 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.expect("clock after 1970").as_nanos()
+}
+
+#[test]
+fn container_barrier_completes_only_after_the_host_read_earlier_messages() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(r#"sd-notify-send -B "STATUS=before barrier""#);
+    let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "barrier", &[]);
+    assert!(
+        systemd.wait_readable(notify_support::HANG_GUARD),
+        "nothing forwarded\n{}",
+        pier.log()
+    );
+    // A slow manager: the relay must not acknowledge the barrier on systemd's behalf.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let first = systemd.recv();
+    let read_at = now_ns();
+    assert_eq!(first.payload, "STATUS=before barrier");
+    let barrier = systemd.recv(); // its fd is closed here, as systemd does
+    assert_eq!(
+        (barrier.payload.as_str(), barrier.fd_count),
+        ("BARRIER=1", 1),
+        "the container's barrier"
+    );
+    let ack = systemd.recv_payload();
+    let acked_at: u128 = ack
+        .strip_prefix("X_BARRIER_ACK_NS=")
+        .unwrap_or_else(|| panic!("sender's barrier did not complete: {ack}"))
+        .parse()
+        .expect("ns");
+    assert!(
+        acked_at >= read_at,
+        "barrier completed {} ms before the host read the message",
+        (read_at - acked_at) / 1_000_000
+    );
+    let (status, _) = pier.serve_until_exit(&mut child, &systemd);
+    assert_ok(status, &pier);
+}
+
+#[test]
+fn fdstore_datagram_arrives_with_its_fd() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(r#"sd-notify-send -F "FDSTORE=1\nFDNAME=mypipe""#);
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "fdstore");
+    assert_ok(status, &pier);
+    let (store, ino) = (&got[0], &got[1]);
+    assert_eq!(store.payload, "FDSTORE=1\nFDNAME=mypipe");
+    assert_eq!(
+        store.fds.len(),
+        1,
+        "FDSTORE=1 must carry exactly the container's fd"
+    );
+    let ino: u64 = ino
+        .payload
+        .strip_prefix("X_FD_INO=")
+        .expect("X_FD_INO")
+        .parse()
+        .expect("inode");
+    let stat = rustix::fs::fstat(&store.fds[0]).expect("fstat");
+    assert_eq!(
+        rustix::fs::FileType::from_raw_mode(stat.st_mode),
+        rustix::fs::FileType::Fifo
+    );
+    assert_eq!(stat.st_ino, ino, "the fd is not the container's pipe");
+}
+
+#[test]
+fn fdstore_annotation_false_drops_fd_store_keys_and_fds() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new(r#"sd-notify-send -F "FDSTORE=1\nFDNAME=mypipe\nX_TAG=1""#);
+    bundle.annotate("org.pier.notify.fdstore", "false");
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "nofdstore");
+    assert_ok(status, &pier);
+    assert_eq!((got[0].payload.as_str(), got[0].fd_count), ("X_TAG=1", 0));
+}
+
+#[test]
+fn mainpid_of_the_init_is_translated_and_a_foreign_one_dropped() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let pid_file = pier.root().with_file_name("init.pid");
+    let bundle = Bundle::new(
+        r#"sleep 1000 & other=$!
+           sd-notify-send "MAINPID=1\nX_TAG=init" "MAINPID=$other\nX_TAG=other"; kill $other"#,
+    );
+    let (mut child, _) = spawn_run(
+        &pier,
+        &bundle,
+        systemd.notify_socket(),
+        "mainpid",
+        &["--pid-file", &path_str(&pid_file)],
+    );
+    let (status, got) = pier.serve_until_exit(&mut child, &systemd);
+    assert_ok(status, &pier);
+    let init = std::fs::read_to_string(&pid_file).expect("pid file");
+    assert_eq!(
+        payloads(&got),
+        [
+            format!("MAINPID={init}\nX_TAG=init"),
+            "X_TAG=other".to_string()
+        ]
+    );
+}
+
+#[test]
+fn access_init_annotation_drops_other_senders() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new("sd-notify-send X_FROM=child; exec sd-notify-send X_FROM=init");
+    bundle.annotate("org.pier.notify.access", "init");
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "accessinit");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["X_FROM=init"]);
+}
