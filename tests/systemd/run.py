@@ -3,7 +3,7 @@
 issue 4 as units whose ExecStart runs the runtime under test, judge them with `systemctl show`
 and `journalctl`, power off.
 
-usage: run.py [--runtime PATH|none] [--only N[,N..]] [--jobs N] [--deadline S] [--keep]
+usage: run.py [--runtime PATH|none] [--only N[,N..]] [--jobs N] [--deadline S] [--keep] [--print-units]
   --runtime PATH  the runtime binary (bind-mounted into the machine); default: pier from
                   $CARGO_TARGET_DIR or target/{release,debug}. "none" = host mode: each unit
                   runs its payload directly, without a container (validates scenarios + judging)
@@ -11,6 +11,7 @@ usage: run.py [--runtime PATH|none] [--only N[,N..]] [--jobs N] [--deadline S] [
   --jobs          cases judged at once (default: all; they use separate units)
   --deadline      seconds any single expected state may take to appear (default 10)
   --keep          keep the work dir (bundles, units, console log) for debugging
+  --print-units   print the units the selected cases install, and exit
 Prints one row per step (scenario, expected, seen, seconds), the total wall time and a last line
 "N passed, M failed" counting scenarios. Exit status 0 only when every scenario passed.
 Needs root, systemd-container, busybox-static, gcc + libc6-dev (see docs/systemd.md).
@@ -55,13 +56,16 @@ def parse_args(argv):
     ap.add_argument("--jobs", type=int, default=0, help="cases judged at once (0 = all)")
     ap.add_argument("--deadline", type=float, default=10.0, help="seconds per expected state")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
+    ap.add_argument("--print-units", action="store_true", help="print the units and exit")
     a = ap.parse_args(argv)
     a.only = [o.strip() for item in a.only for o in item.split(",") if o.strip()]
+    if a.runtime is None and a.print_units:
+        a.runtime = units.RUNTIME_IN_MACHINE
     if a.runtime is None:
         a.runtime = default_runtime()
         if a.runtime is None:
             ap.error("no pier binary under target/: build it (cargo build --release) or pass --runtime")
-    if a.runtime != "none":
+    if a.runtime != "none" and not a.print_units:
         a.runtime = os.path.realpath(a.runtime)
         if not os.access(a.runtime, os.X_OK):
             ap.error(f"--runtime {a.runtime}: not an executable file")
@@ -120,6 +124,14 @@ def print_report(selected, results, timings):
     return failed
 
 
+def print_units(selected, mode):
+    """The units as installed in the machine (paths as seen there: /h = the work dir)."""
+    for case in selected:
+        for kind, text in (("socket", units.socket_unit(case)), ("service", units.service_unit(case, mode))):
+            if text:
+                print(f"# {units.unit_name(case, kind)}\n{text}")
+
+
 def _interrupt(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -127,15 +139,18 @@ def _interrupt(signum, _frame):
 def main(argv):
     t0 = time.monotonic()
     a = parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("run.py: needs root (it boots systemd in systemd-nspawn)")
-    if not shutil.which("systemd-nspawn"):
-        sys.exit("run.py: needs systemd-nspawn (apt install systemd-container)")
     try:
         selected = cases.select(a.only)
     except ValueError as exc:
         sys.exit(f"run.py: {exc}")
     mode = "host" if a.runtime == "none" else "runtime"
+    if a.print_units:
+        print_units(selected, mode)
+        return
+    if os.geteuid() != 0:
+        sys.exit("run.py: needs root (it boots systemd in systemd-nspawn)")
+    if not shutil.which("systemd-nspawn"):
+        sys.exit("run.py: needs systemd-nspawn (apt install systemd-container)")
     workdir = Path(tempfile.mkdtemp(prefix="pier-sdt-", dir="/tmp"))
     timings, results = {}, {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
