@@ -9,7 +9,7 @@ mod notify_support;
 use std::path::Path;
 use std::process::{Child, ExitStatus};
 
-use notify_support::bundle::Bundle;
+use notify_support::bundle::{Bundle, Gate};
 use notify_support::pier::Pier;
 use notify_support::systemd::{FakeSystemd, Got};
 
@@ -56,19 +56,33 @@ fn spawn_run(
     (pier.spawn(Some(notify_socket), &args), id)
 }
 
-/// `pier run -d [extra]`, served until it exits: its status, what arrived meanwhile, the id.
+/// A finished `pier run -d`: its status, pid, container id, and what arrived meanwhile.
+struct Detached {
+    status: ExitStatus,
+    pid: i32,
+    id: String,
+    got: Vec<Got>,
+}
+
+/// `pier run -d [extra]`, served until it exits.
 fn run_detached(
     pier: &Pier,
     bundle: &Bundle,
     systemd: &FakeSystemd,
     tag: &str,
     extra: &[&str],
-) -> (ExitStatus, Vec<Got>, String) {
+) -> Detached {
     let mut args = vec!["-d"];
     args.extend_from_slice(extra);
     let (mut child, id) = spawn_run(pier, bundle, systemd.notify_socket(), tag, &args);
+    let pid = child.id() as i32;
     let (status, got) = pier.serve_until_exit(&mut child, systemd);
-    (status, got, id)
+    Detached {
+        status,
+        pid,
+        id,
+        got,
+    }
 }
 
 fn path_str(path: &Path) -> String {
@@ -285,11 +299,11 @@ fn assert_ready_detected(tag: &str, first: &str) {
     let pier = Pier::new();
     let bundle = Bundle::new(&format!("sd-notify-send '{first}' && read _ < /tmp/gate"));
     let _gate = bundle.gate("gate");
-    let (status, got, id) = run_detached(&pier, &bundle, &systemd, tag, &[]);
-    assert_ok(status, &pier);
-    let init = pier.state_pid(&id);
+    let run = run_detached(&pier, &bundle, &systemd, tag, &[]);
+    assert_ok(run.status, &pier);
+    let init = pier.state_pid(&run.id);
     assert_eq!(
-        payloads(&got)[0],
+        payloads(&run.got)[0],
         format!("MAINPID={init}\n{}", first.replace("\\n", "\n"))
     );
 }
@@ -457,4 +471,107 @@ fn access_init_annotation_drops_other_senders() {
     let (status, got) = run_foreground(&pier, &bundle, &systemd, "accessinit");
     assert_ok(status, &pier);
     assert_eq!(payloads(&got), ["X_FROM=init"]);
+}
+
+// ---- 5. Identity ------------------------------------------------------------------------
+
+#[test]
+fn foreground_run_forwards_as_pier_itself() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new("sd-notify-send READY=1 STATUS=fg X_LAST=1");
+    let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "fgid", &[]);
+    let pier_pid = child.id() as i32;
+    let (status, got) = pier.serve_until_exit(&mut child, &systemd);
+    assert_ok(status, &pier);
+    assert_eq!(
+        payloads(&got),
+        ["READY=1", "STATUS=fg", "X_LAST=1"],
+        "no MAINPID= in the foreground"
+    );
+    for g in &got {
+        assert_eq!((g.pid, g.uid), (pier_pid, 0), "sender of {:?}", g.payload);
+    }
+}
+
+/// The container script of the detached identity tests: READY, then (after the gate) a
+/// STATUS and a MAINPID the relay must drop, then it waits to be deleted.
+const DETACHED_IDENTITY: &str = r#"sd-notify-send READY=1 && read _ < /tmp/gate &&
+    sd-notify-send STATUS=after "MAINPID=1\nX_TAG=late" && exec sleep 1000"#;
+
+/// After a detached start by the pier process `announcer`: the first READY carries
+/// `MAINPID=<init>` and is sent by `announcer` (systemd's current main pid, the only sender
+/// `NotifyAccess=main` accepts until it learns the new one); every later datagram, relayed by
+/// the detached relay, is sent with the init's pid.
+fn assert_sent_as_init(pier: &Pier, systemd: &FakeSystemd, run: Detached, gate: &mut Gate) {
+    let init = pier.state_pid(&run.id);
+    let mut got = run.got.into_iter().filter(|g| g.payload != "BARRIER=1");
+    let ready = got.next().expect("READY forwarded before start returned");
+    assert_eq!(ready.payload, format!("MAINPID={init}\nREADY=1"));
+    assert_eq!(
+        ready.pid, run.pid,
+        "SCM_CREDENTIALS pid of the MAINPID announcement"
+    );
+    gate.open();
+    let mut later: Vec<Got> = got.collect();
+    while later.len() < 2 {
+        let g = systemd.recv();
+        if g.payload != "BARRIER=1" {
+            later.push(g);
+        }
+    }
+    let texts: Vec<&str> = later.iter().map(|g| g.payload.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["STATUS=after", "X_TAG=late"],
+        "MAINPID from the container is dropped when detached"
+    );
+    for g in &later {
+        assert_eq!(
+            g.pid, init,
+            "SCM_CREDENTIALS pid of {:?} from the detached relay",
+            g.payload
+        );
+    }
+}
+
+#[test]
+fn run_detached_announces_mainpid_and_sends_as_the_init() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(DETACHED_IDENTITY);
+    let mut gate = bundle.gate("gate");
+    let run = run_detached(&pier, &bundle, &systemd, "runid", &[]);
+    assert_ok(run.status, &pier);
+    assert_sent_as_init(&pier, &systemd, run, &mut gate);
+}
+
+#[test]
+fn create_start_announces_mainpid_and_sends_as_the_init() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(DETACHED_IDENTITY);
+    let mut gate = bundle.gate("gate");
+    let id = pier.id("startid");
+    let socket = Some(systemd.notify_socket());
+    let created = pier.status(
+        socket,
+        &["create", "--bundle", &path_str(bundle.path()), &id],
+    );
+    assert_ok(created, &pier);
+    let mut start = pier.spawn(socket, &["start", &id]);
+    let pid = start.id() as i32;
+    let (status, got) = pier.serve_until_exit(&mut start, &systemd);
+    assert_ok(status, &pier);
+    assert_sent_as_init(
+        &pier,
+        &systemd,
+        Detached {
+            status,
+            pid,
+            id,
+            got,
+        },
+        &mut gate,
+    );
 }
