@@ -157,7 +157,7 @@ fn root_readonly_makes_only_the_rootfs_read_only() {
 
 fn root_row_with_propagation(prop: &str) -> support::MountRow {
     let mut b = Bundle::new();
-    b.config["rootfsPropagation"] = json!(prop);
+    b.config["linux"]["rootfsPropagation"] = json!(prop);
     b.sh("cat /proc/self/mountinfo");
     mount_at(&parse_mountinfo(&output_of(&b)), "/").clone()
 }

@@ -31,6 +31,7 @@ fn run_blocked(global: &Global, args: &RunArgs, signals: BorrowedFd<'_>) -> Resu
         .and_then(|mode| Ok((mode, notify::start_session(&created.dir, &created.state, detach)?)))
         .and_then(|(mode, session)| {
             super::start::release(&created.dir, created.init.pidfd.as_fd())?;
+            created.dir.unlock();
             Ok((mode, session))
         });
     let (mode, session) = match started {

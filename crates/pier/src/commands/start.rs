@@ -31,6 +31,7 @@ pub fn run(global: &Global, args: &StartArgs) -> Result<u8> {
     let (signals, old_mask) = supervise::block_signals()?;
     let session = notify::start_session(&dir, &saved, true)?;
     release(&dir, pidfd.as_fd())?;
+    dir.unlock();
     let code = wait_ready(&saved, pidfd.as_fd(), signals.as_fd(), session, mode, || {
         exit_code_of_zombie(saved.pid)
     });

@@ -79,6 +79,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
         None => anyhow::bail!("the parent went away"),
     }
     namespaces::join(plan)?;
+    namespaces::unshare_cgroup(plan)?;
     namespaces::set_uts_names(plan)?;
     namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
     let root = rootfs::prepare(plan)?;

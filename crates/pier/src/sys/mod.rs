@@ -272,3 +272,12 @@ pub fn close_all_except(keep: &[RawFd]) {
         first = fd.saturating_add(1);
     }
 }
+
+/// `unshare(CLONE_NEWCGROUP)` (`unshare(2)`, `cgroup_namespaces(7)`).
+pub fn unshare_cgroup_namespace() -> io::Result<()> {
+    // SAFETY: rustix marks unshare unsafe because CLONE_FILES/CLONE_FS can invalidate other
+    // threads' assumptions; a new cgroup namespace changes only this process's view of
+    // /proc/self/cgroup, and the init is single-threaded.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }?;
+    Ok(())
+}
