@@ -7,11 +7,13 @@
 mod notify_support;
 
 use std::path::Path;
-use std::process::{Child, ExitStatus};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::Duration;
 
 use notify_support::bundle::{Bundle, Gate};
 use notify_support::pier::Pier;
 use notify_support::systemd::{FakeSystemd, Got};
+use notify_support::HANG_GUARD;
 
 /// The forwarded payloads in order, without pier's own `BARRIER=1` datagrams; none may have
 /// been longer than systemd's buffer.
@@ -574,4 +576,106 @@ fn create_start_announces_mainpid_and_sends_as_the_init() {
         },
         &mut gate,
     );
+}
+
+// ---- 6. The container's whole life ------------------------------------------------------
+
+/// READY, then (after the gate) everything a long-lived service sends, then (after the
+/// second gate, so the init is alive while those are relayed) exit. The container's stdio is
+/// pointed away from pier's pipes first.
+const WHOLE_LIFE: &str = r#"exec >/tmp/out.log 2>&1 </dev/null
+    sd-notify-send READY=1 && read _ < /tmp/gate &&
+    sd-notify-send -w 300 STATUS=s1 STATUS=s2 STATUS=s3 &&
+    sd-notify-send -w 100 WATCHDOG=1 WATCHDOG=1 WATCHDOG=1 WATCHDOG=1 &&
+    sd-notify-send "RELOADING=1\nMONOTONIC_USEC=1" READY=1 STOPPING=1 && read _ < /tmp/end"#;
+
+/// Reads both pipes to their end on a thread; the receiver gets `()` at EOF on both.
+fn eof_of(child: &mut Child) -> std::sync::mpsc::Receiver<()> {
+    use std::io::Read;
+    let (mut out, mut err) = (
+        child.stdout.take().expect("stdout"),
+        child.stderr.take().expect("stderr"),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = out.read_to_end(&mut sink);
+        let _ = err.read_to_end(&mut sink);
+        let _ = tx.send(());
+    });
+    rx
+}
+
+/// The detached relay: the one process left whose command line names this test's root.
+fn detached_relay(pier: &Pier) -> i32 {
+    let relays = notify_support::pier::processes_mentioning(&path_str(pier.root()));
+    assert_eq!(
+        relays.len(),
+        1,
+        "expected exactly one detached relay, found {relays:?}"
+    );
+    for fd in 0..3 {
+        let target =
+            std::fs::read_link(format!("/proc/{}/fd/{fd}", relays[0])).expect("relay stdio");
+        assert_eq!(target, Path::new("/dev/null"), "the relay's fd {fd}");
+    }
+    relays[0]
+}
+
+#[test]
+fn detached_relay_relays_the_whole_life_holds_no_pipe_and_exits_with_the_container() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(WHOLE_LIFE);
+    let (mut gate, mut end) = (bundle.gate("gate"), bundle.gate("end"));
+    let id = pier.id("life");
+    let args = ["run", "-d", "--bundle", &path_str(bundle.path()), &id];
+    let mut cmd = pier.command(Some(systemd.notify_socket()), &args);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pier");
+    let eof = eof_of(&mut child);
+    let (status, got) = pier.serve_until_exit(&mut child, &systemd);
+    assert_ok(status, &pier);
+    let init = pier.state_pid(&id);
+    assert_eq!(payloads(&got), [format!("MAINPID={init}\nREADY=1")]);
+    let held = eof.recv_timeout(Duration::from_secs(5));
+    assert!(
+        held.is_ok(),
+        "`run -d` exited but its stdout/stderr pipes stay open"
+    );
+    let relay = notify_support::pier::pidfd_of(detached_relay(&pier));
+    gate.open();
+    let expected = [
+        "STATUS=s1",
+        "STATUS=s2",
+        "STATUS=s3",
+        "WATCHDOG=1",
+        "WATCHDOG=1",
+        "WATCHDOG=1",
+        "WATCHDOG=1",
+    ];
+    let expected =
+        expected
+            .iter()
+            .copied()
+            .chain(["RELOADING=1\nMONOTONIC_USEC=1", "READY=1", "STOPPING=1"]);
+    for want in expected {
+        let g = systemd.recv();
+        assert_eq!(
+            (g.payload.as_str(), g.pid),
+            (want, init),
+            "after `run -d` returned"
+        );
+    }
+    let last = systemd.recv();
+    assert_eq!(
+        (last.payload.as_str(), last.fd_count),
+        ("BARRIER=1", 1),
+        "the relay's final barrier"
+    );
+    let exited = notify_support::pier::wait_fd(&relay, HANG_GUARD);
+    assert!(exited, "the detached relay outlived the container");
 }
