@@ -59,6 +59,14 @@ def _main_is_init(j, main_pid, script):
     return ok, seen
 
 
+def _in_unit_cgroup(j, pid):
+    unit_cg = j.machine.show(j.unit, ("ControlGroup",))["ControlGroup"]
+    lines = j.machine.run("cat", f"/proc/{pid}/cgroup").stdout.splitlines()
+    own = next((line[3:] for line in lines if line.startswith("0::")), "")
+    ok = bool(unit_cg) and (own == unit_cg or own.startswith(unit_cg + "/"))
+    return ok, f"pid {pid} in {own or '?'}, unit ControlGroup={unit_cg}"
+
+
 def detached(j):
     """2: `run -d` / `create`+`start`, NotifyAccess=main: MainPID is the init, STATUS goes on."""
     j.start()
@@ -68,6 +76,8 @@ def detached(j):
     main = int(got["MainPID"])
     j.check("MainPID is the container's init (runs payload/s2.sh)",
             lambda: _main_is_init(j, main, "payload/s2.sh"))
+    j.check("the init is inside the unit's cgroup (systemd can wait for it on stop)",
+            lambda: _in_unit_cgroup(j, main))
     j.go("go1")
     j.state("a later STATUS is still seen: s2-changed, same MainPID",
             {"ActiveState": "active", "StatusText": "s2-changed", "MainPID": str(main)})
