@@ -663,14 +663,20 @@ fn detached_relay_relays_the_whole_life_holds_no_pipe_and_exits_with_the_contain
             .copied()
             .chain(["RELOADING=1\nMONOTONIC_USEC=1", "READY=1", "STOPPING=1"]);
     for want in expected {
-        let g = systemd.recv();
+        let g = systemd
+            .recv_within(HANG_GUARD)
+            .unwrap_or_else(|| panic!("no {want:?}\n{}", pier.log()));
         assert_eq!(
             (g.payload.as_str(), g.pid),
             (want, init),
             "after `run -d` returned"
         );
     }
-    let last = systemd.recv();
+    end.open();
+    let last = systemd.recv_within(HANG_GUARD).unwrap_or_else(|| {
+        let out = std::fs::read_to_string(bundle.rootfs().join("tmp/out.log")).unwrap_or_default();
+        panic!("no final barrier\n{}\n--- container ---\n{out}", pier.log())
+    });
     assert_eq!(
         (last.payload.as_str(), last.fd_count),
         ("BARRIER=1", 1),
