@@ -159,7 +159,8 @@ def main(argv):
     binds = [] if mode == "host" else [f"--bind-ro={a.runtime}:{units.RUNTIME_IN_MACHINE}"]
     machine = Machine(workdir, binds)
     print(f"runtime: {a.runtime if mode == 'runtime' else 'none (host mode: payloads run without a container)'}")
-    print(f"systemd: {subprocess.run(['systemd-nspawn', '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]}")
+    version = subprocess.run(["systemd-nspawn", "--version"], capture_output=True, text=True).stdout
+    print(f"systemd: {version.splitlines()[0] if version else '?'}")
     try:
         build.build_all(workdir, selected)
         units.write_units(workdir / "units", selected, mode)

@@ -3,6 +3,6 @@
 trap 'exit 0' TERM
 trap 'echo "payload: SIGABRT (watchdog)"; exit 134' ABRT
 sd-notify-send -j READY=1 STATUS=s3c-ready
-read _ < "$CTL/go1"
+read -r _ < "$CTL/go1"
 sd-notify-send WATCHDOG=trigger
 sleep 100000 & wait

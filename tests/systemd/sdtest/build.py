@@ -42,7 +42,7 @@ def compile_helpers(out_dir):
         src, dst = HERE / "helpers" / f"{name}.c", out_dir / name
         cmd = ["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(dst), str(src)]
         procs[name] = (dst, cmd, subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True))
-    for name, (dst, cmd, proc) in procs.items():
+    for _dst, cmd, proc in procs.values():
         _, err = proc.communicate()
         if proc.returncode != 0:
             raise BuildError(f"{' '.join(cmd)} failed:\n{err}")
