@@ -606,9 +606,11 @@ fn eof_of(child: &mut Child) -> std::sync::mpsc::Receiver<()> {
     rx
 }
 
-/// The detached relay: the one process left whose command line names this test's root.
-fn detached_relay(pier: &Pier) -> i32 {
-    let relays = notify_support::pier::processes_mentioning(&path_str(pier.root()));
+/// The detached relay: the one process left whose command line names this test's root
+/// (a fork of pier), other than the container's `init` (pier's clone until it has exec'd).
+fn detached_relay(pier: &Pier, init: i32) -> i32 {
+    let mut relays = notify_support::pier::processes_mentioning(&path_str(pier.root()));
+    relays.retain(|pid| *pid != init);
     assert_eq!(
         relays.len(),
         1,
@@ -646,7 +648,7 @@ fn detached_relay_relays_the_whole_life_holds_no_pipe_and_exits_with_the_contain
         held.is_ok(),
         "`run -d` exited but its stdout/stderr pipes stay open"
     );
-    let relay = notify_support::pier::pidfd_of(detached_relay(&pier));
+    let relay = notify_support::pier::pidfd_of(detached_relay(&pier, init));
     gate.open();
     let expected = [
         "STATUS=s1",
@@ -684,4 +686,232 @@ fn detached_relay_relays_the_whole_life_holds_no_pipe_and_exits_with_the_contain
     );
     let exited = notify_support::pier::wait_fd(&relay, HANG_GUARD);
     assert!(exited, "the detached relay outlived the container");
+}
+
+// ---- 7. Never hang ----------------------------------------------------------------------
+
+#[test]
+fn run_detached_returns_the_status_of_an_init_that_exits_before_ready() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new("sd-notify-send STATUS=failing; exit 3");
+    let run = run_detached(&pier, &bundle, &systemd, "early", &[]);
+    assert_eq!(
+        run.status.code(),
+        Some(3),
+        "run -d must fail with the container's status\n{}",
+        pier.log()
+    );
+    assert_eq!(
+        payloads(&run.got),
+        ["STATUS=failing"],
+        "what came before the exit is still relayed"
+    );
+}
+
+#[test]
+fn start_fails_when_the_init_exits_before_ready() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new("sd-notify-send STATUS=failing; exit 3");
+    let id = pier.id("earlystart");
+    let socket = Some(systemd.notify_socket());
+    assert_ok(
+        pier.status(
+            socket,
+            &["create", "--bundle", &path_str(bundle.path()), &id],
+        ),
+        &pier,
+    );
+    let mut start = pier.spawn(socket, &["start", &id]);
+    let (status, got) = pier.serve_until_exit(&mut start, &systemd);
+    assert!(
+        !status.success(),
+        "start returned 0 for a container that exited before READY"
+    );
+    assert_eq!(payloads(&got), ["STATUS=failing"]);
+}
+
+#[test]
+fn notify_wait_seconds_gives_up_and_leaves_a_relay() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new("sd-notify-send STATUS=slow && read _ < /tmp/gate && sd-notify-send X_AFTER=1; exec sleep 1000");
+    let mut gate = bundle.gate("gate");
+    let began = std::time::Instant::now();
+    let run = run_detached(
+        &pier,
+        &bundle,
+        &systemd,
+        "wait05",
+        &["--notify-wait", "0.5"],
+    );
+    let waited = began.elapsed();
+    assert_ok(run.status, &pier);
+    assert!(
+        waited >= Duration::from_millis(500),
+        "returned after {waited:?}, before the 0.5 s wait"
+    );
+    assert!(
+        pier.log().contains("no READY=1 in time"),
+        "no timeout warning:\n{}",
+        pier.log()
+    );
+    assert_eq!(payloads(&run.got), ["STATUS=slow"]);
+    // No READY, so no MAINPID was announced: the detached relay forwards as itself.
+    let relay = detached_relay(&pier, pier.state_pid(&run.id));
+    gate.open();
+    let after = systemd.recv();
+    assert_eq!(
+        (after.payload.as_str(), after.pid),
+        ("X_AFTER=1", relay),
+        "relayed after the timeout"
+    );
+}
+
+/// `run -d` with `extra` must return while the container is still blocked before its READY,
+/// and its READY must then be relayed with the MAINPID announcement.
+fn assert_returns_without_waiting(tag: &str, extra: &[&str], annotation: Option<&str>) {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new("read _ < /tmp/gate && sd-notify-send READY=1; exec sleep 1000");
+    if let Some(value) = annotation {
+        bundle.annotate("org.pier.notify.wait", value);
+    }
+    let mut gate = bundle.gate("gate");
+    let run = run_detached(&pier, &bundle, &systemd, tag, extra);
+    assert_ok(run.status, &pier);
+    assert_eq!(payloads(&run.got), Vec::<String>::new());
+    let init = pier.state_pid(&run.id);
+    gate.open();
+    assert_eq!(systemd.recv_payload(), format!("MAINPID={init}\nREADY=1"));
+}
+
+#[test]
+fn notify_wait_none_returns_at_once() {
+    assert_returns_without_waiting("waitnone", &["--notify-wait", "none"], None);
+}
+
+#[test]
+fn notify_wait_annotation_none_returns_at_once() {
+    assert_returns_without_waiting("waitannot", &[], Some("none"));
+}
+
+#[test]
+fn foreground_run_forwards_sigterm_while_waiting_for_ready() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new("trap 'exit 0' TERM; sd-notify-send X_TRAP_SET=1; sleep 1000 & wait");
+    let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "sigterm", &[]);
+    assert_eq!(systemd.recv_payload(), "X_TRAP_SET=1");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM pier");
+    let (status, _) = pier.serve_until_exit(&mut child, &systemd);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the container's trap exits 0\n{}",
+        pier.log()
+    );
+}
+
+#[test]
+fn burst_of_10000_nonblocking_datagrams_arrives_in_order() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new("sd-notify-send -N -n 10000 X_SEQ=");
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "burst");
+    assert_ok(status, &pier);
+    let got = payloads(&got);
+    let eagain = got
+        .last()
+        .and_then(|p| p.strip_prefix("X_EAGAIN="))
+        .expect("sender finished")
+        .to_owned();
+    eprintln!("burst: the sender retried {eagain} sends after EAGAIN");
+    let want: Vec<String> = (0..10_000).map(|i| format!("X_SEQ={i}")).collect();
+    assert_eq!(got.len() - 1, want.len(), "datagrams lost");
+    let first_wrong = got.iter().zip(&want).position(|(g, w)| g != w);
+    assert_eq!(first_wrong, None, "order broken");
+}
+
+// ---- 8. Watchdog ------------------------------------------------------------------------
+
+/// What the container sees of the watchdog when pier runs with `env` (and, with
+/// `pid_is_pier`, `WATCHDOG_PID=<pier's pid>`, as systemd sets it for its main process).
+fn watchdog_seen(env: &[(&str, &str)], pid_is_pier: bool) -> Vec<String> {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(
+        r#"sd-notify-send "X_USEC=${WATCHDOG_USEC-unset}" "X_PID=${WATCHDOG_PID-unset}""#,
+    );
+    let id = pier.id("watchdog");
+    let pier_cmd = pier.command(
+        Some(systemd.notify_socket()),
+        &["run", "--bundle", &path_str(bundle.path()), &id],
+    );
+    // sh execs pier, so $$ is pier's pid.
+    let mut cmd = std::process::Command::new("/bin/sh");
+    let set_pid = if pid_is_pier { "WATCHDOG_PID=$$ " } else { "" };
+    cmd.args(["-c", &format!(r#"{set_pid}exec "$0" "$@""#)])
+        .arg(pier_cmd.get_program())
+        .args(pier_cmd.get_args());
+    cmd.env_remove("WATCHDOG_PID")
+        .env_remove("WATCHDOG_USEC")
+        .env("NOTIFY_SOCKET", systemd.notify_socket());
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().expect("spawn sh exec pier");
+    let (status, got) = pier.serve_until_exit(&mut child, &systemd);
+    assert_ok(status, &pier);
+    payloads(&got)
+}
+
+#[test]
+fn watchdog_usec_reaches_the_container_and_watchdog_pid_does_not() {
+    let env = [("WATCHDOG_USEC", "2000000")];
+    assert_eq!(
+        watchdog_seen(&env, true),
+        ["X_USEC=2000000", "X_PID=unset"],
+        "WATCHDOG_PID=<pier>"
+    );
+    assert_eq!(
+        watchdog_seen(&env, false),
+        ["X_USEC=2000000", "X_PID=unset"],
+        "no WATCHDOG_PID"
+    );
+}
+
+#[test]
+fn watchdog_meant_for_another_process_is_not_passed_on() {
+    let env = [("WATCHDOG_USEC", "2000000"), ("WATCHDOG_PID", "1")];
+    assert_eq!(watchdog_seen(&env, false), ["X_USEC=unset", "X_PID=unset"]);
+}
+
+// ---- Identity modes chosen by annotation ------------------------------------------------
+
+#[test]
+fn relay_is_main_without_waiting_announces_the_detached_relay() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new("read _ < /tmp/gate && sd-notify-send READY=1; exec sleep 1000");
+    bundle.annotate("org.pier.notify.identity", "relay-is-main");
+    let mut gate = bundle.gate("gate");
+    let run = run_detached(
+        &pier,
+        &bundle,
+        &systemd,
+        "relaymain",
+        &["--notify-wait", "none"],
+    );
+    assert_ok(run.status, &pier);
+    let relay = detached_relay(&pier, pier.state_pid(&run.id));
+    gate.open();
+    let ready = systemd.recv();
+    assert_eq!(ready.pid, relay, "the detached relay forwards as itself");
+    assert_eq!(
+        ready.payload,
+        format!("MAINPID={relay}\nREADY=1"),
+        "MAINPID must name the live relay, not pier run ({})",
+        run.pid
+    );
 }
