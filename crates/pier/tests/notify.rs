@@ -915,3 +915,38 @@ fn relay_is_main_without_waiting_announces_the_detached_relay() {
         run.pid
     );
 }
+
+#[test]
+fn relay_is_main_after_ready_names_the_process_that_keeps_relaying() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new(
+        "sd-notify-send READY=1 && read _ < /tmp/gate && sd-notify-send STATUS=later; exec sleep 1000",
+    );
+    bundle.annotate("org.pier.notify.identity", "relay-is-main");
+    let mut gate = bundle.gate("gate");
+    let run = run_detached(&pier, &bundle, &systemd, "relaymainready", &[]);
+    assert_ok(run.status, &pier);
+    let relay = detached_relay(&pier, pier.state_pid(&run.id));
+    gate.open();
+    let mut got = run.got;
+    while !got.iter().any(|g| g.payload == "STATUS=later") {
+        got.push(systemd.recv());
+    }
+    // systemd's view: the last MAINPID= it was told must be the sender of what follows.
+    let main_pid = got
+        .iter()
+        .filter_map(|g| g.payload.lines().find_map(|l| l.strip_prefix("MAINPID=")))
+        .last();
+    let later = got
+        .iter()
+        .find(|g| g.payload == "STATUS=later")
+        .expect("STATUS=later");
+    assert_eq!(later.pid, relay, "the detached relay forwards as itself");
+    assert_eq!(
+        main_pid,
+        Some(relay.to_string().as_str()),
+        "MAINPID still names `pier run -d` ({}), which has exited",
+        run.pid
+    );
+}
