@@ -221,7 +221,10 @@ impl Session {
     }
 
     fn relay_detached(self, pidfd: OwnedFd) -> Result<()> {
-        let Session { mut listener, upstream, mut relay } = self;
+        let Session { mut listener, upstream, relay } = self;
+        // A relay made before the fork knows the parent's pid as its own: if it has yet to
+        // announce MAINPID= (no READY so far), RelayIsMain must name this process instead.
+        let mut relay = if relay.main_pid_announced() { relay } else { Relay::new(*relay.config()) };
         let address = upstream.as_ref().map(|u| u.address().clone());
         std::mem::forget(upstream); // its fd is closed below with the rest
         let _ = rustix::process::setsid();
