@@ -104,11 +104,13 @@ def run_cases(machine, selected, mode, a):
 
 def print_report(selected, results, timings):
     """The table, the wall time and "N passed, M failed" (per scenario); returns failures."""
-    w_exp = 62
-    print(f"\n{'scen':<5}{'ok':<5}{'expected':<{w_exp}}  {'seconds':>7}  seen")
-    for case in selected:
-        for r in results.get(case.key, [Row(case.key, "case ran", "not run", 0.0, False)]):
-            print(f"{r.key:<5}{'ok' if r.ok else 'FAIL':<5}{r.expected:<{w_exp}}  {r.seconds:>7.2f}  {r.seen}")
+    rows = [r for case in selected
+            for r in results.get(case.key, [Row(case.key, "case ran", "not run", 0.0, False)])]
+    w_exp = max([len("expected")] + [len(r.expected) for r in rows])
+    w_seen = max([len("seen")] + [len(r.seen) for r in rows])
+    print(f"\n{'scen':<5}{'ok':<5}{'expected':<{w_exp}}  {'seen':<{w_seen}}  {'seconds':>7}")
+    for r in rows:
+        print(f"{r.key:<5}{'ok' if r.ok else 'FAIL':<5}{r.expected:<{w_exp}}  {r.seen:<{w_seen}}  {r.seconds:>7.2f}")
     verdict = {}
     for case in selected:
         rows = results.get(case.key, [])
