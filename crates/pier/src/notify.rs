@@ -205,12 +205,24 @@ impl Session {
     /// Hand the relaying over to a detached process that lives until the init exits and the
     /// socket is drained: a fork (no exec), in a new session, stdio on /dev/null, every fd
     /// closed but the listener and the init's pidfd, and the host socket reconnected, so an
-    /// engine waiting for EOF on pier's pipes is never held.
-    pub fn detach(self, init_pidfd: BorrowedFd<'_>) -> Result<()> {
+    /// engine waiting for EOF on pier's pipes is never held. With [`Identity::RelayIsMain`]
+    /// the relay starts only after this process, still the unit's main pid, has told the host
+    /// that the relay is the main pid now ([`Session::hand_over_main_pid`]).
+    pub fn detach(mut self, init_pidfd: BorrowedFd<'_>) -> Result<()> {
         let pidfd: OwnedFd = init_pidfd.try_clone_to_owned().context("dup the init pidfd")?;
+        let (hold, go) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe")?;
         match crate::sys::clone3(0, None).context("fork the notify relay")? {
-            crate::sys::Forked::Parent { .. } => Ok(()),
+            crate::sys::Forked::Parent { pid, .. } => {
+                drop(hold);
+                self.hand_over_main_pid(pid);
+                drop(go); // EOF: the relay may start
+                Ok(())
+            }
             crate::sys::Forked::Child => {
+                drop(go);
+                let mut byte = [0u8; 1];
+                while matches!(rustix::io::read(&hold, &mut byte), Ok(1) | Err(rustix::io::Errno::INTR)) {}
+                drop(hold);
                 let code = match self.relay_detached(pidfd) {
                     Ok(()) => 0,
                     Err(_) => 1,
@@ -218,6 +230,23 @@ impl Session {
                 crate::sys::exit_immediately(code)
             }
         }
+    }
+
+    /// [`Identity::RelayIsMain`]: this process is the main pid systemd knows (it started us,
+    /// or we announced ourselves with READY=1) and is about to exit, so announce the detached
+    /// relay as `MAINPID=` with our own credentials, the only ones `NotifyAccess=main` accepts,
+    /// and wait (bounded) until the host has processed it (sd_notify(3), `MAINPID=`).
+    fn hand_over_main_pid(&mut self, relay_pid: i32) {
+        if self.relay.config().identity != Identity::RelayIsMain {
+            return;
+        }
+        if let Some(up) = self.upstream.as_mut() {
+            let out = notify_relay::Outgoing { payload: format!("MAINPID={relay_pid}").into_bytes(), ..Default::default() };
+            if let Err(e) = up.send(&out) {
+                tracing::warn!("notify: could not announce the detached relay as MAINPID: {e}");
+            }
+        }
+        self.barrier();
     }
 
     fn relay_detached(self, pidfd: OwnedFd) -> Result<()> {
