@@ -220,10 +220,7 @@ impl Session {
             }
             crate::sys::Forked::Child => {
                 drop(go);
-                let mut byte = [0u8; 1];
-                while matches!(rustix::io::read(&hold, &mut byte), Ok(1) | Err(rustix::io::Errno::INTR)) {}
-                drop(hold);
-                let code = match self.relay_detached(pidfd) {
+                let code = match self.relay_detached(pidfd, hold) {
                     Ok(()) => 0,
                     Err(_) => 1,
                 };
@@ -249,7 +246,9 @@ impl Session {
         self.barrier();
     }
 
-    fn relay_detached(self, pidfd: OwnedFd) -> Result<()> {
+    /// In the forked child: detach at once (so pier's stdio is released as pier exits), wait
+    /// for EOF on `hold` (the parent's hand-over is done), then relay until the init exits.
+    fn relay_detached(self, pidfd: OwnedFd, hold: OwnedFd) -> Result<()> {
         let Session { mut listener, upstream, relay } = self;
         // A relay made before the fork knows the parent's pid as its own: if it has yet to
         // announce MAINPID= (no READY so far), RelayIsMain must name this process instead.
@@ -261,8 +260,11 @@ impl Session {
         for fd in 0..3 {
             crate::sys::dup3_inheritable(devnull.as_fd(), fd)?;
         }
-        crate::sys::close_all_except(&[0, 1, 2, listener.as_fd().as_raw_fd(), pidfd.as_raw_fd()]);
+        crate::sys::close_all_except(&[0, 1, 2, listener.as_fd().as_raw_fd(), pidfd.as_raw_fd(), hold.as_raw_fd()]);
         std::mem::forget(devnull);
+        let mut byte = [0u8; 1];
+        while matches!(rustix::io::read(&hold, &mut byte), Ok(1) | Err(rustix::io::Errno::INTR)) {}
+        drop(hold);
         let mut upstream = address.and_then(|a| Upstream::connect(&a).ok());
         notify_relay::run(&mut listener, upstream.as_mut(), &mut relay, pidfd.as_fd(), || {})?;
         Ok(())
