@@ -616,12 +616,30 @@ fn detached_relay(pier: &Pier, init: i32) -> i32 {
         1,
         "expected exactly one detached relay, found {relays:?}"
     );
+    relays[0]
+}
+
+/// A relay that has relayed something has finished detaching: stdio on /dev/null, and no fd
+/// but sockets (listener, upstream) and the init's pidfd.
+fn assert_relay_fds(relay: i32) {
     for fd in 0..3 {
-        let target =
-            std::fs::read_link(format!("/proc/{}/fd/{fd}", relays[0])).expect("relay stdio");
+        let target = std::fs::read_link(format!("/proc/{relay}/fd/{fd}")).expect("relay stdio");
         assert_eq!(target, Path::new("/dev/null"), "the relay's fd {fd}");
     }
-    relays[0]
+    for fd in std::fs::read_dir(format!("/proc/{relay}/fd"))
+        .expect("relay fds")
+        .flatten()
+    {
+        let target = std::fs::read_link(fd.path()).unwrap_or_default();
+        let text = target.to_string_lossy();
+        let expected =
+            text == "/dev/null" || text.starts_with("socket:") || text == "anon_inode:[pidfd]";
+        assert!(
+            expected,
+            "the relay holds fd {:?} -> {text}",
+            fd.file_name()
+        );
+    }
 }
 
 #[test]
@@ -648,7 +666,8 @@ fn detached_relay_relays_the_whole_life_holds_no_pipe_and_exits_with_the_contain
         held.is_ok(),
         "`run -d` exited but its stdout/stderr pipes stay open"
     );
-    let relay = notify_support::pier::pidfd_of(detached_relay(&pier, init));
+    let relay_pid = detached_relay(&pier, init);
+    let relay = notify_support::pier::pidfd_of(relay_pid);
     gate.open();
     let expected = [
         "STATUS=s1",
@@ -674,6 +693,7 @@ fn detached_relay_relays_the_whole_life_holds_no_pipe_and_exits_with_the_contain
             "after `run -d` returned"
         );
     }
+    assert_relay_fds(relay_pid);
     end.open();
     let last = systemd.recv_within(HANG_GUARD).unwrap_or_else(|| {
         let out = std::fs::read_to_string(bundle.rootfs().join("tmp/out.log")).unwrap_or_default();
