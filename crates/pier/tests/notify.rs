@@ -970,3 +970,37 @@ fn relay_is_main_after_ready_names_the_process_that_keeps_relaying() {
         run.pid
     );
 }
+
+#[test]
+fn run_detached_forwards_sigterm_while_waiting_for_ready() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(
+        "trap 'sd-notify-send X_GOT_TERM=1; exit 0' TERM; sd-notify-send X_TRAP_SET=1; sleep 1000 & wait",
+    );
+    let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "sigtermd", &["-d"]);
+    assert_eq!(systemd.recv_payload(), "X_TRAP_SET=1");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM pier");
+    let (status, got) = pier.serve_until_exit(&mut child, &systemd);
+    assert_eq!(
+        payloads(&got),
+        ["X_GOT_TERM=1"],
+        "the container got the SIGTERM"
+    );
+    assert!(
+        !status.success(),
+        "exited before READY: run -d must fail, even with status 0"
+    );
+}
+
+#[test]
+fn host_socket_path_beyond_sun_path() {
+    let systemd = FakeSystemd::bind_long_path(150);
+    assert!(systemd.notify_socket().len() > 108);
+    let pier = Pier::new();
+    let bundle = Bundle::new("sd-notify-send X_VIA=long-path");
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "hostlong");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["X_VIA=long-path"]);
+}

@@ -62,6 +62,40 @@ impl FakeSystemd {
         }
     }
 
+    /// Bound at a path of about `len` bytes (> 108, beyond `sun_path`): nested directories, bound
+    /// through `/proc/self/fd/<dir fd>/notify` as systemd's own long paths are.
+    pub fn bind_long_path(len: usize) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("pier-notify-systemd")
+            .tempdir()
+            .expect("tempdir");
+        let mut parent = dir.path().to_path_buf();
+        while parent.as_os_str().len() + "/notify".len() < len {
+            let room = len - parent.as_os_str().len() - "/notify".len();
+            parent.push("d".repeat(room.saturating_sub(1).clamp(1, 50)));
+        }
+        std::fs::create_dir_all(&parent).expect("long dir");
+        let dir_fd = rustix::fs::open(
+            &parent,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .expect("open long dir");
+        let via_proc = format!(
+            "/proc/self/fd/{}/notify",
+            std::os::fd::AsRawFd::as_raw_fd(&dir_fd)
+        );
+        let fd = socket();
+        net::bind(&fd, &SocketAddrUnix::new(via_proc.as_str()).expect("addr"))
+            .expect("bind long path");
+        let path = parent.join("notify");
+        Self {
+            fd,
+            notify_socket: path.display().to_string(),
+            _dir: Some(dir),
+        }
+    }
+
     /// Bound at an abstract name unique to this process and `tag` (`NOTIFY_SOCKET=@name`).
     pub fn bind_abstract(tag: &str) -> Self {
         let name = format!("pier-notify-test/{}/{tag}", std::process::id());
