@@ -185,16 +185,7 @@ fn read_only_rootfs_without_run_tmpfs_fails_create_and_leaves_nothing() {
         Vec::<i32>::new(),
         "processes left behind"
     );
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
-        .expect("cgroup mounts")
-        .flatten()
-    {
-        assert!(
-            !hierarchy.path().join(&id).exists(),
-            "cgroup left in {}",
-            hierarchy.path().display()
-        );
-    }
+    assert_no_cgroup(&id);
     assert!(
         !pier.status(None, &["state", &id]).success(),
         "state still knows {id}"
@@ -1003,4 +994,114 @@ fn host_socket_path_beyond_sun_path() {
     let (status, got) = run_foreground(&pier, &bundle, &systemd, "hostlong");
     assert_ok(status, &pier);
     assert_eq!(payloads(&got), ["X_VIA=long-path"]);
+}
+
+#[test]
+fn read_only_rootfs_with_run_notify_in_the_image_relays() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new("sd-notify-send X_IMAGE_HAS_RUN_NOTIFY=1");
+    std::fs::create_dir(bundle.rootfs().join("run/notify")).expect("mkdir run/notify");
+    bundle.set_readonly(true);
+    let (status, got) = run_foreground(&pier, &bundle, &systemd, "roimage");
+    assert_ok(status, &pier);
+    assert_eq!(payloads(&got), ["X_IMAGE_HAS_RUN_NOTIFY=1"]);
+}
+
+#[test]
+fn container_barrier_does_not_hang_when_the_host_socket_is_unreachable() {
+    let missing = tempfile::tempdir().expect("tempdir");
+    let socket = path_str(&missing.path().join("no-such-dir/notify"));
+    let pier = Pier::new();
+    // The sender exits 4 if its barrier is not acknowledged within 10 s.
+    let bundle = Bundle::new("sd-notify-send -B READY=1 || exit $?; exit 7");
+    let (mut child, _) = spawn_run(&pier, &bundle, &socket, "unreachbarrier", &[]);
+    let status = pier.wait(&mut child, HANG_GUARD);
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "the container's barrier must complete\n{}",
+        pier.log()
+    );
+}
+
+/// `pier run -d` with bad notify settings fails naming the setting and leaves nothing.
+fn assert_rejected(tag: &str, extra: &[&str], annotation: Option<(&str, &str)>, named: &str) {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new("sd-notify-send READY=1; exec sleep 1000");
+    if let Some((key, value)) = annotation {
+        bundle.annotate(key, value);
+    }
+    bundle.set_cgroups_path(&format!("/{}", pier.id(tag)));
+    let (mut child, id) = spawn_run(
+        &pier,
+        &bundle,
+        systemd.notify_socket(),
+        tag,
+        &[&["-d"], extra].concat(),
+    );
+    let (status, got) = pier.serve_until_exit(&mut child, &systemd);
+    let log = pier.log();
+    assert!(!status.success(), "{tag}: accepted\n{log}");
+    assert!(
+        log.contains(named),
+        "{tag}: the error does not name {named}:\n{log}"
+    );
+    assert_eq!(
+        payloads(&got),
+        Vec::<String>::new(),
+        "{tag}: relayed anyway"
+    );
+    assert!(!pier.root().join(&id).exists(), "{tag}: state left behind");
+    let root = path_str(pier.root());
+    assert_eq!(
+        notify_support::pier::processes_mentioning(&root),
+        Vec::<i32>::new(),
+        "{tag}: processes left"
+    );
+    assert_no_cgroup(&id);
+}
+
+/// No hierarchy under /sys/fs/cgroup has a directory for `id` (made with cgroupsPath `/<id>`).
+fn assert_no_cgroup(id: &str) {
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .expect("cgroup mounts")
+        .flatten()
+    {
+        assert!(
+            !hierarchy.path().join(id).exists(),
+            "cgroup left in {}",
+            hierarchy.path().display()
+        );
+    }
+}
+
+#[test]
+fn bad_notify_settings_are_rejected_and_leave_nothing() {
+    assert_rejected("badwait", &["--notify-wait", "soon"], None, "soon");
+    assert_rejected(
+        "badwaitann",
+        &[],
+        Some(("org.pier.notify.wait", "-1")),
+        "-1",
+    );
+    assert_rejected(
+        "badaccess",
+        &[],
+        Some(("org.pier.notify.access", "main")),
+        "org.pier.notify.access",
+    );
+    assert_rejected(
+        "badidentity",
+        &[],
+        Some(("org.pier.notify.identity", "x")),
+        "org.pier.notify.identity",
+    );
+    assert_rejected(
+        "badfdstore",
+        &[],
+        Some(("org.pier.notify.fdstore", "yes")),
+        "org.pier.notify.fdstore",
+    );
 }
