@@ -183,3 +183,20 @@ fn json_log_format_without_a_log_file_writes_one_record_to_stderr() {
     assert!(rec["msg"].as_str().is_some_and(|m| !m.is_empty()), "{rec}");
     rt.assert_clean(&b, &id);
 }
+
+#[test]
+fn proc_on_a_symlinked_destination_is_refused_cleanly() {
+    // An image whose /proc is a link elsewhere must not get procfs mounted there (runc
+    // CVE-2019-19921 class): create fails, the link's target gets no mount, nothing is left.
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let proc_dir = b.host("/proc");
+    let _ = std::fs::remove_dir_all(&proc_dir);
+    std::fs::create_dir_all(b.host("/etc/fakeproc")).unwrap();
+    std::os::unix::fs::symlink("/etc/fakeproc", &proc_dir).unwrap();
+    b.args(&["/bin/true"]);
+    b.save();
+    let id = unique_id("procsym");
+    fails_cleanly(&rt, "create", &b, &id, &[&["/proc"], &["symlink"]]);
+    assert_eq!(std::fs::read_dir(b.host("/etc/fakeproc")).unwrap().count(), 0);
+}

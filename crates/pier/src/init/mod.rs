@@ -92,9 +92,11 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     rootfs::mask_paths(plan, root.as_fd())?;
     rootfs::readonly_paths(plan, root.as_fd())?;
     drop(root);
+    // Through the host's /proc, before the container's procfs (which config.json controls)
+    // is the only one left.
+    process::apply_limits(&plan.process)?;
     rootfs::switch_root(plan, ctx.no_pivot)?;
     rootfs::finish(plan)?;
-    process::apply_limits(&plan.process)?;
     process::enter_cwd(&plan.process)?;
     identity::apply(&plan.process)?;
     let mut env = ctx.extra_env.clone();

@@ -36,6 +36,9 @@ fn describe(m: &Mount) -> String {
 pub fn mount_one(plan: &Plan, m: &Mount, root: BorrowedFd<'_>) -> Result<()> {
     let Some(bind) = m.bind else {
         let target = ensure_in_root(root, &m.destination, Leaf::Dir)?;
+        if matches!(m.fstype.as_str(), "proc" | "sysfs") {
+            refuse_symlinked_destination(root, &m.destination)?;
+        }
         let data = (!m.data.is_empty()).then(|| std::ffi::CString::new(m.data.clone())).transpose()?;
         mount(&m.source, fd_path(&target), &m.fstype, flags_of(m), data.as_deref())?;
         return apply_propagation(root, &m.destination, m.propagation);
@@ -195,4 +198,14 @@ pub fn mount_notify_dir(plan: &Plan, root: BorrowedFd<'_>, host_dir: Option<&std
     let flags = MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     mount_remount(fd_path(&target), flags, "").context("remount /run/notify read-only")?;
     Ok(())
+}
+
+/// procfs and sysfs go only on a destination reached without any symlink: an image that makes
+/// /proc a link elsewhere must not move them (the runc CVE-2019-19921 / CVE-2023-27561 class).
+fn refuse_symlinked_destination(root: BorrowedFd<'_>, destination: &str) -> Result<()> {
+    let relative = destination.trim_start_matches('/');
+    let flags = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_SYMLINKS;
+    rustix::fs::openat2(root, relative, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty(), flags)
+        .map(drop)
+        .with_context(|| format!("{destination} must be a directory, not reached through a symlink"))
 }

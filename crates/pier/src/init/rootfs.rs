@@ -139,6 +139,10 @@ pub fn sysctl(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let fd = open_in_root_with(root, &path, OFlags::WRONLY | OFlags::TRUNC)
             .with_context(|| format!("sysctl {key}: open {path}"))?;
+        // Only ever write into a real procfs, never a file a mount made look like one.
+        if !rustix::fs::fstatfs(&fd).is_ok_and(|st| st.f_type == libc::PROC_SUPER_MAGIC) {
+            anyhow::bail!("sysctl {key}: {path} is not on procfs");
+        }
         rustix::io::write(&fd, value.as_bytes()).with_context(|| format!("sysctl {key}={value}"))?;
     }
     Ok(())
