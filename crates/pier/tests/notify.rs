@@ -6,114 +6,25 @@
 
 mod notify_support;
 
-use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use notify_support::bundle::{Bundle, Gate};
 use notify_support::pier::Pier;
+use notify_support::scenario::*;
 use notify_support::systemd::{FakeSystemd, Got};
 use notify_support::HANG_GUARD;
 
-/// The forwarded payloads in order, without pier's own `BARRIER=1` datagrams; none may have
-/// been longer than systemd's buffer.
-fn payloads(got: &[Got]) -> Vec<String> {
-    for g in got {
-        assert!(
-            !g.truncated,
-            "a datagram over 4096 bytes was forwarded: {:.80}",
-            g.payload
-        );
-    }
-    got.iter()
-        .filter(|g| g.payload != "BARRIER=1")
-        .map(|g| g.payload.clone())
-        .collect()
-}
-
-/// `pier run --bundle B <id>` in the foreground with `NOTIFY_SOCKET`, served until it exits.
-fn run_foreground(
-    pier: &Pier,
-    bundle: &Bundle,
-    systemd: &FakeSystemd,
-    tag: &str,
-) -> (ExitStatus, Vec<Got>) {
-    let (mut child, _) = spawn_run(pier, bundle, systemd.notify_socket(), tag, &[]);
-    pier.serve_until_exit(&mut child, systemd)
-}
-
-/// Spawns `pier run [extra] --bundle B <id>`; returns it and the id.
-fn spawn_run(
-    pier: &Pier,
-    bundle: &Bundle,
-    notify_socket: &str,
-    tag: &str,
-    extra: &[&str],
-) -> (Child, String) {
-    let id = pier.id(tag);
-    let bundle_path = path_str(bundle.path());
-    let mut args = vec!["run"];
-    args.extend_from_slice(extra);
-    args.extend(["--bundle", &bundle_path, &id]);
-    (pier.spawn(Some(notify_socket), &args), id)
-}
-
-/// A finished `pier run -d`: its status, pid, container id, and what arrived meanwhile.
-struct Detached {
-    status: ExitStatus,
-    pid: i32,
-    id: String,
-    got: Vec<Got>,
-}
-
-/// `pier run -d [extra]`, served until it exits.
-fn run_detached(
-    pier: &Pier,
-    bundle: &Bundle,
-    systemd: &FakeSystemd,
-    tag: &str,
-    extra: &[&str],
-) -> Detached {
-    let mut args = vec!["-d"];
-    args.extend_from_slice(extra);
-    let (mut child, id) = spawn_run(pier, bundle, systemd.notify_socket(), tag, &args);
-    let pid = child.id() as i32;
-    let (status, got) = pier.serve_until_exit(&mut child, systemd);
-    Detached {
-        status,
-        pid,
-        id,
-        got,
-    }
-}
-
-fn path_str(path: &Path) -> String {
-    path.to_str().expect("utf-8 path").to_owned()
-}
-
-fn assert_ok(status: ExitStatus, pier: &Pier) {
-    assert!(
-        status.success(),
-        "pier failed: {status}\n--- log ---\n{}",
-        pier.log()
-    );
-}
-
-// ---- 1. The container side --------------------------------------------------------------
+// ---- 1. The container side -----------------------------------------------------------------
 
 #[test]
 fn socket_inside_is_run_notify_notify_sock_on_a_read_only_mount() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let bundle = Bundle::new(
-        r#"sd-notify-send "X_SOCKET=$NOTIFY_SOCKET" \
-             "X_IS_SOCKET=$([ -S /run/notify/notify.sock ] && echo yes || echo no)" \
-             "X_DIR_WRITABLE=$(touch /run/notify/probe 2>/dev/null && echo yes || echo no)""#,
-    );
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "path");
-    assert_ok(status, &pier);
+    let script = r#"sd-notify-send "X_SOCKET=$NOTIFY_SOCKET" \
+        "X_IS_SOCKET=$([ -S /run/notify/notify.sock ] && echo yes || echo no)" \
+        "X_DIR_WRITABLE=$(touch /run/notify/probe 2>/dev/null && echo yes || echo no)""#;
+    let got = relayed("path", script, |_| {});
     assert_eq!(
-        payloads(&got),
+        got,
         [
             "X_SOCKET=/run/notify/notify.sock",
             "X_IS_SOCKET=yes",
@@ -124,13 +35,10 @@ fn socket_inside_is_run_notify_notify_sock_on_a_read_only_mount() {
 
 #[test]
 fn non_root_container_user_can_notify() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let mut bundle = Bundle::new(r#"sd-notify-send "X_UID=$(id -u)""#);
-    bundle.set_user(1000, 1000);
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "uid");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["X_UID=1000"]);
+    let got = relayed("uid", r#"sd-notify-send "X_UID=$(id -u)""#, |b| {
+        b.set_user(1000, 1000)
+    });
+    assert_eq!(got, ["X_UID=1000"]);
 }
 
 #[test]
@@ -194,42 +102,63 @@ fn read_only_rootfs_without_run_tmpfs_fails_create_and_leaves_nothing() {
 
 #[test]
 fn read_only_rootfs_with_run_tmpfs_relays() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let mut bundle = Bundle::new("sd-notify-send X_READ_ONLY_ROOT=1");
-    bundle.set_readonly(true);
-    bundle.add_tmpfs("/run");
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "rotmpfs");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["X_READ_ONLY_ROOT=1"]);
+    let mut rootfs = None;
+    let got = relayed("rotmpfs", "sd-notify-send X_READ_ONLY_ROOT=1", |b| {
+        b.set_readonly(true);
+        b.add_tmpfs("/run");
+        rootfs = Some(b.rootfs());
+    });
+    assert_eq!(got, ["X_READ_ONLY_ROOT=1"]);
     assert!(
-        !bundle.rootfs().join("run/notify").exists(),
+        !rootfs.expect("rootfs").join("run/notify").exists(),
         "wrote into the read-only rootfs"
     );
 }
 
-// ---- 2. The host side -------------------------------------------------------------------
+#[test]
+fn read_only_rootfs_with_run_notify_in_the_image_relays() {
+    let got = relayed("roimage", "sd-notify-send X_IMAGE_HAS_RUN_NOTIFY=1", |b| {
+        std::fs::create_dir(b.rootfs().join("run/notify")).expect("mkdir run/notify");
+        b.set_readonly(true);
+    });
+    assert_eq!(got, ["X_IMAGE_HAS_RUN_NOTIFY=1"]);
+}
+
+// ---- 2. The host side ----------------------------------------------------------------------
 
 #[test]
 fn host_socket_as_absolute_path() {
     let systemd = FakeSystemd::bind_path();
     assert!(systemd.notify_socket().starts_with('/'));
-    let pier = Pier::new();
-    let bundle = Bundle::new("sd-notify-send X_VIA=path");
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "hostpath");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["X_VIA=path"]);
+    assert_eq!(
+        relayed_via(&systemd, "hostpath", "sd-notify-send X_VIA=path", |_| {}),
+        ["X_VIA=path"]
+    );
 }
 
 #[test]
 fn host_socket_as_abstract_name() {
     let systemd = FakeSystemd::bind_abstract("abstract");
     assert!(systemd.notify_socket().starts_with('@'));
-    let pier = Pier::new();
-    let bundle = Bundle::new("sd-notify-send X_VIA=abstract");
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "abstract");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["X_VIA=abstract"]);
+    assert_eq!(
+        relayed_via(
+            &systemd,
+            "abstract",
+            "sd-notify-send X_VIA=abstract",
+            |_| {}
+        ),
+        ["X_VIA=abstract"]
+    );
+}
+
+#[test]
+fn host_socket_path_beyond_sun_path() {
+    let systemd = FakeSystemd::bind_long_path(150);
+    assert!(systemd.notify_socket().len() > 108);
+    assert_eq!(
+        relayed_via(&systemd, "hostlong", "sd-notify-send X_VIA=long", |_| {}),
+        ["X_VIA=long"]
+    );
 }
 
 #[test]
@@ -261,28 +190,20 @@ fn unreachable_host_socket_run_detached_still_sees_ready() {
     assert_ok(status, &pier);
 }
 
-// ---- 3. Fidelity ------------------------------------------------------------------------
+// ---- 3. Fidelity ---------------------------------------------------------------------------
 
 #[test]
 fn one_datagram_in_is_one_out_in_order() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let bundle = Bundle::new(
-        r#"sd-notify-send STATUS=one "STATUS=two\nX_PART=2" "STATUS=three\nRELOADING=1\nMONOTONIC_USEC=123" \
-             WATCHDOG=1 "STATUS=four""#,
-    );
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "order");
-    assert_ok(status, &pier);
-    assert_eq!(
-        payloads(&got),
-        [
-            "STATUS=one",
-            "STATUS=two\nX_PART=2",
-            "STATUS=three\nRELOADING=1\nMONOTONIC_USEC=123",
-            "WATCHDOG=1",
-            "STATUS=four"
-        ]
-    );
+    let sent = [
+        "STATUS=one",
+        r"STATUS=two\nX_PART=2",
+        r"STATUS=three\nRELOADING=1\nMONOTONIC_USEC=123",
+        "WATCHDOG=1",
+        "STATUS=four",
+    ];
+    let script = format!("sd-notify-send '{}'", sent.join("' '"));
+    let want: Vec<String> = sent.iter().map(|m| m.replace(r"\n", "\n")).collect();
+    assert_eq!(relayed("order", &script, |_| {}), want);
 }
 
 /// `run -d` with a container whose first datagram is `first`, then blocks: run -d must
@@ -313,43 +234,35 @@ fn ready_after_600_bytes_of_status_counts() {
 
 #[test]
 fn oversized_datagram_is_dropped_and_later_ones_arrive() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let big = format!("X_BIG={}", "b".repeat(5000));
-    let bundle = Bundle::new(&format!("sd-notify-send STATUS=before {big} STATUS=after"));
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "big");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["STATUS=before", "STATUS=after"]);
+    let script = format!(
+        "sd-notify-send STATUS=before X_BIG={} STATUS=after",
+        "b".repeat(5000)
+    );
+    assert_eq!(
+        relayed("big", &script, |_| {}),
+        ["STATUS=before", "STATUS=after"]
+    );
 }
 
 #[test]
 fn notifyaccess_is_dropped() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let bundle = Bundle::new(
-        r#"sd-notify-send NOTIFYACCESS=all "NOTIFYACCESS=all\nSTATUS=kept" STATUS=end"#,
+    let script = r#"sd-notify-send NOTIFYACCESS=all "NOTIFYACCESS=all\nSTATUS=kept" STATUS=end"#;
+    assert_eq!(
+        relayed("notifyaccess", script, |_| {}),
+        ["STATUS=kept", "STATUS=end"]
     );
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "notifyaccess");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["STATUS=kept", "STATUS=end"]);
 }
 
 #[test]
 fn extension_keys_are_forwarded() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let bundle = Bundle::new(r#"sd-notify-send X_FOO=bar "X_FOO=baz\nX_OTHER=1""#);
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "xfoo");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["X_FOO=bar", "X_FOO=baz\nX_OTHER=1"]);
+    let script = r#"sd-notify-send X_FOO=bar "X_FOO=baz\nX_OTHER=1""#;
+    assert_eq!(
+        relayed("xfoo", script, |_| {}),
+        ["X_FOO=bar", "X_FOO=baz\nX_OTHER=1"]
+    );
 }
 
-// ---- 4. Barrier, fd store, MAINPID ------------------------------------------------------
-
-fn now_ns() -> u128 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.expect("clock after 1970").as_nanos()
-}
+// ---- 4. Barrier, fd store, MAINPID, access -------------------------------------------------
 
 #[test]
 fn container_barrier_completes_only_after_the_host_read_earlier_messages() {
@@ -386,6 +299,23 @@ fn container_barrier_completes_only_after_the_host_read_earlier_messages() {
     );
     let (status, _) = pier.serve_until_exit(&mut child, &systemd);
     assert_ok(status, &pier);
+}
+
+#[test]
+fn container_barrier_does_not_hang_when_the_host_socket_is_unreachable() {
+    let missing = tempfile::tempdir().expect("tempdir");
+    let socket = path_str(&missing.path().join("no-such-dir/notify"));
+    let pier = Pier::new();
+    // The sender exits 4 if its barrier is not acknowledged within 10 s.
+    let bundle = Bundle::new("sd-notify-send -B READY=1 || exit $?; exit 7");
+    let (mut child, _) = spawn_run(&pier, &bundle, &socket, "unreachbarrier", &[]);
+    let status = pier.wait(&mut child, HANG_GUARD);
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "the container's barrier must complete\n{}",
+        pier.log()
+    );
 }
 
 #[test]
@@ -457,16 +387,14 @@ fn mainpid_of_the_init_is_translated_and_a_foreign_one_dropped() {
 
 #[test]
 fn access_init_annotation_drops_other_senders() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let mut bundle = Bundle::new("sd-notify-send X_FROM=child; exec sd-notify-send X_FROM=init");
-    bundle.annotate("org.pier.notify.access", "init");
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "accessinit");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["X_FROM=init"]);
+    let script = "sd-notify-send X_FROM=child; exec sd-notify-send X_FROM=init";
+    let got = relayed("accessinit", script, |b| {
+        b.annotate("org.pier.notify.access", "init")
+    });
+    assert_eq!(got, ["X_FROM=init"]);
 }
 
-// ---- 5. Identity ------------------------------------------------------------------------
+// ---- 5. Identity ---------------------------------------------------------------------------
 
 #[test]
 fn foreground_run_forwards_as_pier_itself() {
@@ -569,7 +497,69 @@ fn create_start_announces_mainpid_and_sends_as_the_init() {
     );
 }
 
-// ---- 6. The container's whole life ------------------------------------------------------
+#[test]
+fn relay_is_main_without_waiting_announces_the_detached_relay() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new("read _ < /tmp/gate && sd-notify-send READY=1; exec sleep 1000");
+    bundle.annotate("org.pier.notify.identity", "relay-is-main");
+    let mut gate = bundle.gate("gate");
+    let run = run_detached(
+        &pier,
+        &bundle,
+        &systemd,
+        "relaymain",
+        &["--notify-wait", "none"],
+    );
+    assert_ok(run.status, &pier);
+    let relay = detached_relay(&pier, pier.state_pid(&run.id));
+    gate.open();
+    let ready = systemd.recv();
+    assert_eq!(ready.pid, relay, "the detached relay forwards as itself");
+    assert_eq!(
+        ready.payload,
+        format!("MAINPID={relay}\nREADY=1"),
+        "MAINPID must name the live relay, not pier run ({})",
+        run.pid
+    );
+}
+
+#[test]
+fn relay_is_main_after_ready_names_the_process_that_keeps_relaying() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let mut bundle = Bundle::new(
+        "sd-notify-send READY=1 && read _ < /tmp/gate && sd-notify-send STATUS=later; exec sleep 1000",
+    );
+    bundle.annotate("org.pier.notify.identity", "relay-is-main");
+    let mut gate = bundle.gate("gate");
+    let run = run_detached(&pier, &bundle, &systemd, "relaymainready", &[]);
+    assert_ok(run.status, &pier);
+    let relay = detached_relay(&pier, pier.state_pid(&run.id));
+    gate.open();
+    let mut got = run.got;
+    while !got.iter().any(|g| g.payload == "STATUS=later") {
+        got.push(systemd.recv());
+    }
+    // systemd's view: the last MAINPID= it was told must be the sender of what follows.
+    let main_pid = got
+        .iter()
+        .filter_map(|g| g.payload.lines().find_map(|l| l.strip_prefix("MAINPID=")))
+        .last();
+    let later = got
+        .iter()
+        .find(|g| g.payload == "STATUS=later")
+        .expect("STATUS=later");
+    assert_eq!(later.pid, relay, "the detached relay forwards as itself");
+    assert_eq!(
+        main_pid,
+        Some(relay.to_string().as_str()),
+        "MAINPID still names `pier run -d` ({}), which has exited",
+        run.pid
+    );
+}
+
+// ---- 6. The container's whole life ---------------------------------------------------------
 
 /// READY, then (after the gate) everything a long-lived service sends, then (after the
 /// second gate, so the init is alive while those are relayed) exit. The container's stdio is
@@ -579,59 +569,6 @@ const WHOLE_LIFE: &str = r#"exec >/tmp/out.log 2>&1 </dev/null
     sd-notify-send -w 300 STATUS=s1 STATUS=s2 STATUS=s3 &&
     sd-notify-send -w 100 WATCHDOG=1 WATCHDOG=1 WATCHDOG=1 WATCHDOG=1 &&
     sd-notify-send "RELOADING=1\nMONOTONIC_USEC=1" READY=1 STOPPING=1 && read _ < /tmp/end"#;
-
-/// Reads both pipes to their end on a thread; the receiver gets `()` at EOF on both.
-fn eof_of(child: &mut Child) -> std::sync::mpsc::Receiver<()> {
-    use std::io::Read;
-    let (mut out, mut err) = (
-        child.stdout.take().expect("stdout"),
-        child.stderr.take().expect("stderr"),
-    );
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = out.read_to_end(&mut sink);
-        let _ = err.read_to_end(&mut sink);
-        let _ = tx.send(());
-    });
-    rx
-}
-
-/// The detached relay: the one process left whose command line names this test's root
-/// (a fork of pier), other than the container's `init` (pier's clone until it has exec'd).
-fn detached_relay(pier: &Pier, init: i32) -> i32 {
-    let mut relays = notify_support::pier::processes_mentioning(&path_str(pier.root()));
-    relays.retain(|pid| *pid != init);
-    assert_eq!(
-        relays.len(),
-        1,
-        "expected exactly one detached relay, found {relays:?}"
-    );
-    relays[0]
-}
-
-/// A relay that has relayed something has finished detaching: stdio on /dev/null, and no fd
-/// but sockets (listener, upstream) and the init's pidfd.
-fn assert_relay_fds(relay: i32) {
-    for fd in 0..3 {
-        let target = std::fs::read_link(format!("/proc/{relay}/fd/{fd}")).expect("relay stdio");
-        assert_eq!(target, Path::new("/dev/null"), "the relay's fd {fd}");
-    }
-    for fd in std::fs::read_dir(format!("/proc/{relay}/fd"))
-        .expect("relay fds")
-        .flatten()
-    {
-        let target = std::fs::read_link(fd.path()).unwrap_or_default();
-        let text = target.to_string_lossy();
-        let expected =
-            text == "/dev/null" || text.starts_with("socket:") || text == "anon_inode:[pidfd]";
-        assert!(
-            expected,
-            "the relay holds fd {:?} -> {text}",
-            fd.file_name()
-        );
-    }
-}
 
 #[test]
 fn detached_relay_relays_the_whole_life_holds_no_pipe_and_exits_with_the_container() {
@@ -699,7 +636,7 @@ fn detached_relay_relays_the_whole_life_holds_no_pipe_and_exits_with_the_contain
     assert!(exited, "the detached relay outlived the container");
 }
 
-// ---- 7. Never hang ----------------------------------------------------------------------
+// ---- 7. Never hang -------------------------------------------------------------------------
 
 #[test]
 fn run_detached_returns_the_status_of_an_init_that_exits_before_ready() {
@@ -827,6 +764,29 @@ fn foreground_run_forwards_sigterm_while_waiting_for_ready() {
 }
 
 #[test]
+fn run_detached_forwards_sigterm_while_waiting_for_ready() {
+    let systemd = FakeSystemd::bind_path();
+    let pier = Pier::new();
+    let bundle = Bundle::new(
+        "trap 'sd-notify-send X_GOT_TERM=1; exit 0' TERM; sd-notify-send X_TRAP_SET=1; sleep 1000 & wait",
+    );
+    let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "sigtermd", &["-d"]);
+    assert_eq!(systemd.recv_payload(), "X_TRAP_SET=1");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM pier");
+    let (status, got) = pier.serve_until_exit(&mut child, &systemd);
+    assert_eq!(
+        payloads(&got),
+        ["X_GOT_TERM=1"],
+        "the container got the SIGTERM"
+    );
+    assert!(
+        !status.success(),
+        "exited before READY: run -d must fail, even with status 0"
+    );
+}
+
+#[test]
 fn burst_of_10000_nonblocking_datagrams_arrives_in_order() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
@@ -846,7 +806,7 @@ fn burst_of_10000_nonblocking_datagrams_arrives_in_order() {
     assert_eq!(first_wrong, None, "order broken");
 }
 
-// ---- 8. Watchdog ------------------------------------------------------------------------
+// ---- 8. Watchdog ---------------------------------------------------------------------------
 
 /// What the container sees of the watchdog when pier runs with `env` (and, with
 /// `pid_is_pier`, `WATCHDOG_PID=<pier's pid>`, as systemd sets it for its main process).
@@ -898,132 +858,7 @@ fn watchdog_meant_for_another_process_is_not_passed_on() {
     assert_eq!(watchdog_seen(&env, false), ["X_USEC=unset", "X_PID=unset"]);
 }
 
-// ---- Identity modes chosen by annotation ------------------------------------------------
-
-#[test]
-fn relay_is_main_without_waiting_announces_the_detached_relay() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let mut bundle = Bundle::new("read _ < /tmp/gate && sd-notify-send READY=1; exec sleep 1000");
-    bundle.annotate("org.pier.notify.identity", "relay-is-main");
-    let mut gate = bundle.gate("gate");
-    let run = run_detached(
-        &pier,
-        &bundle,
-        &systemd,
-        "relaymain",
-        &["--notify-wait", "none"],
-    );
-    assert_ok(run.status, &pier);
-    let relay = detached_relay(&pier, pier.state_pid(&run.id));
-    gate.open();
-    let ready = systemd.recv();
-    assert_eq!(ready.pid, relay, "the detached relay forwards as itself");
-    assert_eq!(
-        ready.payload,
-        format!("MAINPID={relay}\nREADY=1"),
-        "MAINPID must name the live relay, not pier run ({})",
-        run.pid
-    );
-}
-
-#[test]
-fn relay_is_main_after_ready_names_the_process_that_keeps_relaying() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let mut bundle = Bundle::new(
-        "sd-notify-send READY=1 && read _ < /tmp/gate && sd-notify-send STATUS=later; exec sleep 1000",
-    );
-    bundle.annotate("org.pier.notify.identity", "relay-is-main");
-    let mut gate = bundle.gate("gate");
-    let run = run_detached(&pier, &bundle, &systemd, "relaymainready", &[]);
-    assert_ok(run.status, &pier);
-    let relay = detached_relay(&pier, pier.state_pid(&run.id));
-    gate.open();
-    let mut got = run.got;
-    while !got.iter().any(|g| g.payload == "STATUS=later") {
-        got.push(systemd.recv());
-    }
-    // systemd's view: the last MAINPID= it was told must be the sender of what follows.
-    let main_pid = got
-        .iter()
-        .filter_map(|g| g.payload.lines().find_map(|l| l.strip_prefix("MAINPID=")))
-        .last();
-    let later = got
-        .iter()
-        .find(|g| g.payload == "STATUS=later")
-        .expect("STATUS=later");
-    assert_eq!(later.pid, relay, "the detached relay forwards as itself");
-    assert_eq!(
-        main_pid,
-        Some(relay.to_string().as_str()),
-        "MAINPID still names `pier run -d` ({}), which has exited",
-        run.pid
-    );
-}
-
-#[test]
-fn run_detached_forwards_sigterm_while_waiting_for_ready() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let bundle = Bundle::new(
-        "trap 'sd-notify-send X_GOT_TERM=1; exit 0' TERM; sd-notify-send X_TRAP_SET=1; sleep 1000 & wait",
-    );
-    let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "sigtermd", &["-d"]);
-    assert_eq!(systemd.recv_payload(), "X_TRAP_SET=1");
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM pier");
-    let (status, got) = pier.serve_until_exit(&mut child, &systemd);
-    assert_eq!(
-        payloads(&got),
-        ["X_GOT_TERM=1"],
-        "the container got the SIGTERM"
-    );
-    assert!(
-        !status.success(),
-        "exited before READY: run -d must fail, even with status 0"
-    );
-}
-
-#[test]
-fn host_socket_path_beyond_sun_path() {
-    let systemd = FakeSystemd::bind_long_path(150);
-    assert!(systemd.notify_socket().len() > 108);
-    let pier = Pier::new();
-    let bundle = Bundle::new("sd-notify-send X_VIA=long-path");
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "hostlong");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["X_VIA=long-path"]);
-}
-
-#[test]
-fn read_only_rootfs_with_run_notify_in_the_image_relays() {
-    let systemd = FakeSystemd::bind_path();
-    let pier = Pier::new();
-    let mut bundle = Bundle::new("sd-notify-send X_IMAGE_HAS_RUN_NOTIFY=1");
-    std::fs::create_dir(bundle.rootfs().join("run/notify")).expect("mkdir run/notify");
-    bundle.set_readonly(true);
-    let (status, got) = run_foreground(&pier, &bundle, &systemd, "roimage");
-    assert_ok(status, &pier);
-    assert_eq!(payloads(&got), ["X_IMAGE_HAS_RUN_NOTIFY=1"]);
-}
-
-#[test]
-fn container_barrier_does_not_hang_when_the_host_socket_is_unreachable() {
-    let missing = tempfile::tempdir().expect("tempdir");
-    let socket = path_str(&missing.path().join("no-such-dir/notify"));
-    let pier = Pier::new();
-    // The sender exits 4 if its barrier is not acknowledged within 10 s.
-    let bundle = Bundle::new("sd-notify-send -B READY=1 || exit $?; exit 7");
-    let (mut child, _) = spawn_run(&pier, &bundle, &socket, "unreachbarrier", &[]);
-    let status = pier.wait(&mut child, HANG_GUARD);
-    assert_eq!(
-        status.code(),
-        Some(7),
-        "the container's barrier must complete\n{}",
-        pier.log()
-    );
-}
+// ---- 9. Bad input --------------------------------------------------------------------------
 
 /// `pier run -d` with bad notify settings fails naming the setting and leaves nothing.
 fn assert_rejected(tag: &str, extra: &[&str], annotation: Option<(&str, &str)>, named: &str) {
@@ -1061,20 +896,6 @@ fn assert_rejected(tag: &str, extra: &[&str], annotation: Option<(&str, &str)>, 
         "{tag}: processes left"
     );
     assert_no_cgroup(&id);
-}
-
-/// No hierarchy under /sys/fs/cgroup has a directory for `id` (made with cgroupsPath `/<id>`).
-fn assert_no_cgroup(id: &str) {
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
-        .expect("cgroup mounts")
-        .flatten()
-    {
-        assert!(
-            !hierarchy.path().join(id).exists(),
-            "cgroup left in {}",
-            hierarchy.path().display()
-        );
-    }
 }
 
 #[test]

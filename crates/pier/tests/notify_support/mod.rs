@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod pier;
+pub mod scenario;
 pub mod systemd;
 
 use std::time::Duration;
