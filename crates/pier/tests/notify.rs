@@ -544,8 +544,8 @@ fn relay_is_main_after_ready_names_the_process_that_keeps_relaying() {
     // systemd's view: the last MAINPID= it was told must be the sender of what follows.
     let main_pid = got
         .iter()
-        .filter_map(|g| g.payload.lines().find_map(|l| l.strip_prefix("MAINPID=")))
-        .last();
+        .rev()
+        .find_map(|g| g.payload.lines().find_map(|l| l.strip_prefix("MAINPID=")));
     let later = got
         .iter()
         .find(|g| g.payload == "STATUS=later")
