@@ -15,7 +15,7 @@ cargo build --release -p pier 2>&1 | tail -1
 work=$(mktemp -d /tmp/pier-demo.XXXXXX)
 trap 'bash "$top/tests/systemd/harness.sh" down "$work" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 mkdir -p "$work/bundles/demo" "$work/units" "$work/bin"
-cp target/release/pier "$work/bin/pier"
+cp target/x86_64-unknown-linux-gnu/release/pier "$work/bin/pier"
 
 echo "== making a busybox bundle with a notifying service"
 bundle=$work/bundles/demo

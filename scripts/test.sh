@@ -7,5 +7,5 @@ bash scripts/deps.sh
 cargo build --workspace --release --bins
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/pier-cargo-test.log
 if [ -x tests/systemd/run.py ] || [ -f tests/systemd/run.py ]; then
-  python3 tests/systemd/run.py --runtime "$PWD/target/release/pier"
+  python3 tests/systemd/run.py --runtime "$PWD/target/x86_64-unknown-linux-gnu/release/pier"
 fi

@@ -43,8 +43,10 @@ def default_runtime():
     roots.append(REPO / "target")
     for root in roots:
         for profile in ("release", "debug"):
-            if (root / profile / "pier").is_file():
-                return str(root / profile / "pier")
+            # .cargo/config.toml names the target, so cargo puts binaries below it
+            for base in (root / "x86_64-unknown-linux-gnu", root):
+                if (base / profile / "pier").is_file():
+                    return str(base / profile / "pier")
     return None
 
 

@@ -15,10 +15,13 @@ pub fn run(global: &Global, args: &KillArgs) -> Result<()> {
     let dir = ContainerDir::open_shared(&global.root, &args.id)?;
     let state = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
     let signal = Signal::from_named_raw(signal).context("signal")?;
+    // The init first: it must be running for kill to succeed, and once a SIGKILL of the whole
+    // cgroup has reached it, it no longer is.
+    signal_init(&state, signal)?;
     if args.all {
         Cgroup::from_state(&state.cgroup).kill_all(signal)?;
     }
-    signal_init(&state, signal)
+    Ok(())
 }
 
 /// Send `signal` to the container's init if it is still the process recorded in `state`.
