@@ -80,56 +80,65 @@ def hyperfine(ctx: scenarios.Ctx, out_dir: str) -> dict | None:
                            "stddev_ms": r["stddev"] * 1e3} for r in res}
 
 
+def runtimes_for(work: str, pier: str) -> list[Runtime]:
+    """pier, crun, runc in table order; each with its own root under `work`."""
+    pier_root = os.path.join(work, "root-pier")
+    runtimes = [
+        probe("pier", pier, pier_root) if pier
+        else Runtime("pier", None, pier_root, why="no pier binary (not buildable yet? PIER=/path)"),
+        probe("crun", os.environ.get("CRUN", "crun"), os.path.join(work, "root-crun")),
+        probe("runc", os.environ.get("RUNC", "runc"), os.path.join(work, "root-runc")),
+    ]
+    for rt in runtimes:
+        print(f"bench: {rt.name}: {rt.binary or 'n/a (' + rt.why + ')'} {rt.version}", file=sys.stderr)
+    return runtimes
+
+
+def measure(ctx: scenarios.Ctx, only: list[str], out_dir: str) -> dict | None:
+    """Run the chosen scenarios (and the hyperfine cross-check); always clean up after."""
+    try:
+        for name, fn in SCENARIOS.items():
+            if ctx.runtimes and (not only or name in only):
+                fn(ctx)
+        if os.environ.get("BENCH_HYPERFINE") == "1" and ctx.runtimes:
+            return hyperfine(ctx, out_dir)
+        return None
+    finally:
+        ctx.listener.close()
+        for rt in ctx.runtimes:
+            if left := rt.sweep(ctx.cfg.timeout_s):
+                print(f"bench: {rt.name}: removed leftover containers {left}", file=sys.stderr)
+        scenarios.kill_strays()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--exec", required=True, dest="exec_path")
-    ap.add_argument("--bundles", required=True)
-    ap.add_argument("--out", required=True)
+    for flag in ("--work", "--exec", "--bundles", "--out"):
+        ap.add_argument(flag, required=True)
     ap.add_argument("--pier", default="")
     a = ap.parse_args()
-
     cfg = config_from_env()
     only = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
     if unknown := [s for s in only if s not in SCENARIOS]:
         sys.exit(f"bench: BENCH_ONLY: unknown scenario(s) {unknown}; known: {list(SCENARIOS)}")
     become_subreaper()
-    pier_root = os.path.join(a.work, "root-pier")
-    runtimes = [
-        probe("pier", a.pier, pier_root) if a.pier
-        else Runtime("pier", None, pier_root, why="no pier binary (not buildable yet? PIER=/path)"),
-        probe("crun", os.environ.get("CRUN", "crun"), os.path.join(a.work, "root-crun")),
-        probe("runc", os.environ.get("RUNC", "runc"), os.path.join(a.work, "root-runc")),
-    ]
-    for rt in runtimes:
-        print(f"bench: {rt.name}: {rt.binary or 'n/a (' + rt.why + ')'} {rt.version}", file=sys.stderr)
-    present = [rt for rt in runtimes if rt.present]
+    runtimes = runtimes_for(a.work, a.pier)
     logs = os.path.join(a.work, "logs")
     os.makedirs(logs, exist_ok=True)
-    listener = NotifyListener(os.path.join(a.work, "notify.sock"))
-    bundles = {k: os.path.join(a.bundles, k) for k in ("true", "notify", "relay")}
     store = Store()
-    ctx = scenarios.Ctx(cfg, present, Exec(a.exec_path, cfg.timeout_s), bundles, listener, logs, store)
+    ctx = scenarios.Ctx(cfg, [rt for rt in runtimes if rt.present], Exec(getattr(a, "exec"), cfg.timeout_s),
+                        {k: os.path.join(a.bundles, k) for k in ("true", "notify", "relay")},
+                        NotifyListener(os.path.join(a.work, "notify.sock")), logs, store)
     t0 = time.monotonic()
-    try:
-        for name, fn in SCENARIOS.items():
-            if present and (not only or name in only):
-                fn(ctx)
-        cross = hyperfine(ctx, os.path.dirname(a.out)) if os.environ.get("BENCH_HYPERFINE") == "1" else None
-    finally:
-        listener.close()
-        for rt in present:
-            if left := rt.sweep(cfg.timeout_s):
-                print(f"bench: {rt.name}: removed leftover containers {left}", file=sys.stderr)
-        scenarios.kill_strays()
+    cross = measure(ctx, only, os.path.dirname(a.out))
     rows = report.metrics(cfg.seq)
     print(report.table(store, rows))
     print(report.sanity_line(report.sanity(store)))
-    for line in report.notes(store):
-        print(line, file=sys.stderr)
     if cross:
         print("hyperfine cross-check (not alternated), run median ms: "
               + ", ".join(f"{k} {v['median_ms']:.2f}" for k, v in cross.items()))
+    for line in report.notes(store):
+        print(line, file=sys.stderr)
     conf = dict(vars(cfg), only=only or None, elapsed_s=round(time.monotonic() - t0, 1))
     data = report.record(store, rows, runtimes, conf)
     data["hyperfine"] = cross

@@ -6,7 +6,7 @@ import platform
 import time
 
 from .runtimes import Runtime
-from .store import Metric, Store, ratio
+from .store import Metric, Store, ratio, ratio_ci
 
 COLUMNS = ("pier", "crun", "runc")
 
@@ -47,6 +47,13 @@ def _fmt(v: float | None) -> str:
     return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3f}"
 
 
+def _ratio_cell(store: Store, key: str, rt: str, other: str) -> str:
+    """The ratio of medians with its 95% bootstrap interval: "0.88 [0.80,0.97]"."""
+    r = ratio(store.median(key, rt), store.median(key, other))
+    ci = ratio_ci(store.values(key, rt), store.values(key, other))
+    return _fmt(r) + (f" [{_fmt(ci[0])},{_fmt(ci[1])}]" if r is not None and ci else "")
+
+
 def _cell(store: Store, key: str, rt: str) -> str:
     med = store.median(key, rt)
     if med is None and store.failures.get(key, {}).get(rt):
@@ -59,10 +66,8 @@ def table(store: Store, rows: list[Metric]) -> str:
     head = ("metric", "unit", *COLUMNS, "pier/crun", "pier/runc")
     lines = [head]
     for m in rows:
-        meds = {rt: store.median(m.key, rt) for rt in COLUMNS}
-        r_crun, r_runc = ratio(meds["pier"], meds["crun"]), ratio(meds["pier"], meds["runc"])
         lines.append((m.label, m.unit, *(_cell(store, m.key, rt) for rt in COLUMNS),
-                      _fmt(r_crun), _fmt(r_runc)))
+                      _ratio_cell(store, m.key, "pier", "crun"), _ratio_cell(store, m.key, "pier", "runc")))
     widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
     out = []
     for n, line in enumerate(lines):
@@ -126,6 +131,8 @@ def record(store: Store, rows: list[Metric], runtimes: list[Runtime], config: di
             "label": m.label, "unit": m.unit, "better": m.better, "median": meds,
             "ratio": {"pier/crun": ratio(meds["pier"], meds["crun"]),
                       "pier/runc": ratio(meds["pier"], meds["runc"])},
+            "ratio_ci95": {f"pier/{o}": ratio_ci(store.values(m.key, "pier"), store.values(m.key, o))
+                           for o in ("crun", "runc")},
             "spread": {rt: store.spread(m.key, rt) for rt in COLUMNS},
             "samples": {rt: store.samples.get(m.key, {}).get(rt, []) for rt in COLUMNS},
             "failures": store.failures.get(m.key, {}),

@@ -1,11 +1,15 @@
 """The measurements. Each scenario takes one sample per runtime per round, alternating the
-runtimes within a round and rotating their order from round to round (ABC, BCA, CAB, ...), so
-a slow phase of this shared machine hits every runtime alike.
+runtimes within a round, so a slow phase of this shared machine hits every runtime alike. The
+rounds cycle through every order of the runtimes (ABC, ACB, BAC, ...): each runtime then
+follows each other one equally often. A plain rotation (ABC, BCA, CAB) does not: there A
+follows C twice as often as B does, and a runtime's aftermath (the kernel tearing down its
+namespaces and cgroups) slows whoever comes next; an A/A run (PIER=crun) showed a 1.4x bias.
 
 A sample function returns {metric key: value}; a value of None means "not applicable" (e.g. a
 runtime that does not relay X_* keys); a failure raises SampleError.
 """
 
+import itertools
 import os
 import re
 import signal
@@ -76,9 +80,9 @@ def alternate(ctx: Ctx, name: str, keys: list[str], rounds: int, sample) -> None
             ctx.store.skip(keys, rt.name, f"warm-up failed: {err}")
             print(f"  {name}: {rt.name} skipped, warm-up failed: {err}", file=sys.stderr)
     failed_in_row = {rt.name: 0 for rt in active}
+    orders = list(itertools.permutations(active)) or [()]
     for i in range(rounds):
-        k = i % len(active) if active else 0
-        for rt in active[k:] + active[:k]:
+        for rt in orders[i % len(orders)]:
             if failed_in_row[rt.name] >= ctx.cfg.max_fail:
                 continue
             try:

@@ -1,5 +1,6 @@
 """Samples per metric and runtime, their medians, and the ratios of medians."""
 
+import random
 import statistics
 from dataclasses import dataclass
 
@@ -62,3 +63,21 @@ def ratio(num: float | None, den: float | None) -> float | None:
     if num is None or den is None or den == 0:
         return None
     return num / den
+
+
+def ratio_ci(num: list[float], den: list[float], resamples: int = 2000) -> tuple | None:
+    """95% bootstrap interval of median(num)/median(den): both sample sets resampled with
+    replacement `resamples` times (seeded, so a record is reproducible); None with < 3 samples
+    on a side."""
+    if len(num) < 3 or len(den) < 3:
+        return None
+    rng = random.Random(0)
+    ratios = []
+    for _ in range(resamples):
+        d = statistics.median(rng.choices(den, k=len(den)))
+        if d:
+            ratios.append(statistics.median(rng.choices(num, k=len(num))) / d)
+    if len(ratios) < resamples // 2:
+        return None
+    ratios.sort()
+    return ratios[int(0.025 * len(ratios))], ratios[int(0.975 * len(ratios)) - 1]

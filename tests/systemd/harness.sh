@@ -62,9 +62,9 @@ boot() {
 
 # Wait for the inner PID 1 to appear, then for the boot to finish.
 wait_booted() {
-    local nspawn leader="" st=unknown i
+    local nspawn leader="" st=unknown
     nspawn=$(cat "$dir/.nspawn.pid")
-    for i in $(seq 300); do
+    for _ in $(seq 300); do
         leader=$(pgrep -P "$nspawn" -x systemd || true)
         [ -n "$leader" ] && break
         alive "$nspawn" || { cat "$dir/.nspawn.log" >&2; return 1; }
@@ -72,8 +72,9 @@ wait_booted() {
     done
     [ -n "$leader" ] || { echo "harness: inner systemd did not appear" >&2; return 1; }
     echo "$leader" >"$dir/.nspawn.leader"
-    for i in $(seq 600); do
-        st=$(nsenter -t "$leader" -a systemctl is-system-running 2>/dev/null || true)
+    for _ in $(seq 600); do
+        # --wait blocks until the boot is done once the manager answers; before that it fails fast
+        st=$(timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait 2>/dev/null || true)
         case $st in running | degraded) break ;; esac
         alive "$leader" || { cat "$dir/.nspawn.log" >&2; return 1; }
         sleep 0.05
@@ -86,7 +87,7 @@ remove_cgroups() {
     local c
     for c in $(cgroup_dirs); do
         [ -d "$c" ] || continue
-        [ -e "$c/cgroup.kill" ] && echo 1 >"$c/cgroup.kill" 2>/dev/null || true
+        if [ -e "$c/cgroup.kill" ]; then echo 1 >"$c/cgroup.kill" 2>/dev/null || true; fi
         for _ in $(seq 50); do
             [ -z "$(find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null)" ] && break
             sleep 0.05
@@ -98,7 +99,7 @@ remove_cgroups() {
 }
 
 shutdown() {
-    local nspawn leader i
+    local nspawn leader
     nspawn=$(cat "$dir/.nspawn.pid" 2>/dev/null || true)
     leader=$(cat "$dir/.nspawn.leader" 2>/dev/null || true)
     if alive "$nspawn"; then
@@ -107,15 +108,15 @@ shutdown() {
         else
             kill "$nspawn" 2>/dev/null || true
         fi
-        for i in $(seq $((DOWN_GRACE * 20))); do alive "$nspawn" || break; sleep 0.05; done
+        for _ in $(seq $((DOWN_GRACE * 20))); do alive "$nspawn" || break; sleep 0.05; done
         if alive "$nspawn"; then
             echo "harness: poweroff took longer than ${DOWN_GRACE}s, killing the container" >&2
             alive "$leader" && kill -KILL "$leader" 2>/dev/null
-            for i in $(seq 40); do alive "$nspawn" || break; sleep 0.05; done
+            for _ in $(seq 40); do alive "$nspawn" || break; sleep 0.05; done
             kill -KILL "$nspawn" 2>/dev/null || true
         fi
         # not our child when called from another process: poll until it is gone
-        for i in $(seq 100); do alive "$nspawn" || break; sleep 0.05; done
+        for _ in $(seq 100); do alive "$nspawn" || break; sleep 0.05; done
     fi
     remove_cgroups
     rm -f "$dir/.nspawn.pid" "$dir/.nspawn.leader"

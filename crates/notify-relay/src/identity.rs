@@ -11,8 +11,8 @@ pub enum Identity {
     /// own credentials and never announce `MAINPID=`.
     AsRelay,
     /// Detached, privileged: announce `MAINPID=<init_host_pid>` in the same datagram as the
-    /// container's first `READY=1`, and send every datagram with `SCM_CREDENTIALS` whose pid
-    /// is `init_host_pid` (the kernel allows a foreign pid with `CAP_SYS_ADMIN`; if it refuses,
+    /// container's first `READY=1` (sent with the relay's own credentials: it is still the main
+    /// pid), and send every later datagram with `SCM_CREDENTIALS` whose pid is `init_host_pid` (the kernel allows a foreign pid with `CAP_SYS_ADMIN`; if it refuses,
     /// [`crate::Upstream`] falls back to the relay's own credentials and logs it once).
     AsMainPid {
         /// The container init's pid in the relay's pid namespace.

@@ -28,8 +28,8 @@
 //! * [`Identity::AsRelay`] — the relay is the unit's main process (foreground `run`):
 //!   forward with the relay's own credentials.
 //! * [`Identity::AsMainPid`] — detached and privileged: the first forwarded `READY=1` gets
-//!   `MAINPID=<init host pid>` in the same datagram, and every datagram is sent with
-//!   `SCM_CREDENTIALS` naming the init, so `NotifyAccess=main` keeps working after the
+//!   `MAINPID=<init host pid>` in the same datagram (sent as the relay, still the main pid),
+//!   and every later datagram is sent with `SCM_CREDENTIALS` naming the init, so `NotifyAccess=main` keeps working after the
 //!   runtime has exited.
 //! * [`Identity::RelayIsMain`] — detached, unprivileged: the relay announces itself as
 //!   `MAINPID=` and forwards as itself.

@@ -209,15 +209,17 @@ fn as_main_pid_announces_and_sends_with_the_inits_credentials() {
         sender.send(payload.as_bytes()).expect("send");
     }
     assert!(rig.pump().ready);
+    // Up to and including the MAINPID= announcement the relay is still the unit's main pid
+    // and sends as itself; afterwards SCM_CREDENTIALS names the init.
     let expected = [
-        "STATUS=starting".to_owned(),
-        format!("MAINPID={}\nREADY=1", init.pid()),
-        "READY=1".to_owned(),
+        ("STATUS=starting".to_owned(), own_pid()),
+        (format!("MAINPID={}\nREADY=1", init.pid()), own_pid()),
+        ("READY=1".to_owned(), init.pid()),
     ];
-    for payload in expected {
+    for (payload, pid) in expected {
         let got = rig.systemd.recv();
         assert_eq!(got.payload, payload);
-        assert_eq!(got.pid, init.pid(), "SCM_CREDENTIALS names the init");
+        assert_eq!(got.pid, pid, "SCM_CREDENTIALS for {payload:?}");
         assert_eq!(
             (got.uid, got.gid),
             (
@@ -363,4 +365,71 @@ fn upstream_that_disappears_does_not_stop_the_relay() {
         (2, 0, 2)
     );
     assert!(pumped.drained, "the container's queue keeps draining");
+}
+
+#[test]
+fn refused_credentials_fall_back_to_the_relays_own() {
+    let init = Init::spawn();
+    let systemd = FakeSystemd::bind_path();
+    let mut upstream = systemd.upstream();
+    let init_pid = init.pid();
+    // Capabilities are per thread: this thread alone loses CAP_SYS_ADMIN.
+    let sent = std::thread::spawn(move || {
+        caps::drop(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_ADMIN,
+        )
+        .expect("drop CAP_SYS_ADMIN");
+        for payload in ["READY=1", "STATUS=second"] {
+            let out = notify_relay::Outgoing {
+                payload: payload.as_bytes().to_vec(),
+                fds: Vec::new(),
+                pid_credential: Some(init_pid),
+            };
+            upstream.send(&out).expect("sent with own credentials");
+        }
+    });
+    sent.join().expect("sender thread");
+    for payload in ["READY=1", "STATUS=second"] {
+        let got = systemd.recv();
+        assert_eq!(got.payload, payload);
+        assert_eq!(
+            got.pid,
+            own_pid(),
+            "the kernel refused the init's pid; sent as the relay"
+        );
+    }
+    init.stop();
+}
+
+#[test]
+fn full_upstream_times_out_instead_of_hanging() {
+    let systemd = FakeSystemd::bind_path(); // never reads
+    let mut upstream = systemd.upstream();
+    upstream
+        .set_send_timeout(Duration::from_millis(20))
+        .expect("SO_SNDTIMEO");
+    let out = notify_relay::Outgoing {
+        payload: b"WATCHDOG=1".to_vec(),
+        ..Default::default()
+    };
+    let mut sent = 0;
+    let error = loop {
+        match upstream.send(&out) {
+            Ok(()) => sent += 1,
+            Err(error) => break error,
+        }
+        assert!(sent < 100_000, "the upstream queue never filled");
+    };
+    assert!(sent > 0);
+    assert_eq!(
+        error.raw_os_error(),
+        Some(rustix::io::Errno::AGAIN.raw_os_error())
+    );
+    assert_eq!(
+        systemd.recv().payload,
+        "WATCHDOG=1",
+        "what was queued is intact"
+    );
 }

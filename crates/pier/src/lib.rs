@@ -5,14 +5,17 @@
 //! pure parts (argv normaliser, config.json -> Plan) directly.
 #![deny(unsafe_code)]
 
+pub mod activation;
 pub mod cgroups;
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod init;
 pub mod logging;
+pub mod notify;
 pub mod signals;
 pub mod spawn;
 pub mod spec;
 pub mod state;
+pub mod supervise;
 pub mod sys;

@@ -204,20 +204,33 @@ impl Relay {
                 outcome.forward = Some(Outgoing {
                     payload: message.encode(),
                     fds,
-                    pid_credential: self.config.identity.pid_credential(),
+                    pid_credential: self.pid_credential(),
                 })
             }
         }
         outcome
     }
 
+    /// The credential pid for the next datagram. Until systemd has been told the new main
+    /// pid, the relay's own process is the one `NotifyAccess=main` accepts, so everything up
+    /// to and including the `MAINPID=` announcement goes with the relay's own credentials;
+    /// after it, with the identity's (the init's).
+    fn pid_credential(&self) -> Option<i32> {
+        if self.main_pid_announced {
+            self.config.identity.pid_credential()
+        } else {
+            None
+        }
+    }
+
     /// Builds the outgoing datagram, with the identity's `MAINPID=` on the first `READY=1`.
     fn forward(&mut self, mut kept: Message, fds: Vec<OwnedFd>, outcome: &mut Outcome) {
-        let pid_credential = self.config.identity.pid_credential();
+        let own_until_announced = self.pid_credential();
         let announce = match self.config.identity.announced_main_pid(self.own_pid) {
             Some(pid) if outcome.ready && !self.main_pid_announced => Some(pid),
             _ => None,
         };
+        let mut pid_credential = own_until_announced;
         if let Some(main_pid) = announce {
             self.main_pid_announced = true;
             let line = Assignment::new("MAINPID", main_pid.to_string());
@@ -228,8 +241,9 @@ impl Relay {
                 outcome.announce = Some(Outgoing {
                     payload: line.as_bytes().to_vec(),
                     fds: Vec::new(),
-                    pid_credential,
+                    pid_credential: own_until_announced,
                 });
+                pid_credential = self.pid_credential();
             }
         }
         outcome.forward = Some(Outgoing {

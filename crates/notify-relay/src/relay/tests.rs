@@ -254,7 +254,8 @@ fn barrier_goes_up_with_the_senders_own_fd() {
             .collect::<Vec<_>>(),
         [raw]
     );
-    assert_eq!(forward.pid_credential, Some(INIT_HOST));
+    // Before MAINPID= is announced, the relay itself is the main pid systemd accepts.
+    assert_eq!(forward.pid_credential, None);
     assert!(!outcome.ready);
     assert!(
         !hung_up(&read),
@@ -299,10 +300,8 @@ fn as_main_pid_announces_init_with_the_first_ready_only() {
     );
     let before = relay.on_datagram(datagram(b"STATUS=starting", INIT_HOST, vec![]));
     assert_eq!(text(&before).as_deref(), Some("STATUS=starting"));
-    assert_eq!(
-        before.forward.expect("sent").pid_credential,
-        Some(INIT_HOST)
-    );
+    // Until systemd is told, the relay (still the unit's main pid) sends as itself.
+    assert_eq!(before.forward.expect("sent").pid_credential, None);
     assert!(!relay.main_pid_announced());
 
     let first = relay.on_datagram(datagram(b"STATUS=up\nREADY=1", INIT_HOST, vec![]));
@@ -311,11 +310,13 @@ fn as_main_pid_announces_init_with_the_first_ready_only() {
         text(&first),
         Some(format!("MAINPID={INIT_HOST}\nSTATUS=up\nREADY=1"))
     );
-    assert_eq!(first.forward.expect("sent").pid_credential, Some(INIT_HOST));
+    assert_eq!(first.forward.expect("sent").pid_credential, None);
     assert!(relay.main_pid_announced());
 
+    // From then on the init is the main pid: send with its credentials.
     let second = relay.on_datagram(datagram(b"READY=1", INIT_HOST, vec![]));
     assert_eq!(text(&second).as_deref(), Some("READY=1"));
+    assert_eq!(second.forward.expect("sent").pid_credential, Some(INIT_HOST));
 }
 
 #[test]
@@ -347,8 +348,9 @@ fn announcement_that_does_not_fit_goes_first_on_its_own() {
     let sent: Vec<Outgoing> = outcome.into_datagrams().collect();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].text(), format!("MAINPID={INIT_HOST}"));
-    assert_eq!(sent[0].pid_credential, Some(INIT_HOST));
+    assert_eq!(sent[0].pid_credential, None);
     assert_eq!(sent[1].payload, payload);
+    assert_eq!(sent[1].pid_credential, Some(INIT_HOST));
 }
 
 #[test]

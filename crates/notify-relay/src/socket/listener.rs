@@ -35,6 +35,7 @@ pub enum Recv {
 
 /// The container-side `AF_UNIX`/`SOCK_DGRAM` socket: non-blocking, close-on-exec,
 /// `SO_PASSCRED`, an 8 MiB receive buffer, mode 0777 so any container user can send.
+/// Dropping it closes the socket but leaves the socket file; its owner removes the directory.
 #[derive(Debug)]
 pub struct Listener {
     fd: OwnedFd,
@@ -130,21 +131,23 @@ impl Listener {
             Some(DropReason::TooLarge { bytes: msg.bytes })
         } else if msg.bytes == 0 {
             Some(DropReason::Empty)
-        } else if creds.is_none() {
-            Some(DropReason::NoCredentials)
         } else {
             None
         };
-        match (reject, creds) {
-            (None, Some(ucred)) => Ok(Recv::Datagram(Received {
-                payload: self.payload[..msg.bytes].to_vec(),
-                fds,
-                pid: ucred.pid.as_raw_nonzero().get(),
-                uid: ucred.uid.as_raw(),
-                gid: ucred.gid.as_raw(),
-            })),
-            (reason, _) => Ok(Recv::Rejected(reason.unwrap_or(DropReason::NoCredentials))),
+        // A rejected datagram's fds are closed here, when `fds` goes out of scope.
+        if let Some(reason) = reject {
+            return Ok(Recv::Rejected(reason));
         }
+        let Some(ucred) = creds else {
+            return Ok(Recv::Rejected(DropReason::NoCredentials));
+        };
+        Ok(Recv::Datagram(Received {
+            payload: self.payload[..msg.bytes].to_vec(),
+            fds,
+            pid: ucred.pid.as_raw_nonzero().get(),
+            uid: ucred.uid.as_raw(),
+            gid: ucred.gid.as_raw(),
+        }))
     }
 }
 

@@ -33,19 +33,24 @@ pub struct Upstream {
     address: Address,
     transport: Transport,
     send_timeout: Duration,
-    credentials_refused: bool,
 }
 
 #[derive(Debug)]
 enum Transport {
-    Unix {
-        fd: OwnedFd,
-        addr: SocketAddrUnix,
-        /// Keeps the directory of a long path open for `/proc/self/fd/<dir>/<name>`.
-        _dir: Option<OwnedFd>,
-    },
+    Unix(UnixUpstream),
     #[cfg(feature = "vsock")]
     Vsock(super::vsock::VsockUpstream),
+}
+
+/// A connected `AF_UNIX` datagram socket and what it needs to reconnect.
+#[derive(Debug)]
+struct UnixUpstream {
+    fd: OwnedFd,
+    addr: SocketAddrUnix,
+    /// Keeps the directory of a long path open for `/proc/self/fd/<dir>/<name>`.
+    _dir: Option<OwnedFd>,
+    /// The kernel refused a foreign credential pid once (`EPERM`); don't ask again.
+    credentials_refused: bool,
 }
 
 impl Upstream {
@@ -62,11 +67,12 @@ impl Upstream {
                 let (addr, dir) = unix_address(address)?;
                 let fd = connect_unix(&addr, SEND_TIMEOUT)
                     .map_err(|e| RelayError::io(format!("connect to {address}"), e))?;
-                Transport::Unix {
+                Transport::Unix(UnixUpstream {
                     fd,
                     addr,
                     _dir: dir,
-                }
+                    credentials_refused: false,
+                })
             }
             #[cfg(feature = "vsock")]
             Address::Vsock { kind, cid, port } => {
@@ -84,7 +90,6 @@ impl Upstream {
             address: address.clone(),
             transport,
             send_timeout: SEND_TIMEOUT,
-            credentials_refused: false,
         })
     }
 
@@ -114,7 +119,7 @@ impl Upstream {
     /// lost, the caller logs and goes on. [`RelayError::Unsupported`] for fds over vsock.
     pub fn send(&mut self, out: &Outgoing) -> Result<(), RelayError> {
         match &mut self.transport {
-            Transport::Unix { .. } => self.send_unix(out),
+            Transport::Unix(unix) => unix.send(out, self.send_timeout, &self.address),
             #[cfg(feature = "vsock")]
             Transport::Vsock(vsock) => {
                 if !out.fds.is_empty() {
@@ -128,51 +133,20 @@ impl Upstream {
         }
     }
 
-    fn send_unix(&mut self, out: &Outgoing) -> Result<(), RelayError> {
-        let mut pid = out.pid_credential.filter(|_| !self.credentials_refused);
-        let mut reconnected = false;
-        loop {
-            let Transport::Unix { fd, addr, .. } = &mut self.transport else {
-                unreachable!("send_unix on a unix transport");
-            };
-            match send_datagram(fd.as_fd(), out, pid) {
-                Ok(()) => return Ok(()),
-                Err(Errno::PERM) if pid.is_some() => {
-                    tracing::warn!(
-                        pid,
-                        upstream = %self.address,
-                        "kernel refused SCM_CREDENTIALS with a foreign pid; sending as the relay"
-                    );
-                    self.credentials_refused = true;
-                    pid = None;
-                }
-                Err(Errno::SRCH) if pid.is_some() => {
-                    tracing::debug!(pid, "credential pid is gone; sending this one as the relay");
-                    pid = None;
-                }
-                Err(Errno::CONNREFUSED | Errno::NOTCONN) if !reconnected => {
-                    reconnected = true;
-                    *fd = connect_unix(addr, self.send_timeout)
-                        .map_err(|e| RelayError::io(format!("reconnect to {}", self.address), e))?;
-                }
-                Err(e) => {
-                    return Err(RelayError::io(
-                        format!("send {} bytes to {}", out.payload.len(), self.address),
-                        e,
-                    ))
-                }
-            }
-        }
-    }
-
     /// Changes how long [`Upstream::send`] may block (default [`SEND_TIMEOUT`]).
     ///
     /// # Errors
     /// [`RelayError::Io`] if `SO_SNDTIMEO` cannot be set.
     pub fn set_send_timeout(&mut self, timeout: Duration) -> Result<(), RelayError> {
-        if let Transport::Unix { fd, .. } = &self.transport {
-            net::sockopt::set_socket_timeout(fd, net::sockopt::Timeout::Send, Some(timeout))
-                .map_err(|e| RelayError::io("set SO_SNDTIMEO", e))?;
+        match &self.transport {
+            Transport::Unix(unix) => net::sockopt::set_socket_timeout(
+                &unix.fd,
+                net::sockopt::Timeout::Send,
+                Some(timeout),
+            )
+            .map_err(|e| RelayError::io("set SO_SNDTIMEO", e))?,
+            #[cfg(feature = "vsock")]
+            Transport::Vsock(_) => {}
         }
         self.send_timeout = timeout;
         Ok(())
@@ -195,6 +169,48 @@ impl Upstream {
             pid_credential: None,
         })?;
         wait_for_hangup(read.as_fd(), timeout).map_err(|e| RelayError::io("wait for barrier", e))
+    }
+}
+
+impl UnixUpstream {
+    /// See [`Upstream::send`].
+    fn send(
+        &mut self,
+        out: &Outgoing,
+        timeout: Duration,
+        name: &Address,
+    ) -> Result<(), RelayError> {
+        let mut pid = out.pid_credential.filter(|_| !self.credentials_refused);
+        let mut reconnected = false;
+        loop {
+            match send_datagram(self.fd.as_fd(), out, pid) {
+                Ok(()) => return Ok(()),
+                Err(Errno::PERM) if pid.is_some() => {
+                    tracing::warn!(
+                        pid,
+                        upstream = %name,
+                        "kernel refused SCM_CREDENTIALS with a foreign pid; sending as the relay"
+                    );
+                    self.credentials_refused = true;
+                    pid = None;
+                }
+                Err(Errno::SRCH) if pid.is_some() => {
+                    tracing::debug!(pid, "credential pid is gone; sending this one as the relay");
+                    pid = None;
+                }
+                Err(Errno::CONNREFUSED | Errno::NOTCONN) if !reconnected => {
+                    reconnected = true;
+                    self.fd = connect_unix(&self.addr, timeout)
+                        .map_err(|e| RelayError::io(format!("reconnect to {name}"), e))?;
+                }
+                Err(e) => {
+                    return Err(RelayError::io(
+                        format!("send {} bytes to {name}", out.payload.len()),
+                        e,
+                    ))
+                }
+            }
+        }
     }
 }
 

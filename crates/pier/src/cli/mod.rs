@@ -69,7 +69,7 @@ pub enum Command {
     /// Create a container; its process waits on the exec fifo until `start`
     Create(CreateArgs),
     /// Start the user process of a created container
-    Start(IdArgs),
+    Start(StartArgs),
     /// Create and start a container, and wait for it unless --detach
     Run(RunArgs),
     /// Print the OCI state of a container as JSON
@@ -113,6 +113,17 @@ pub struct IdArgs {
     pub id: String,
 }
 
+/// `start` flags.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The container id
+    pub id: String,
+    /// With NOTIFY_SOCKET: wait for READY=1 (`ready`, the default), not at all (`none`), or
+    /// at most this many seconds; overrides the org.pier.notify.wait annotation
+    #[arg(long, value_name = "ready|none|SECONDS")]
+    pub notify_wait: Option<String>,
+}
+
 /// `create` flags (runc `create.go`).
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -146,9 +157,13 @@ pub struct CreateArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub create: CreateArgs,
-    /// Do not keep the container's state after it exits (foreground only)
+    /// Keep the container's state after it exits (foreground only)
     #[arg(long)]
     pub keep: bool,
+    /// With NOTIFY_SOCKET and --detach: wait for READY=1 (`ready`, the default), not at all
+    /// (`none`), or at most this many seconds; overrides the org.pier.notify.wait annotation
+    #[arg(long, value_name = "ready|none|SECONDS")]
+    pub notify_wait: Option<String>,
     /// Accepted for runc compatibility (pier is a subreaper only while it waits)
     #[arg(long, hide = true)]
     pub no_subreaper: bool,

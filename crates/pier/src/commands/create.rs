@@ -65,9 +65,10 @@ fn check_host_side(plan: &Plan, args: &CreateArgs) -> Result<()> {
     if plan.hostname.is_some() && !plan.creates_namespace(NamespaceKind::Uts) && !plan.has_namespace(NamespaceKind::Uts) {
         bail!("unable to set hostname without a private UTS namespace");
     }
-    for fd in 3..3 + args.preserve_fds as i32 {
+    let listen = crate::activation::Activation::from_env().listen_fds;
+    for fd in 3..3 + (listen + args.preserve_fds) as i32 {
         if !crate::sys::fd_is_open(fd) {
-            bail!("--preserve-fds {}: fd {fd} is not open", args.preserve_fds);
+            bail!("fd {fd} is not open: LISTEN_FDS={listen} and --preserve-fds {} pass fds 3 onwards", args.preserve_fds);
         }
     }
     Ok(())
@@ -77,13 +78,19 @@ fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, cgroup_slot: &m
     let cgroup = cgroup_slot.insert(Cgroup::create(&plan.cgroup, &args.id).context("create the container's cgroup")?);
     cgroup.apply(&plan.cgroup, &plan.devices).context("apply linux.resources")?;
     let fifo = make_exec_fifo(dir)?;
+    let notify = crate::notify::prepare(dir)?;
+    let activation = crate::activation::Activation::from_env();
+    let mut extra_env = notify.as_ref().map(|n| n.env.clone()).unwrap_or_default();
+    extra_env.extend(activation.env());
     let ctx = InitContext {
         id: &args.id,
         plan,
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
-        keep_fds: args.preserve_fds,
-        extra_env: Vec::new(),
+        keep_fds: activation.listen_fds + args.preserve_fds,
+        listen_fds: activation.listen_fds > 0,
+        extra_env,
+        notify_dir: notify.map(|n| n.host_dir),
         cgroup_dirs: cgroup.state().dirs.clone(),
     };
     let init = spawn::spawn_init(&ctx, cgroup, fifo, dir.fd())?;

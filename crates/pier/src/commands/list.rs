@@ -12,7 +12,7 @@ use super::state::state_json;
 pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
     let mut rows = Vec::new();
     for id in state::list_ids(&global.root)? {
-        let Ok(dir) = ContainerDir::open(&global.root, &id) else { continue };
+        let Ok(dir) = ContainerDir::open_shared(&global.root, &id) else { continue };
         let saved = dir.read_state()?;
         rows.push(state_json(&id, state::status(&dir, saved.as_ref()), saved.as_ref()));
     }
@@ -30,23 +30,40 @@ pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
     Ok(())
 }
 
+/// runc's tabwriter layout: every column but the last padded to max(12, widest + 3).
 fn print_table(rows: &[serde_json::Value]) {
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
             let s = |k: &str| r[k].as_str().map(String::from).unwrap_or_else(|| r[k].to_string());
-            [s("id"), s("pid"), s("status"), s("bundle"), s("created"), s("owner")]
+            [s("id"), s("pid"), s("status"), s("bundle"), s("created"), owner_name(r)]
         })
         .collect();
     let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &cells {
+    let mut widths = [12usize; 5];
+    for row in std::iter::once(&header).chain(&cells) {
         for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.len());
+            *w = (*w).max(c.len() + 3);
         }
     }
     for row in std::iter::once(&header).chain(&cells) {
-        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", line.join("   ").trim_end());
+        let mut line: String = row[..5].iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        line.push_str(&row[5]);
+        println!("{line}");
     }
+}
+
+/// The user name of the uid that owns the container (runc shows it in the table only).
+fn owner_name(row: &serde_json::Value) -> String {
+    let owner = row["owner"].as_str().unwrap_or_default();
+    if !owner.is_empty() {
+        return owner.to_string();
+    }
+    let uid = rustix::process::geteuid().as_raw();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2].parse() == Ok(uid))
+        .map_or_else(|| uid.to_string(), |f| f[0].to_string())
 }

@@ -47,7 +47,7 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
         }
         Command::Spec(args) => spec::run(args).map(|_| 0),
         Command::Create(args) => create::run(global, args).map(|_| 0),
-        Command::Start(args) => start::run(global, &args.id),
+        Command::Start(args) => start::run(global, args),
         Command::Run(args) => run::run(global, args),
         Command::State(args) => state::run(global, &args.id).map(|_| 0),
         Command::Kill(args) => kill::run(global, args).map(|_| 0),

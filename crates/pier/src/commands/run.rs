@@ -1,15 +1,16 @@
 //! `pier run`: create + start, then (unless `--detach`) wait for the container: every signal
-//! pier receives is forwarded to the init, and pier exits with the init's status (128+N when
-//! it was killed by signal N). The container is deleted afterwards unless `--keep`.
+//! pier receives is forwarded to the init, sd_notify datagrams are relayed for its whole life,
+//! and pier exits with the init's status (128+N when it was killed by signal N). The container
+//! is deleted afterwards unless `--keep`. With `--detach` it waits for READY=1 like `start`.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{Context, Result};
-use rustix::event::{poll, PollFd, PollFlags};
-use rustix::process::{pidfd_send_signal, waitid, Signal, WaitId, WaitIdOptions};
+use rustix::process::{waitid, WaitId, WaitIdOptions};
 
 use crate::cli::{Global, RunArgs};
-use crate::sys::{self, SigSet};
+use crate::notify;
+use crate::supervise::{self, Until};
 
 use super::create::{create, Created};
 
@@ -17,52 +18,54 @@ use super::create::{create, Created};
 pub fn run(global: &Global, args: &RunArgs) -> Result<u8> {
     // Block every signal before the clone so none is lost between start and the loop; the
     // init restores an empty mask before execve.
-    let old_mask = sys::sigprocmask_set(&SigSet::full()).context("block signals")?;
-    let result = run_blocked(global, args);
-    let _ = sys::sigprocmask_set(&old_mask);
+    let (signals, old_mask) = supervise::block_signals()?;
+    let result = run_blocked(global, args, signals.as_fd());
+    let _ = crate::sys::sigprocmask_set(&old_mask);
     result
 }
 
-fn run_blocked(global: &Global, args: &RunArgs) -> Result<u8> {
-    let signals = sys::signalfd(&SigSet::full()).context("signalfd")?;
+fn run_blocked(global: &Global, args: &RunArgs, signals: BorrowedFd<'_>) -> Result<u8> {
+    let detach = args.create.detach;
     let created = create(global, &args.create)?;
-    if let Err(e) = super::start::release(&created.dir, created.init.pidfd.as_fd()) {
-        crate::spawn::kill_and_reap(&created.init);
-        let _ = super::delete::destroy(created.dir, &created.state);
-        return Err(e);
+    let started = notify::wait_mode(args.notify_wait.as_deref(), &created.state.annotations)
+        .and_then(|mode| Ok((mode, notify::start_session(&created.dir, &created.state, detach)?)))
+        .and_then(|(mode, session)| {
+            super::start::release(&created.dir, created.init.pidfd.as_fd())?;
+            created.dir.unlock();
+            Ok((mode, session))
+        });
+    let (mode, session) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            crate::spawn::kill_and_reap(&created.init);
+            let _ = super::delete::destroy(created.dir, &created.state);
+            return Err(e);
+        }
+    };
+    let init = created.init.pidfd.as_fd();
+    if detach {
+        return super::start::wait_ready(&created.state, init, signals, session, mode, || reap(init).ok());
     }
-    if args.create.detach {
-        return Ok(0);
+    foreground(created, signals, session, args.keep)
+}
+
+fn foreground(created: Created, signals: BorrowedFd<'_>, mut session: Option<notify::Session>, keep: bool) -> Result<u8> {
+    let init = created.init.pidfd.as_fd();
+    supervise::wait(init, signals, session.as_mut(), Until::Exit)?;
+    let code = reap(init)?;
+    if let Some(s) = session.as_mut() {
+        s.finish();
     }
-    let code = wait(&created, signals.as_fd())?;
-    if !args.keep {
+    if !keep {
         super::delete::destroy(created.dir, &created.state)?;
     }
     Ok(code)
 }
 
-/// Forward signals until the init exits; return its status as an exit code.
-fn wait(created: &Created, signals: std::os::fd::BorrowedFd<'_>) -> Result<u8> {
-    let pidfd = created.init.pidfd.as_fd();
-    loop {
-        let mut fds = [PollFd::new(&signals, PollFlags::IN), PollFd::new(&pidfd, PollFlags::IN)];
-        match poll(&mut fds, None) {
-            Err(rustix::io::Errno::INTR) => continue,
-            other => other.context("poll")?,
-        };
-        while let Some(signo) = sys::read_signalfd(signals)? {
-            if signo == libc::SIGCHLD {
-                continue;
-            }
-            if let Some(sig) = Signal::from_named_raw(signo) {
-                let _ = pidfd_send_signal(pidfd, sig);
-            }
-        }
-        if !fds[1].revents().is_empty() {
-            let status = waitid(WaitId::PidFd(pidfd), WaitIdOptions::EXITED).context("waitid")?;
-            return Ok(exit_code(status));
-        }
-    }
+/// Reap the init (pier is its parent) and turn its status into an exit code.
+fn reap(init: BorrowedFd<'_>) -> Result<u8> {
+    let status = waitid(WaitId::PidFd(init), WaitIdOptions::EXITED).context("waitid")?;
+    Ok(exit_code(status))
 }
 
 /// The shell convention: the exit code, or 128 + the signal that killed the process.

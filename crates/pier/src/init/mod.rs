@@ -32,10 +32,14 @@ pub struct InitContext<'a> {
     pub no_new_keyring: bool,
     /// How many fds from 3 on cross `execve` (LISTEN_FDS + `--preserve-fds`).
     pub keep_fds: u32,
+    /// Socket activation: add `LISTEN_PID=<own pid>` next to the LISTEN_FDS in `extra_env`.
+    pub listen_fds: bool,
     /// Variables added to `process.env` (NOTIFY_SOCKET, LISTEN_*), replacing same-named ones.
     pub extra_env: Vec<String>,
     /// The container's cgroup directories (for `cgroup` bind mounts without a cgroup ns).
     pub cgroup_dirs: Vec<PathBuf>,
+    /// `<root>/<id>/notify`, bind-mounted at /run/notify when pier relays sd_notify.
+    pub notify_dir: Option<PathBuf>,
 }
 
 /// Run the init in the child; never returns.
@@ -75,10 +79,12 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
         None => anyhow::bail!("the parent went away"),
     }
     namespaces::join(plan)?;
+    namespaces::unshare_cgroup(plan)?;
     namespaces::set_uts_names(plan)?;
     namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
     let root = rootfs::prepare(plan)?;
     mounts::mount_all(plan, root.as_fd(), &ctx.cgroup_dirs)?;
+    mounts::mount_notify_dir(plan, root.as_fd(), ctx.notify_dir.as_deref())?;
     rootfs::create_devices(plan, root.as_fd())?;
     rootfs::dev_symlinks(root.as_fd())?;
     rootfs::ensure_cwd(plan, root.as_fd())?;
@@ -86,10 +92,16 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     rootfs::mask_paths(plan, root.as_fd())?;
     rootfs::readonly_paths(plan, root.as_fd())?;
     drop(root);
+    // Through the host's /proc, before the container's procfs (which config.json controls)
+    // is the only one left.
+    process::apply_limits(&plan.process)?;
     rootfs::switch_root(plan, ctx.no_pivot)?;
     rootfs::finish(plan)?;
-    process::apply_limits(&plan.process)?;
     process::enter_cwd(&plan.process)?;
     identity::apply(&plan.process)?;
-    process::resolve(&plan.process, &ctx.extra_env)
+    let mut env = ctx.extra_env.clone();
+    if ctx.listen_fds {
+        env.push(format!("LISTEN_PID={}", rustix::process::getpid().as_raw_nonzero()));
+    }
+    process::resolve(&plan.process, &env)
 }

@@ -36,6 +36,9 @@ fn describe(m: &Mount) -> String {
 pub fn mount_one(plan: &Plan, m: &Mount, root: BorrowedFd<'_>) -> Result<()> {
     let Some(bind) = m.bind else {
         let target = ensure_in_root(root, &m.destination, Leaf::Dir)?;
+        if matches!(m.fstype.as_str(), "proc" | "sysfs") {
+            refuse_symlinked_destination(root, &m.destination)?;
+        }
         let data = (!m.data.is_empty()).then(|| std::ffi::CString::new(m.data.clone())).transpose()?;
         mount(&m.source, fd_path(&target), &m.fstype, flags_of(m), data.as_deref())?;
         return apply_propagation(root, &m.destination, m.propagation);
@@ -166,4 +169,43 @@ fn link_comounted(root: BorrowedFd<'_>, base: &str, name: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bind the notify directory read-only, nosuid, nodev, noexec at /run/notify (a read-only
+/// mount does not stop `connect(2)` to the socket in it). The mount point is created only on
+/// a tmpfs the container has, or in a rootfs that config.json does not mark read-only.
+pub fn mount_notify_dir(plan: &Plan, root: BorrowedFd<'_>, host_dir: Option<&std::path::Path>) -> Result<()> {
+    let Some(host_dir) = host_dir else { return Ok(()) };
+    let dest = crate::notify::CONTAINER_DIR;
+    let target = match open_in_root(root, dest) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => {
+            let on_tmpfs = open_in_root(root, "/run").is_ok_and(|run| {
+                rustix::fs::fstatfs(&run).is_ok_and(|st| st.f_type == libc::TMPFS_MAGIC)
+            });
+            if plan.root_readonly && !on_tmpfs {
+                anyhow::bail!(
+                    "NOTIFY_SOCKET is set but {dest} does not exist in the read-only rootfs and /run is not a tmpfs: \
+                     add a tmpfs mount on /run, or create {dest} in the image"
+                );
+            }
+            ensure_in_root(root, dest, Leaf::Dir).context("create /run/notify")?
+        }
+        Err(e) => return Err(e).context("resolve /run/notify"),
+    };
+    mount(host_dir, fd_path(&target), "", MountFlags::BIND, None).context("bind the notify directory")?;
+    let target = open_in_root(root, dest)?;
+    let flags = MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    mount_remount(fd_path(&target), flags, "").context("remount /run/notify read-only")?;
+    Ok(())
+}
+
+/// procfs and sysfs go only on a destination reached without any symlink: an image that makes
+/// /proc a link elsewhere must not move them (the runc CVE-2019-19921 / CVE-2023-27561 class).
+fn refuse_symlinked_destination(root: BorrowedFd<'_>, destination: &str) -> Result<()> {
+    let relative = destination.trim_start_matches('/');
+    let flags = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_SYMLINKS;
+    rustix::fs::openat2(root, relative, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty(), flags)
+        .map(drop)
+        .with_context(|| format!("{destination} must be a directory, not reached through a symlink"))
 }

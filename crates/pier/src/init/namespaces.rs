@@ -30,6 +30,15 @@ pub fn join(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// A new cgroup namespace, rooted at the container's cgroups now that the parent has placed
+/// this process in every hierarchy (`cgroup_namespaces(7)`).
+pub fn unshare_cgroup(plan: &Plan) -> Result<()> {
+    if plan.creates_namespace(NamespaceKind::Cgroup) {
+        crate::sys::unshare_cgroup_namespace().context("unshare the cgroup namespace")?;
+    }
+    Ok(())
+}
+
 /// The setns(2) `nstype` for a kind.
 pub fn link_type(kind: NamespaceKind) -> LinkNameSpaceType {
     match kind {

@@ -14,9 +14,10 @@ use super::mounts::propagation_flags;
 use super::resolve::{ensure_in_root, fd_path, open_in_root, open_in_root_with, Leaf};
 use crate::spec::{Device, DeviceKind, Plan};
 
-/// Make every mount a slave of the host (nothing the container mounts leaks out, host mounts
-/// still propagate in), then bind the rootfs onto itself so it is a mount point for
-/// pivot_root. Returns an `O_PATH` fd of the rootfs mount.
+/// Make every mount a slave of the host's (nothing the container mounts or unmounts reaches
+/// the host, host mounts still propagate in), then bind the rootfs onto itself so it is a
+/// mount point for pivot_root. `linux.rootfsPropagation` is applied at the end ([`finish`]).
+/// Returns an `O_PATH` fd of the rootfs mount.
 pub fn prepare(plan: &Plan) -> Result<OwnedFd> {
     mount_change("/", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
         .context("make / rslave")?;
@@ -138,6 +139,10 @@ pub fn sysctl(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let fd = open_in_root_with(root, &path, OFlags::WRONLY | OFlags::TRUNC)
             .with_context(|| format!("sysctl {key}: open {path}"))?;
+        // Only ever write into a real procfs, never a file a mount made look like one.
+        if !rustix::fs::fstatfs(&fd).is_ok_and(|st| st.f_type == libc::PROC_SUPER_MAGIC) {
+            anyhow::bail!("sysctl {key}: {path} is not on procfs");
+        }
         rustix::io::write(&fd, value.as_bytes()).with_context(|| format!("sysctl {key}={value}"))?;
     }
     Ok(())
@@ -148,20 +153,25 @@ pub fn ensure_cwd(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
     ensure_in_root(root, &plan.process.cwd, Leaf::Dir).map(drop)
 }
 
-/// Switch the root: `pivot_root(".", ".")` then detach the old root stacked on top (the
-/// trick that needs no put_old directory), or `MS_MOVE` + `chroot` with `--no-pivot`.
+/// Switch the root: `pivot_root(".", ".")` stacks the old root on top of the new one; from
+/// a cwd in the old root (an fd opened before), make it rslave and detach it. Or `MS_MOVE` +
+/// `chroot` with `--no-pivot`.
 pub fn switch_root(plan: &Plan, no_pivot: bool) -> Result<()> {
+    let old_root = rustix::fs::open("/", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .context("open the old root")?;
     rustix::process::chdir(&plan.rootfs).context("chdir to the rootfs")?;
     if no_pivot {
         rustix::mount::mount_move(".", "/").context("move the rootfs onto /")?;
         rustix::process::chroot(".").context("chroot")?;
     } else {
         rustix::process::pivot_root(".", ".").context("pivot_root")?;
-        // The old root must not propagate our unmount back to the host.
+        rustix::process::fchdir(&old_root).context("fchdir to the old root")?;
+        // Our unmount must not propagate back to the host.
         mount_change(".", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
             .context("make the old root rslave")?;
         rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH).context("detach the old root")?;
     }
+    drop(old_root);
     rustix::process::chdir("/").context("chdir /")?;
     Ok(())
 }
@@ -175,6 +185,9 @@ pub fn finish(plan: &Plan) -> Result<()> {
         };
         mount_remount("/", MountFlags::BIND | MountFlags::RDONLY | kept, "").context("remount / read-only")?;
     }
-    mount_change("/", propagation_flags(plan.rootfs_propagation)).context("set rootfsPropagation")?;
+    // `/` itself only: the mounts below keep the propagation their options asked for.
+    let mut root_only = plan.rootfs_propagation;
+    root_only.recursive = false;
+    mount_change("/", propagation_flags(root_only)).context("set rootfsPropagation")?;
     Ok(())
 }

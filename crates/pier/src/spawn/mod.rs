@@ -66,11 +66,13 @@ fn clone(flags: libc::c_int, cgroup: &Cgroup) -> Result<Forked> {
     }
 }
 
-/// `CLONE_NEW*` for every namespace the plan creates.
+/// `CLONE_NEW*` for every namespace the plan creates, except cgroup: a cgroup namespace is
+/// rooted where the process is when it is made, and on v1 hierarchies the child only reaches
+/// its cgroups after the clone, so init unshares it once placed (step 2 of the protocol).
 fn clone_flags(plan: &Plan) -> libc::c_int {
     plan.namespaces
         .iter()
-        .filter(|n| n.path.is_none())
+        .filter(|n| n.path.is_none() && n.kind != NamespaceKind::Cgroup)
         .fold(0, |acc, n| acc | n.kind.clone_flag())
 }
 

@@ -50,7 +50,7 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
         .process()
         .as_ref()
         .context("config.json: process must be set")?;
-    Ok(Plan {
+    let plan = Plan {
         oci_version: version.clone(),
         bundle: bundle.to_path_buf(),
         rootfs,
@@ -80,7 +80,43 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
             .unwrap_or_default()
             .into_iter()
             .collect::<BTreeMap<_, _>>(),
-    })
+    };
+    check_namespaces_cover(&plan)?;
+    Ok(plan)
+}
+
+/// What only makes sense in the container's own namespaces: mounts need a mount namespace
+/// (else they would land on the host), and each sysctl needs the namespace it belongs to
+/// (runc's validator; namespaced sysctls are listed in sysctl(8) and the kernel sources).
+fn check_namespaces_cover(plan: &Plan) -> Result<()> {
+    if !plan.has_namespace(NamespaceKind::Mount) {
+        bail!("config.json: a mount namespace is required (linux.namespaces has no \"mount\")");
+    }
+    for key in plan.sysctl.keys() {
+        let needs = sysctl_namespace(key)
+            .with_context(|| format!("config.json: sysctl {key:?} is not in a separate kernel namespace"))?;
+        if !plan.has_namespace(needs) {
+            bail!("config.json: sysctl {key:?} needs a {needs:?} namespace");
+        }
+    }
+    Ok(())
+}
+
+/// The namespace a sysctl belongs to, if it is namespaced at all.
+fn sysctl_namespace(key: &str) -> Option<NamespaceKind> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(NamespaceKind::Ipc)
+    } else if key.starts_with("net.") {
+        Some(NamespaceKind::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(NamespaceKind::Uts)
+    } else {
+        None
+    }
 }
 
 fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Vec<Namespace>> {

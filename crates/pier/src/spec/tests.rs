@@ -72,7 +72,7 @@ fn duplicate_namespace_is_refused() {
 #[test]
 fn joined_namespace_keeps_its_path() {
     let mut c = minimal();
-    c["linux"]["namespaces"] = json!([{"type": "network", "path": "/proc/1/ns/net"}]);
+    c["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}]);
     let p = plan(c).unwrap();
     assert!(p.has_namespace(NamespaceKind::Network));
     assert!(!p.creates_namespace(NamespaceKind::Network));
@@ -138,4 +138,25 @@ fn rootfs_propagation_is_parsed() {
     let mut c = minimal();
     c["linux"]["rootfsPropagation"] = json!("sideways");
     assert!(plan(c).is_err());
+}
+
+#[test]
+fn a_mount_namespace_is_required() {
+    let mut c = minimal();
+    c["linux"]["namespaces"] = json!([{"type": "pid"}]);
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("mount namespace"));
+}
+
+#[test]
+fn sysctls_need_their_namespace() {
+    let mut c = minimal();
+    c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("Network"));
+    let mut c = minimal();
+    c["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "network"}, {"type": "ipc"}]);
+    c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000000", "fs.mqueue.queues_max": "10"});
+    assert!(plan(c).is_ok());
+    let mut c = minimal();
+    c["linux"]["sysctl"] = json!({"vm.swappiness": "10"});
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("not in a separate kernel namespace"));
 }

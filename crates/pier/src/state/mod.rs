@@ -3,8 +3,9 @@
 //!
 //! Layout: `state.json` (written to a temporary name and renamed, so a reader never sees half
 //! a file), `exec.fifo` (present from create until start: the init blocks opening it for
-//! writing), and `notify/` (the sd_notify socket directory, see `notify`). Every command that
-//! changes a container holds an exclusive `flock(2)` on the directory for its whole run.
+//! writing), and `notify/` (the sd_notify socket directory, see `notify`). Commands that change
+//! a container hold an exclusive `flock(2)` on the directory while they change it (and drop it
+//! before waiting on the container); commands that only read take a shared one.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -101,7 +102,7 @@ impl ContainerDir {
             Err(rustix::io::Errno::EXIST) => return Err(ContainerError::Exists.into()),
             other => other.with_context(|| format!("create {}", path.display()))?,
         }
-        let dir = Self::lock(path.clone());
+        let dir = Self::lock(path.clone(), FlockOperation::LockExclusive);
         if dir.is_err() {
             let _ = fs::remove_dir_all(&path);
         }
@@ -113,18 +114,35 @@ impl ContainerDir {
     /// # Errors
     /// [`ContainerError::InvalidId`], [`ContainerError::NotExist`], or an I/O error.
     pub fn open(root: &Path, id: &str) -> Result<ContainerDir> {
+        Self::open_with(root, id, FlockOperation::LockExclusive)
+    }
+
+    /// Open an existing container directory with a shared lock (for commands that only read).
+    ///
+    /// # Errors
+    /// As [`ContainerDir::open`].
+    pub fn open_shared(root: &Path, id: &str) -> Result<ContainerDir> {
+        Self::open_with(root, id, FlockOperation::LockShared)
+    }
+
+    fn open_with(root: &Path, id: &str, op: FlockOperation) -> Result<ContainerDir> {
         validate_id(id)?;
-        match Self::lock(root.join(id)) {
+        match Self::lock(root.join(id), op) {
             Err(e) if is_not_found(&e) => Err(ContainerError::NotExist.into()),
             other => other,
         }
     }
 
-    fn lock(path: PathBuf) -> Result<ContainerDir> {
+    /// Release the lock (the directory stays open), before a long wait on the container.
+    pub fn unlock(&self) {
+        let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
+    }
+
+    fn lock(path: PathBuf, op: FlockOperation) -> Result<ContainerDir> {
         let fd = rustix::fs::open(&path, OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY, Mode::empty())
             .map_err(io::Error::from)
             .with_context(|| format!("open {}", path.display()))?;
-        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+        rustix::fs::flock(&fd, op)
             .with_context(|| format!("lock {}", path.display()))?;
         Ok(ContainerDir { path, fd })
     }

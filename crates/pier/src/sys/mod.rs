@@ -257,3 +257,29 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD reads only the fd's flags; a closed fd yields EBADF, no UB.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
+
+/// `close_range(2)` over every fd not in `keep`: the explicit fd list of a detached helper
+/// process. Values in memory that own the closed fds must never be dropped afterwards (the
+/// caller only `_exit`s).
+pub fn close_all_except(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep.iter().filter(|fd| **fd >= 0).map(|fd| *fd as u32).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 0u32;
+    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if fd > first {
+            // SAFETY: close_range only closes fds; see the function's contract on owners.
+            unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0u32) };
+        }
+        first = fd.saturating_add(1);
+    }
+}
+
+/// `unshare(CLONE_NEWCGROUP)` (`unshare(2)`, `cgroup_namespaces(7)`).
+pub fn unshare_cgroup_namespace() -> io::Result<()> {
+    // SAFETY: rustix marks unshare unsafe because CLONE_FILES/CLONE_FS can invalidate other
+    // threads' assumptions; a new cgroup namespace changes only this process's view of
+    // /proc/self/cgroup, and the init is single-threaded.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Measures the relay: datagrams per second through `run` versus straight to the receiver,
+//! and the latency one hop adds. Prints numbers; asserts nothing.
+//!
+//! `cargo run --release -p notify-relay --example relay_bench [COUNT]`
+
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use notify_relay::{Config, Identity, Listener, Policy, Relay, Upstream};
+
+/// A receiver like systemd's: `SO_PASSCRED`, 8 MiB buffer.
+fn receiver(path: &Path) -> UnixDatagram {
+    let socket = UnixDatagram::bind(path).expect("bind receiver");
+    rustix::net::sockopt::set_socket_passcred(&socket, true).expect("SO_PASSCRED");
+    let _ = rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket, 8 << 20);
+    socket
+}
+
+fn sender(path: &Path) -> UnixDatagram {
+    let socket = UnixDatagram::unbound().expect("socket");
+    socket.connect(path).expect("connect");
+    socket
+}
+
+/// Blocking sends of `count` datagrams while a thread receives them; datagrams per second.
+fn throughput(to: &Path, from: UnixDatagram, count: usize) -> f64 {
+    let reader = thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        for _ in 0..count {
+            from.recv(&mut buf).expect("recv");
+        }
+    });
+    let socket = sender(to);
+    let start = Instant::now();
+    for i in 0..count {
+        socket
+            .send(format!("STATUS=msg {i}").as_bytes())
+            .expect("send");
+    }
+    reader.join().expect("reader");
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One datagram at a time, send to receipt; (median, p99).
+fn latency(to: &Path, from: &UnixDatagram, count: usize) -> (Duration, Duration) {
+    let socket = sender(to);
+    let mut buf = [0u8; 4096];
+    let mut samples: Vec<Duration> = (0..count)
+        .map(|_| {
+            let start = Instant::now();
+            socket.send(b"WATCHDOG=1").expect("send");
+            from.recv(&mut buf).expect("recv");
+            start.elapsed()
+        })
+        .collect();
+    samples.sort();
+    (samples[count / 2], samples[count * 99 / 100])
+}
+
+fn main() {
+    let count: usize = std::env::args()
+        .nth(1)
+        .map_or(100_000, |n| n.parse().expect("COUNT"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = dir.path().join("host.sock");
+    let container = dir.path().join("container.sock");
+    let from = receiver(&host);
+
+    let direct = throughput(&host, from.try_clone().expect("dup"), count);
+    let (direct_p50, direct_p99) = latency(&host, &from, count / 10);
+
+    let mut init = Command::new("cat")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("init stand-in");
+    let init_pid = init.id() as i32;
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_child(&init),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .expect("pidfd");
+    let mut listener = Listener::bind(&container).expect("bind listener");
+    let mut upstream = Upstream::connect(&notify_relay::Address::Path(host.clone())).expect("up");
+    let relay_thread = thread::spawn(move || {
+        let mut relay = Relay::new(Config {
+            policy: Policy::default(),
+            identity: Identity::AsRelay,
+            init_host_pid: init_pid,
+            init_container_pid: init_pid,
+        });
+        notify_relay::run(
+            &mut listener,
+            Some(&mut upstream),
+            &mut relay,
+            pidfd.as_fd(),
+            || {},
+        )
+    });
+    let relayed = throughput(&container, from.try_clone().expect("dup"), count);
+    let (relayed_p50, relayed_p99) = latency(&container, &from, count / 10);
+
+    drop(init.stdin.take());
+    init.wait().expect("wait init");
+    let ack = thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        from.recv(&mut buf).expect("final barrier") // dropping the fd acknowledges it
+    });
+    let summary = relay_thread.join().expect("relay").expect("run");
+    ack.join().expect("ack");
+
+    println!("datagrams: {count} (throughput), {} (latency)", count / 10);
+    println!("direct : {direct:>10.0} dgram/s   p50 {direct_p50:>9.2?}   p99 {direct_p99:>9.2?}");
+    println!(
+        "relayed: {relayed:>10.0} dgram/s   p50 {relayed_p50:>9.2?}   p99 {relayed_p99:>9.2?}"
+    );
+    println!(
+        "relay costs {:.2}x throughput, +{:.2?} median hop",
+        direct / relayed,
+        relayed_p50.saturating_sub(direct_p50)
+    );
+    println!("summary: {summary:?}");
+}

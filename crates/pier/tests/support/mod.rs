@@ -1,0 +1,331 @@
+//! Fixtures for the privileged integration tests of issue 2.
+//!
+//! The suite drives any runc-compatible binary: `$PIER_BIN` when set (e.g. `/usr/sbin/runc`),
+//! else the `pier` binary Cargo built. Each test gets its own `--root` ([`Runtime`]), its own
+//! bundle ([`Bundle`]) and unique container ids ([`unique_id`]), so tests run in parallel.
+//! These tests need root: namespaces, mounts and cgroups are real. Run them against runc with
+//! `PIER_BIN=/usr/sbin/runc cargo test -p pier --test lifecycle` (or `--tests`), or against
+//! pier with plain `cargo test -p pier --tests`.
+#![allow(dead_code, unused_imports)]
+
+pub mod bundle;
+pub mod events;
+pub mod hostmount;
+pub mod leftovers;
+pub mod runner;
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde_json::Value;
+
+pub use bundle::Bundle;
+pub use events::Events;
+pub use hostmount::HostMount;
+pub use leftovers::{assert_no_leftovers, find_leftovers};
+pub use runner::{Output, Running, TIMEOUT};
+
+/// The runtime under test: `$PIER_BIN`, else Cargo's `pier`.
+pub fn runtime_bin() -> OsString {
+    std::env::var_os("PIER_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_pier").into())
+}
+
+/// A container id unique across tests and test processes: `<tag>-<pid>-<nnnn>`. The counter
+/// has a fixed width so that no id is a substring of another one (the leftover checks match
+/// ids inside cgroup names and command lines).
+pub fn unique_id(tag: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}-{}-{n:04}", std::process::id())
+}
+
+/// Runs the runtime without any global flag added.
+pub fn run_bare(args: &[&str]) -> Output {
+    runner::run_command(runner::command(&runtime_bin(), args), TIMEOUT)
+}
+
+/// One private state root (`--root`), removed on drop after force-deleting whatever
+/// containers a failed test left in it.
+pub struct Runtime {
+    root: tempfile::TempDir,
+    root_str: String,
+}
+
+impl Runtime {
+    /// A fresh, empty state root in a temp dir. Panics unless we are root.
+    pub fn new() -> Self {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "the integration tests run containers for real and need root"
+        );
+        let root = tempfile::Builder::new()
+            .prefix("pier-itest-root-")
+            .tempdir()
+            .expect("root tempdir");
+        let root_str = root.path().to_str().expect("utf-8 root").to_owned();
+        Runtime { root, root_str }
+    }
+
+    /// The state root directory.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The state root as a string.
+    pub fn root_str(&self) -> &str {
+        &self.root_str
+    }
+
+    /// `<bin> --root <root> <args…>` as a Command (for custom cwd or env).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(runtime_bin());
+        cmd.arg("--root").arg(&self.root_str).args(args);
+        cmd
+    }
+
+    /// Runs `<bin> --root <root> <args…>` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        runner::run_command(self.command(args), TIMEOUT)
+    }
+
+    /// Starts `<bin> --root <root> <args…>` and returns at once.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        runner::spawn_command(self.command(args))
+    }
+
+    /// `create --bundle <b> <id>` (after saving the config); panics unless it succeeds.
+    pub fn create(&self, b: &Bundle, id: &str) {
+        self.run(&["create", "--bundle", b.save(), id]).ok();
+    }
+
+    /// `start <id>`; panics unless it succeeds.
+    pub fn start(&self, id: &str) {
+        self.run(&["start", id]).ok();
+    }
+
+    /// Foreground `run --bundle <b> <id>` (after saving the config), output captured.
+    pub fn run_fg(&self, b: &Bundle, id: &str) -> Output {
+        self.run(&["run", "--bundle", b.save(), id])
+    }
+
+    /// `state <id>` parsed; panics unless it succeeds and prints JSON.
+    #[track_caller]
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.run(&["state", id]);
+        out.ok();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("state is not JSON ({e}):\n{out}"))
+    }
+
+    /// The container's host pid from `state`.
+    #[track_caller]
+    pub fn init_pid(&self, id: &str) -> i32 {
+        let pid = self.state(id)["pid"].as_i64().expect("state.pid");
+        assert!(pid > 0, "state.pid is {pid}");
+        pid as i32
+    }
+
+    /// Waits (pidfd) until process `pid` is gone; panics at the deadline.
+    #[track_caller]
+    pub fn wait_gone(&self, pid: i32) {
+        assert!(
+            runner::wait_pid_gone(pid, Instant::now() + TIMEOUT),
+            "process {pid} still alive after {TIMEOUT:?}"
+        );
+    }
+
+    /// Proves no trace of container `id` of bundle `b` remains (see [`assert_no_leftovers`]).
+    #[track_caller]
+    pub fn assert_clean(&self, b: &Bundle, id: &str) {
+        assert_no_leftovers(self.root(), id, b.path());
+    }
+
+    /// Ids of the containers that have a state dir under the root.
+    pub fn ids(&self) -> Vec<String> {
+        std::fs::read_dir(self.root())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Runtime {
+    /// Best effort, never panics: `delete --force` each leftover container, bounded in time.
+    fn drop(&mut self) {
+        for id in self.ids() {
+            let mut cmd = self.command(&["delete", "--force", &id]);
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if let Ok(mut child) = cmd.spawn() {
+                let pid = child.id() as i32;
+                if !runner::wait_pid_gone(pid, Instant::now() + TIMEOUT) {
+                    let _ = child.kill();
+                }
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Checks a `--log-format json` log file: exactly one non-empty line, a JSON object with
+/// `"level":"error"`, a string `msg` and an RFC 3339 `time`. Returns the `msg`.
+#[track_caller]
+pub fn assert_one_error_record(log: &Path) -> String {
+    let text = std::fs::read_to_string(log)
+        .unwrap_or_else(|e| panic!("cannot read log {}: {e}", log.display()));
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one log record, got:\n{text}"
+    );
+    let rec: Value = serde_json::from_str(lines[0])
+        .unwrap_or_else(|e| panic!("log record is not JSON ({e}): {}", lines[0]));
+    assert_eq!(rec["level"], "error", "record: {rec}");
+    let time = rec["time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no time: {rec}"));
+    assert!(is_rfc3339(time), "time {time:?} is not RFC 3339");
+    rec["msg"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no msg: {rec}"))
+        .to_owned()
+}
+
+/// True for an RFC 3339 date-time: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+pub fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let fields_ok = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't')
+        && b[13] == b':'
+        && b[16] == b':'
+        && num(0..4).is_some()
+        && num(5..7).is_some_and(|m| (1..=12).contains(&m))
+        && num(8..10).is_some_and(|d| (1..=31).contains(&d))
+        && num(11..13).is_some_and(|h| h < 24)
+        && num(14..16).is_some_and(|m| m < 60)
+        && num(17..19).is_some_and(|s| s <= 60);
+    if !fields_ok {
+        return false;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &frac[digits..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// Case-insensitive: does `text` contain any of `needles`?
+pub fn mentions_any(text: &str, needles: &[&str]) -> bool {
+    let lower = text.to_lowercase();
+    needles.iter().any(|n| lower.contains(&n.to_lowercase()))
+}
+
+/// A host temp dir (removed on drop), for bind-mount sources and log files.
+pub fn host_tempdir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("pier-itest-{tag}-"))
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// Parses the container-side `/proc/self/mountinfo` text into (mount point, per-mount
+/// options, optional fields, fs type, super options) rows.
+pub fn parse_mountinfo(text: &str) -> Vec<MountRow> {
+    text.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            Some(MountRow {
+                root: pre.get(3)?.to_string(),
+                point: pre.get(4)?.to_string(),
+                options: pre.get(5)?.split(',').map(str::to_owned).collect(),
+                optional: pre.get(6..).unwrap_or(&[]).join(" "),
+                fstype: post.first()?.to_string(),
+                source: post.get(1).unwrap_or(&"").to_string(),
+                super_options: post.get(2).unwrap_or(&"").to_string(),
+            })
+        })
+        .collect()
+}
+
+/// One line of mountinfo.
+#[derive(Debug, Clone)]
+pub struct MountRow {
+    /// Field 4: root of the mount within its filesystem.
+    pub root: String,
+    /// Field 5: mount point.
+    pub point: String,
+    /// Field 6: per-mount options.
+    pub options: Vec<String>,
+    /// Optional fields (`shared:N`, `master:N`, …), space separated.
+    pub optional: String,
+    /// Filesystem type.
+    pub fstype: String,
+    /// Mount source.
+    pub source: String,
+    /// Per-superblock options.
+    pub super_options: String,
+}
+
+impl MountRow {
+    /// True when the per-mount options include `opt`.
+    pub fn has(&self, opt: &str) -> bool {
+        self.options.iter().any(|o| o == opt)
+    }
+}
+
+/// The last (topmost) mount at `point` in `rows`, or a panic listing them all.
+#[track_caller]
+pub fn mount_at<'a>(rows: &'a [MountRow], point: &str) -> &'a MountRow {
+    rows.iter()
+        .rev()
+        .find(|r| r.point == point)
+        .unwrap_or_else(|| panic!("no mount at {point}:\n{rows:#?}"))
+}
+
+/// Re-checks `cond` (something only /proc can tell, e.g. a wchan) every few milliseconds until
+/// it holds; panics with `what` at the deadline.
+#[track_caller]
+pub fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The kernel function process `pid` sleeps in (`/proc/<pid>/wchan`), or "".
+pub fn wchan(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default()
+}

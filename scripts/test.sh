@@ -1,0 +1,11 @@
+#!/bin/bash
+# test.sh: pier's whole test suite, as root on Debian 12: unit, contract and privileged
+# integration tests (cargo), then the real-systemd suite (systemd as PID 1 in nspawn).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+cargo build --workspace --release --bins
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/pier-cargo-test.log
+if [ -x tests/systemd/run.py ] || [ -f tests/systemd/run.py ]; then
+  python3 tests/systemd/run.py --runtime "$PWD/target/x86_64-unknown-linux-gnu/release/pier"
+fi

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""pier's real-systemd suite: boot ONE systemd (PID 1 in systemd-nspawn), run every scenario of
+issue 4 as units whose ExecStart runs the runtime under test, judge them with `systemctl show`
+and `journalctl`, power off.
+
+usage: run.py [--runtime PATH|none] [--only N[,N..]] [--jobs N] [--deadline S] [--keep] [--print-units]
+  --runtime PATH  the runtime binary (bind-mounted into the machine); default: pier from
+                  $CARGO_TARGET_DIR or target/{release,debug}. "none" = host mode: each unit
+                  runs its payload directly, without a container (validates scenarios + judging)
+  --only          scenarios ("3") or cases ("3b"), comma-separated or repeated
+  --jobs          cases judged at once (default: all; they use separate units)
+  --deadline      seconds any single expected state may take to appear (default 10)
+  --keep          keep the work dir (bundles, units, console log) for debugging
+  --print-units   print the units the selected cases install, and exit
+Prints one row per step (scenario, expected, seen, seconds), the total wall time and a last line
+"N passed, M failed" counting scenarios. Exit status 0 only when every scenario passed.
+Needs root, systemd-container, busybox-static, gcc + libc6-dev (see docs/systemd.md).
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sdtest import build, cases, units  # noqa: E402
+from sdtest.judge import Judge, Row, StepFailed  # noqa: E402
+from sdtest.machine import Machine, MachineGone  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def default_runtime():
+    """pier from $CARGO_TARGET_DIR or REPO/target, release before debug; None when not built."""
+    roots = [Path(os.environ["CARGO_TARGET_DIR"])] if os.environ.get("CARGO_TARGET_DIR") else []
+    roots.append(REPO / "target")
+    for root in roots:
+        for profile in ("release", "debug"):
+            # .cargo/config.toml names the target, so cargo puts binaries below it
+            for base in (root / "x86_64-unknown-linux-gnu", root):
+                if (base / profile / "pier").is_file():
+                    return str(base / profile / "pier")
+    return None
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runtime", default=None, help='runtime binary, or "none" for host mode')
+    ap.add_argument("--only", action="append", default=[], help="scenarios/cases, e.g. 1,3b")
+    ap.add_argument("--jobs", type=int, default=0, help="cases judged at once (0 = all)")
+    ap.add_argument("--deadline", type=float, default=10.0, help="seconds per expected state")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir")
+    ap.add_argument("--print-units", action="store_true", help="print the units and exit")
+    a = ap.parse_args(argv)
+    a.only = [o.strip() for item in a.only for o in item.split(",") if o.strip()]
+    if a.runtime is None and a.print_units:
+        a.runtime = units.RUNTIME_IN_MACHINE
+    if a.runtime is None:
+        a.runtime = default_runtime()
+        if a.runtime is None:
+            ap.error("no pier binary under target/: build it (cargo build --release) or pass --runtime")
+    if a.runtime != "none" and not a.print_units:
+        a.runtime = os.path.realpath(a.runtime)
+        if not os.access(a.runtime, os.X_OK):
+            ap.error(f"--runtime {a.runtime}: not an executable file")
+    return a
+
+
+def judge_case(machine, case, mode, deadline_s):
+    """Run one case's judge; always returns its rows (an error becomes a failed row)."""
+    j = Judge(machine, case, mode, deadline_s)
+    try:
+        case.judge(j)
+    except StepFailed:
+        pass
+    except MachineGone as exc:
+        j.rows.append(Row(case.key, "systemd reachable", str(exc), 0.0, False))
+    except Exception as exc:  # a bug in the suite must still show up in the table
+        j.rows.append(Row(case.key, "judge runs", f"{type(exc).__name__}: {exc}", 0.0, False))
+    finally:
+        j.cleanup()
+    return j.rows
+
+
+def run_cases(machine, selected, mode, a):
+    """Judge the cases (in parallel up to --jobs); returns {key: rows}."""
+    jobs = a.jobs if a.jobs > 0 else len(selected)
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="case")
+    futures = {pool.submit(judge_case, machine, c, mode, a.deadline): c.key for c in selected}
+    try:
+        pending = set(futures)
+        while pending:  # short waits so that Ctrl-C is seen at once
+            _, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return {key: f.result() for f, key in futures.items() if f.done() and not f.cancelled()}
+
+
+def print_report(selected, results, timings):
+    """The table, the wall time and "N passed, M failed" (per scenario); returns failures."""
+    rows = [r for case in selected
+            for r in results.get(case.key, [Row(case.key, "case ran", "not run", 0.0, False)])]
+    w_exp = max([len("expected")] + [len(r.expected) for r in rows])
+    w_seen = max([len("seen")] + [len(r.seen) for r in rows])
+    print(f"\n{'scen':<5}{'ok':<5}{'expected':<{w_exp}}  {'seen':<{w_seen}}  {'seconds':>7}")
+    for r in rows:
+        print(f"{r.key:<5}{'ok' if r.ok else 'FAIL':<5}{r.expected:<{w_exp}}  {r.seen:<{w_seen}}  {r.seconds:>7.2f}")
+    verdict = {}
+    for case in selected:
+        rows = results.get(case.key, [])
+        ok = bool(rows) and all(r.ok for r in rows)
+        verdict[case.scenario] = verdict.get(case.scenario, True) and ok
+    print()
+    for scen, ok in verdict.items():
+        print(f"scenario {scen}: {'passed' if ok else 'FAILED'}  ({cases.SCENARIOS[scen]})")
+    print("total wall time: {:.2f} s ({})".format(
+        timings["total"], ", ".join(f"{k} {v:.2f} s" for k, v in timings.items() if k != "total")))
+    failed = sum(1 for ok in verdict.values() if not ok)
+    print(f"{len(verdict) - failed} passed, {failed} failed")
+    return failed
+
+
+def print_units(selected, mode):
+    """The units as installed in the machine (paths as seen there: /h = the work dir)."""
+    for case in selected:
+        for kind, text in (("socket", units.socket_unit(case)), ("service", units.service_unit(case, mode))):
+            if text:
+                print(f"# {units.unit_name(case, kind)}\n{text}")
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv):
+    t0 = time.monotonic()
+    a = parse_args(argv)
+    try:
+        selected = cases.select(a.only)
+    except ValueError as exc:
+        sys.exit(f"run.py: {exc}")
+    mode = "host" if a.runtime == "none" else "runtime"
+    if a.print_units:
+        print_units(selected, mode)
+        return
+    if os.geteuid() != 0:
+        sys.exit("run.py: needs root (it boots systemd in systemd-nspawn)")
+    if not shutil.which("systemd-nspawn"):
+        sys.exit("run.py: needs systemd-nspawn (apt install systemd-container)")
+    workdir = Path(tempfile.mkdtemp(prefix="pier-sdt-", dir="/tmp"))
+    timings, results = {}, {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    binds = [] if mode == "host" else [f"--bind-ro={a.runtime}:{units.RUNTIME_IN_MACHINE}"]
+    machine = Machine(workdir, binds)
+    print(f"runtime: {a.runtime if mode == 'runtime' else 'none (host mode: payloads run without a container)'}")
+    version = subprocess.run(["systemd-nspawn", "--version"], capture_output=True, text=True).stdout
+    print(f"systemd: {version.splitlines()[0] if version else '?'}")
+    try:
+        build.build_all(workdir, selected)
+        units.write_units(workdir / "units", selected, mode)
+        timings["build"] = time.monotonic() - t0
+        t = time.monotonic()
+        machine.up()
+        timings["boot"] = time.monotonic() - t
+        t = time.monotonic()
+        results = run_cases(machine, selected, mode, a)
+        timings["scenarios"] = time.monotonic() - t
+    except build.BuildError as exc:
+        print(f"run.py: build failed: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("run.py: interrupted, powering off", file=sys.stderr)
+        machine.down()
+        sys.exit(130)
+    except RuntimeError as exc:
+        print(f"run.py: {exc}", file=sys.stderr)
+    finally:
+        t = time.monotonic()
+        machine.down()
+        timings["poweroff"] = time.monotonic() - t
+        if a.keep:
+            print(f"work dir kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    timings["total"] = time.monotonic() - t0
+    sys.exit(1 if print_report(selected, results, timings) else 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

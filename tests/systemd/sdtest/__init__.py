@@ -1,0 +1,1 @@
+"""pier real-systemd test suite (see run.py and docs/systemd.md)."""

@@ -1,0 +1,134 @@
+"""Build what the suite runs: the static helpers and one OCI bundle per case.
+
+A bundle is `<workdir>/b/<key>/` with `config.json` (OCI runtime-spec 1.0.2, written here so no
+other runtime is needed) and `rootfs/` (busybox-static, the helpers, the payload scripts). The
+same rootfs also serves the "host" mode, where a unit runs the payload without any container.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+HELPERS = ("sd-notify-send", "sd-serve")
+
+#: Inside a container: where the per-case control directory is mounted (FIFOs, sockets, files).
+CTL_IN_CONTAINER = "/ctl"
+
+
+class BuildError(Exception):
+    """A build prerequisite is missing or a build step failed; the message says which."""
+
+
+def find_busybox():
+    """Path of a statically linked busybox (Debian: busybox-static), or BuildError."""
+    for cand in (shutil.which("busybox"), "/bin/busybox", "/usr/bin/busybox"):
+        if cand and os.path.exists(cand):
+            out = subprocess.run(["file", "-L", cand], capture_output=True, text=True).stdout
+            if "statically linked" in out or "static-pie linked" in out:
+                return cand
+    raise BuildError("need a statically linked busybox (apt install busybox-static)")
+
+
+def compile_helpers(out_dir):
+    """Compile helpers/*.c with `gcc -static` (in parallel) into out_dir; returns {name: path}."""
+    if not shutil.which("gcc"):
+        raise BuildError("need gcc and libc6-dev (static libc) to build the helpers")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    procs = {}
+    for name in HELPERS:
+        src, dst = HERE / "helpers" / f"{name}.c", out_dir / name
+        cmd = ["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(dst), str(src)]
+        procs[name] = (dst, cmd, subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True))
+    for _dst, cmd, proc in procs.values():
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise BuildError(f"{' '.join(cmd)} failed:\n{err}")
+    return {name: dst for name, (dst, _, _) in procs.items()}
+
+
+def make_rootfs(dst, busybox, helpers):
+    """A minimal root: busybox + applet links in /bin, the helpers, /payload/*.sh, mountpoints."""
+    bindir = dst / "bin"
+    bindir.mkdir(parents=True)
+    shutil.copy2(busybox, bindir / "busybox")
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout
+    for applet in applets.split():
+        if not (bindir / applet).exists():
+            (bindir / applet).symlink_to("busybox")
+    for name, path in helpers.items():
+        shutil.copy2(path, bindir / name)
+    shutil.copytree(HERE / "payloads", dst / "payload")
+    # Mountpoints exist in the image, so no runtime has to write into it.
+    for d in ("proc", "sys", "dev", "tmp", "etc", "run/notify", CTL_IN_CONTAINER.lstrip("/")):
+        (dst / d).mkdir(parents=True, exist_ok=True)
+    (dst / "etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
+    (dst / "etc/group").write_text("root:x:0:\n")
+
+
+def oci_config(args, ctl_source, hostname):
+    """config.json for one case: busybox as root, no terminal, ctl_source bind-mounted rw."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    ro = ["nosuid", "noexec", "nodev", "ro"]
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/bin", f"CTL={CTL_IN_CONTAINER}", "HOME=/"],
+            "cwd": "/",
+            "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": False},
+        "hostname": hostname,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ro},
+            {"destination": CTL_IN_CONTAINER, "type": "bind", "source": ctl_source,
+             "options": ["rbind", "rw"]},
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    }
+
+
+def build_case(workdir, case, template_rootfs):
+    """Bundle b/<key>/ and control dir ctl/<key>/ (with the case's FIFOs and files) for one case."""
+    bundle = workdir / "b" / case.key
+    bundle.mkdir(parents=True)
+    # hard links: every bundle gets its own tree (mountpoints, /payload) at almost no cost
+    subprocess.run(["cp", "-al", str(template_rootfs), str(bundle / "rootfs")], check=True)
+    ctl = workdir / "ctl" / case.key
+    ctl.mkdir(parents=True)
+    for fifo in case.fifos:
+        os.mkfifo(ctl / fifo)
+    for name, text in case.files.items():
+        (ctl / name).write_text(text)
+    args = [a.replace("{ctl}", CTL_IN_CONTAINER) for a in case.args]
+    config = oci_config(args, f"/h/ctl/{case.key}", f"sdt-{case.key}")
+    (bundle / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def build_all(workdir, cases):
+    """Everything the cases need under workdir; returns nothing, raises BuildError."""
+    busybox = find_busybox()
+    helpers = compile_helpers(workdir / "helpers")
+    template = workdir / "rootfs-template"
+    make_rootfs(template, busybox, helpers)
+    for case in cases:
+        build_case(workdir, case, template)

@@ -1,0 +1,99 @@
+"""The scenarios of issue 4 as cases: payload, unit settings, launch style and judge.
+
+A scenario (1-8) has one or more cases ("2a", "2b", ...); a scenario passes when all its cases
+do. docs/systemd.md shows the unit each case installs.
+"""
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from . import fd_judges as fdj
+from . import notify_judges as nj
+
+#: Every unit: a stop never takes the suite long, whatever the runtime does.
+COMMON = (("TimeoutStopSec", "5s"),)
+NOTIFY = (("Type", "notify"),) + COMMON
+
+
+@dataclass
+class Case:
+    """One unit (plus maybe a .socket) and the judge that drives and checks it."""
+
+    key: str
+    title: str
+    args: list
+    judge: object
+    service: tuple = NOTIFY
+    launch: str = "run"  # run | run-d | create-start | run-preserve
+    fifos: tuple = ()
+    files: dict = field(default_factory=dict)
+    socket: tuple = ()
+    preserve_fds: int = 0
+
+    @property
+    def scenario(self):
+        """"3" for "3b"."""
+        return self.key.rstrip("abcdefgh")
+
+
+def sh(script):
+    """Container argv running a payload script."""
+    return ["/bin/sh", f"/payload/{script}"]
+
+
+EXTRA = "preserved-fd-4"
+
+CASES = [
+    Case("1", "Type=notify, foreground run", sh("s1.sh"), nj.foreground, fifos=("go1", "go2")),
+    Case("2a", "Type=notify, run -d, NotifyAccess=main", sh("s2.sh"), nj.detached,
+         service=NOTIFY + (("NotifyAccess", "main"),), launch="run-d", fifos=("go1",)),
+    Case("2b", "Type=notify, create + start, NotifyAccess=main", sh("s2.sh"), nj.detached,
+         service=NOTIFY + (("NotifyAccess", "main"),), launch="create-start", fifos=("go1",)),
+    Case("3a", "WatchdogSec=2, WATCHDOG=1 every 500 ms", sh("s3-ping.sh"), nj.watchdog_ping,
+         service=NOTIFY + (("WatchdogSec", "2s"),)),
+    Case("3b", "WatchdogSec=2, pings stop", sh("s3-silent.sh"), nj.watchdog_silent,
+         service=NOTIFY + (("WatchdogSec", "2s"),)),
+    Case("3c", "WATCHDOG=trigger", sh("s3-trigger.sh"), nj.watchdog_trigger,
+         service=NOTIFY + (("WatchdogSec", "60s"),), fifos=("go1",)),
+    Case("4", "reload: RELOADING=1 + MONOTONIC_USEC, READY=1", sh("s4.sh"), nj.reload,
+         fifos=("go1", "go2")),
+    Case("5a", "exit 7 before READY, foreground run", sh("s5.sh"), nj.early_exit,
+         service=NOTIFY + (("TimeoutStartSec", f"{nj.EARLY_EXIT_TIMEOUT_S}s"),)),
+    Case("5b", "exit 7 before READY, run -d", sh("s5.sh"), nj.early_exit, launch="run-d",
+         service=NOTIFY + (("TimeoutStartSec", f"{nj.EARLY_EXIT_TIMEOUT_S}s"),)),
+    Case("6", "EXTEND_TIMEOUT_USEC and STOPPING=1", sh("s6.sh"), nj.timeouts,
+         service=(("Type", "notify"), ("TimeoutStartSec", f"{nj.SLOW_START_TIMEOUT_S}s"),
+                  ("TimeoutStopSec", "10s")),
+         fifos=("go1", "go2", "go3")),
+    Case("7", "fd store across systemctl restart", ["/bin/sd-serve", "-u", "{ctl}/web.sock", "-n", "web"],
+         fdj.fdstore, service=NOTIFY + (("FileDescriptorStoreMax", "4"),)),
+    Case("8a", "socket activation", ["/bin/sd-serve", "-n", "act"], fdj.socket_activation,
+         socket=(("ListenStream", "{ctl}/act.sock"), ("FileDescriptorName", "act"))),
+    Case("8b", "socket activation + --preserve-fds 1", ["/bin/sd-serve", "-n", "act", "-x", "4"],
+         partial(fdj.socket_activation, extra=EXTRA), launch="run-preserve", preserve_fds=1,
+         files={"extra0.txt": EXTRA + "\n"},
+         socket=(("ListenStream", "{ctl}/act.sock"), ("FileDescriptorName", "act"))),
+]
+
+SCENARIOS = {
+    "1": "Type=notify, foreground: READY, STATUS, stop",
+    "2": "detached (run -d, create+start): MainPID, STATUS, stop",
+    "3": "watchdog: pings, silence, WATCHDOG_USEC, trigger",
+    "4": "reload: RELOADING=1 + MONOTONIC_USEC, READY=1",
+    "5": "exit before READY fails promptly with its status",
+    "6": "EXTEND_TIMEOUT_USEC, STOPPING=1",
+    "7": "fd store across restart",
+    "8": "socket activation, --preserve-fds",
+}
+
+
+def select(only):
+    """Cases for --only values ("3" = all of scenario 3, "3b" = that case); all when empty."""
+    if not only:
+        return list(CASES)
+    picked = [c for c in CASES if c.key in only or c.scenario in only]
+    unknown = [o for o in only if not any(o in (c.key, c.scenario) for c in CASES)]
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: "
+                         + ", ".join(c.key for c in CASES))
+    return picked

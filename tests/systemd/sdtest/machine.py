@@ -1,0 +1,112 @@
+"""The booted systemd: boot/power-off through harness.sh, commands through nsenter.
+
+`Machine.show()` is `systemctl show -p ...` parsed into a dict; `Machine.wait()` polls it until
+every wanted property matches, the unit reaches a final state that does not match, the
+deadline passes, or the suite is aborted. Waits are for state changes only, never assertions
+about elapsed time.
+"""
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+HARNESS = Path(__file__).resolve().parent.parent / "harness.sh"
+POLL_S = 0.05
+#: Properties every wait reads, so a failure report shows where the unit really was.
+BASE_PROPS = ("ActiveState", "SubState", "Result", "Job")
+
+
+class MachineGone(Exception):
+    """The inner systemd is not reachable any more (powered off, killed, or never booted)."""
+
+
+class Machine:
+    """One systemd-nspawn instance booted by harness.sh in workdir."""
+
+    def __init__(self, workdir, nspawn_args=()):
+        self.workdir = Path(workdir)
+        self.nspawn_args = list(nspawn_args)
+        self.leader = None
+        self.aborted = threading.Event()
+
+    def up(self):
+        """Boot; raises RuntimeError with the console log tail when it does not come up."""
+        res = subprocess.run(["bash", str(HARNESS), "up", str(self.workdir), *self.nspawn_args],
+                             capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            log = (self.workdir / ".nspawn.log")
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(f"harness up failed:\n{res.stderr}{tail}")
+        self.leader = (self.workdir / ".nspawn.leader").read_text().strip()
+
+    def down(self):
+        """Power off and remove the cgroups; safe to call at any time, more than once."""
+        self.aborted.set()
+        subprocess.run(["bash", str(HARNESS), "down", str(self.workdir)], timeout=120)
+
+    def run(self, *cmd, timeout=30):
+        """Run cmd inside the machine; returns CompletedProcess (text). Raises MachineGone."""
+        if self.leader is None or self.aborted.is_set():
+            raise MachineGone("systemd is not running")
+        try:
+            res = subprocess.run(["nsenter", "-t", self.leader, "-a", *cmd],
+                                 capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise MachineGone(f"{' '.join(cmd)}: no answer in {timeout}s") from exc
+        if res.returncode != 0 and "nsenter:" in res.stderr:
+            raise MachineGone(res.stderr.strip())
+        return res
+
+    def systemctl(self, *args, timeout=30):
+        """`systemctl ARGS`; returns CompletedProcess."""
+        return self.run("systemctl", *args, timeout=timeout)
+
+    def show(self, unit, props):
+        """{prop: value} from `systemctl show -p` (missing properties map to "")."""
+        res = self.systemctl("show", "-p", ",".join(props), unit)
+        out = dict.fromkeys(props, "")
+        for line in res.stdout.splitlines():
+            key, _, value = line.partition("=")
+            out[key] = value
+        return out
+
+    def journal(self, unit):
+        """Everything the journal has for unit (its output and systemd's lines about it)."""
+        return self.run("journalctl", "-q", "--no-pager", "-o", "cat", "-u", unit).stdout
+
+    def wait(self, unit, want, deadline_s):
+        """Poll until all of want {prop: str | set | callable} match; returns (ok, props, why)."""
+        props = tuple(dict.fromkeys((*BASE_PROPS, *want)))
+        end = time.monotonic() + deadline_s
+        while True:
+            got = self.show(unit, props)
+            if all(matches(got[k], v) for k, v in want.items()):
+                return True, got, ""
+            if got["ActiveState"] == "failed" or (got["ActiveState"] == "inactive" and not got["Job"]):
+                return False, got, f"unit settled in {got['ActiveState']}"  # nothing will change
+            if time.monotonic() > end:
+                return False, got, f"not seen within {deadline_s:.0f}s"
+            if self.aborted.wait(POLL_S):
+                raise MachineGone("aborted")
+
+    def wait_journal(self, unit, text, deadline_s):
+        """Poll the unit's journal until it contains text; returns (ok, matching line or "")."""
+        end = time.monotonic() + deadline_s
+        while True:
+            for line in self.journal(unit).splitlines():
+                if text in line:
+                    return True, line
+            if time.monotonic() > end:
+                return False, ""
+            if self.aborted.wait(POLL_S):
+                raise MachineGone("aborted")
+
+
+def matches(value, want):
+    """want is an exact string, a set of allowed strings, or a predicate on the string."""
+    if callable(want):
+        return bool(want(value))
+    if isinstance(want, (set, frozenset)):
+        return value in want
+    return value == str(want)

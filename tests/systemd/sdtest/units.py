@@ -1,0 +1,90 @@
+"""Render the systemd unit files of a case, for a runtime under test or for "host" mode.
+
+Runtime mode: the unit's main process is the runtime (`RUNTIME --root ROOT run ...`), exactly as
+a user would write it; host mode: the payload runs directly on the (nspawn) host, which proves
+the scenario and its judging against systemd alone. Paths are as seen inside the nspawn machine:
+the work dir is /h, the runtime binary is bind-mounted at RUNTIME_IN_MACHINE.
+"""
+
+RUNTIME_IN_MACHINE = "/opt/sdtest/runtime"
+#: --root of every runtime call: state of all test containers lives under it.
+RUNTIME_ROOT = "/run/sdtest-rt"
+
+
+def unit_name(case, kind="service"):
+    """`sdt-<key>.service` (or .socket)."""
+    return f"sdt-{case.key}.{kind}"
+
+
+def container_id(case):
+    """The container id a case uses with the runtime."""
+    return f"sdt-{case.key}"
+
+
+def _host_exec(case):
+    rootfs = f"/h/b/{case.key}/rootfs"
+    args = [a.replace("{ctl}", f"/h/ctl/{case.key}") for a in case.args]
+    args = [rootfs + a if a.startswith(("/bin/", "/payload/")) else a for a in args]
+    return " ".join(args), [f"PATH={rootfs}/bin", f"CTL=/h/ctl/{case.key}"]
+
+
+def _runtime_exec(case):
+    rt = f"{RUNTIME_IN_MACHINE} --root {RUNTIME_ROOT}"
+    bundle, cid = f"/h/b/{case.key}", container_id(case)
+    if case.launch == "run":
+        return f"{rt} run --bundle {bundle} {cid}"
+    if case.launch == "run-d":
+        return f"{rt} run -d --bundle {bundle} {cid}"
+    if case.launch == "create-start":
+        return f"/bin/sh -c '{rt} create --bundle {bundle} {cid} && exec {rt} start {cid}'"
+    if case.launch == "run-preserve":
+        return f"{rt} run --preserve-fds {case.preserve_fds} --bundle {bundle} {cid}"
+    raise ValueError(f"unknown launch {case.launch!r}")
+
+
+def _with_preserved_fds(case, cmd):
+    """Open the case's extra files as fds 3+LISTEN_FDS.. in a shell that then execs cmd."""
+    if not case.preserve_fds:
+        return cmd
+    first = 4  # after the one socket-activation fd (fd 3)
+    opens = "; ".join(f"exec {first + i}< /h/ctl/{case.key}/extra{i}.txt"
+                      for i in range(case.preserve_fds))
+    return f"/bin/sh -c '{opens}; exec {cmd}'"
+
+
+def service_unit(case, mode):
+    """Text of sdt-<key>.service; mode is "host" or "runtime"."""
+    lines = ["[Unit]", f"Description=pier systemd test {case.key}: {case.title}", "",
+             "[Service]"]
+    lines += [f"{k}={v}" for k, v in case.service if not (mode == "host" and k == "NotifyAccess")]
+    if mode == "host":
+        cmd, env = _host_exec(case)
+        lines.append("Environment=" + " ".join(env))
+        # The payload's sd-notify-send runs as a child of the payload shell; in a container the
+        # runtime relays it as the main process (or with the init's pid), here nothing does.
+        lines.append("NotifyAccess=all")
+    else:
+        cmd = _runtime_exec(case)
+        rt = f"{RUNTIME_IN_MACHINE} --root {RUNTIME_ROOT}"
+        lines.append(f"ExecStopPost=-{rt} delete -f {container_id(case)}")
+    lines.append("ExecStart=" + _with_preserved_fds(case, cmd))
+    return "\n".join(lines) + "\n"
+
+
+def socket_unit(case):
+    """Text of sdt-<key>.socket, or None when the case is not socket-activated."""
+    if not case.socket:
+        return None
+    lines = ["[Unit]", f"Description=pier systemd test {case.key}: socket", "", "[Socket]"]
+    lines += [f"{k}={v}".replace("{ctl}", f"/h/ctl/{case.key}") for k, v in case.socket]
+    return "\n".join(lines) + "\n"
+
+
+def write_units(units_dir, cases, mode):
+    """Write every case's units into units_dir (later bind-mounted at /etc/systemd/system)."""
+    units_dir.mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        (units_dir / unit_name(case)).write_text(service_unit(case, mode))
+        sock = socket_unit(case)
+        if sock:
+            (units_dir / unit_name(case, "socket")).write_text(sock)
