@@ -20,6 +20,7 @@ pub mod layout;
 pub mod limits;
 pub mod oom;
 pub mod stats;
+pub mod systemd;
 
 use std::fs;
 use std::io::ErrorKind;
@@ -41,12 +42,17 @@ pub struct CgroupState {
     pub dirs: Vec<PathBuf>,
     /// The path inside each hierarchy (`/…/<id>`), as reported to users.
     pub path: String,
+    /// With `--systemd-cgroup`: the transient scope unit that owns the cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
 }
 
 /// A container cgroup.
 pub struct Cgroup {
     state: CgroupState,
     unified: Option<OwnedFd>,
+    /// With `--systemd-cgroup`, during create: the process holding the new scope.
+    holder: Option<systemd::Holder>,
 }
 
 impl Cgroup {
@@ -62,7 +68,7 @@ impl Cgroup {
         if path.split('/').any(|c| c == "..") {
             anyhow::bail!("cgroupsPath {path:?} must not contain \"..\"");
         }
-        let mut cgroup = Cgroup { state: CgroupState { dirs: Vec::new(), path: path.clone() }, unified: None };
+        let mut cgroup = Cgroup { state: CgroupState { dirs: Vec::new(), path: path.clone(), systemd_unit: None }, unified: None, holder: None };
         for h in hierarchy::mounted()? {
             let dir = h.container_dir(&path)?;
             let made = h.make_dir(&dir);
@@ -82,7 +88,39 @@ impl Cgroup {
 
     /// The cgroup as recorded in `state.json`.
     pub fn from_state(state: &CgroupState) -> Cgroup {
-        Cgroup { state: state.clone(), unified: None }
+        Cgroup { state: state.clone(), unified: None, holder: None }
+    }
+
+    /// `--systemd-cgroup`: ask systemd for a transient scope with `Delegate=yes` (see
+    /// [`systemd`]) and use its directory in every mounted hierarchy (made where systemd did
+    /// not). On error nothing is left: the holder is killed and the scope stopped.
+    ///
+    /// # Errors
+    /// A cgroupsPath not of the form `slice:prefix:name`, no system bus, systemd refusing.
+    pub fn create_systemd(plan: &CgroupPlan, id: &str) -> Result<Cgroup> {
+        let scope = systemd::Scope::parse(plan.path.as_deref(), id)?;
+        let path = scope.cgroup_path();
+        let holder = systemd::start_scope(&scope, plan.resources.as_ref())?;
+        let state = CgroupState { dirs: Vec::new(), path: path.clone(), systemd_unit: Some(scope.unit) };
+        let mut cgroup = Cgroup { state, unified: None, holder: Some(holder) };
+        let made = hierarchy::mounted().and_then(|all| {
+            for h in all {
+                let dir = h.mountpoint.join(path.trim_start_matches('/'));
+                h.make_dir(&dir)?;
+                if h.is_v2() {
+                    cgroup.state.dirs.insert(0, dir);
+                } else {
+                    cgroup.state.dirs.push(dir);
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = made {
+            let _ = cgroup.destroy();
+            return Err(e);
+        }
+        cgroup.open_unified();
+        Ok(cgroup)
     }
 
     fn open_unified(&mut self) {
@@ -110,6 +148,9 @@ impl Cgroup {
         for dir in &self.state.dirs {
             let procs = dir.join("cgroup.procs");
             fs::write(&procs, pid.to_string()).with_context(|| format!("write {}", procs.display()))?;
+        }
+        if let Some(holder) = &self.holder {
+            holder.stop(); // the init holds the scope now
         }
         Ok(())
     }
@@ -146,7 +187,7 @@ impl Cgroup {
     /// are named), an unloadable device program.
     pub fn apply(&self, plan: &CgroupPlan, nodes: &[Device]) -> Result<()> {
         let layout = self.layout()?;
-        if layout.is_pure_v2() {
+        if layout.is_pure_v2() && self.state.systemd_unit.is_none() {
             // As runc: every controller cgroup2 offers, so stats work; failures surface later
             // as errors for the limits that need the controller.
             layout.enable_v2_best_effort();
@@ -193,7 +234,9 @@ impl Cgroup {
                 on_v2.push(controller);
             }
         }
-        layout.enable_v2(&on_v2)?;
+        if self.state.systemd_unit.is_none() {
+            layout.enable_v2(&on_v2)?; // under systemd, Delegate=yes enabled what it can
+        }
         for (c, mut writes) in planned {
             let t = layout.target(c).expect("planned only for available controllers");
             if c == Controller::Memory && t.version == Version::V1 {
@@ -263,6 +306,14 @@ impl Cgroup {
     /// A directory that still holds processes.
     pub fn destroy(&self) -> Result<()> {
         let mut first_err = None;
+        if let Some(holder) = &self.holder {
+            holder.stop();
+        }
+        if let Some(unit) = &self.state.systemd_unit {
+            if let Err(e) = systemd::stop_scope(unit) {
+                first_err = Some(e);
+            }
+        }
         for dir in &self.state.dirs {
             if let Err(e) = remove_tree(dir) {
                 first_err.get_or_insert(e);

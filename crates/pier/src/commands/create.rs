@@ -41,7 +41,7 @@ pub fn create(global: &Global, args: &CreateArgs) -> Result<Created> {
     check_host_side(&plan, args)?;
     let dir = ContainerDir::create(&global.root, &args.id)?;
     let mut cgroup = None;
-    let result = create_in(&dir, &plan, args, &mut cgroup);
+    let result = create_in(&dir, &plan, args, global.systemd_cgroup, &mut cgroup);
     match result {
         Ok((state, init)) => Ok(Created { dir, state, init }),
         Err(e) => {
@@ -74,8 +74,9 @@ fn check_host_side(plan: &Plan, args: &CreateArgs) -> Result<()> {
     Ok(())
 }
 
-fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, cgroup_slot: &mut Option<Cgroup>) -> Result<(State, Spawned)> {
-    let cgroup = cgroup_slot.insert(Cgroup::create(&plan.cgroup, &args.id).context("create the container's cgroup")?);
+fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, systemd: bool, cgroup_slot: &mut Option<Cgroup>) -> Result<(State, Spawned)> {
+    let made = if systemd { Cgroup::create_systemd(&plan.cgroup, &args.id) } else { Cgroup::create(&plan.cgroup, &args.id) };
+    let cgroup = cgroup_slot.insert(made.context("create the container's cgroup")?);
     cgroup.apply(&plan.cgroup, &plan.devices).context("apply linux.resources")?;
     let fifo = make_exec_fifo(dir)?;
     let notify = crate::notify::prepare(dir)?;

@@ -1,0 +1,356 @@
+//! `--systemd-cgroup`: the container's cgroup is a transient scope that systemd makes, with
+//! `Delegate=yes`, asked for over D-Bus (`org.freedesktop.systemd1.Manager`,
+//! `StartTransientUnit`; `systemd.scope(5)`, `systemd.resource-control(5)`).
+//!
+//! `linux.cgroupsPath` is `slice:prefix:name` (runc's form): the scope `prefix-name.scope` in
+//! `slice` (default `system.slice`); without a path, `pier-<id>.scope`. A scope needs a
+//! process when it is started, and the init must be cloned straight into the cgroup
+//! (`CLONE_INTO_CGROUP`), so pier forks a small *holder* first: the holder asks systemd for
+//! the scope with its own pid, reports the job's result on a pipe and waits; the init is
+//! cloned into the scope's directory and the holder is killed. The D-Bus client (zbus) runs
+//! threads, so it only ever runs in the holder or after every clone: pier stays
+//! single-threaded when it clones the init.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::LinuxResources;
+use rustix::process::Signal;
+use zbus::zvariant::{OwnedObjectPath, Value};
+
+use super::limits::{blkio_to_io_weight, shares_to_weight};
+
+/// Where the scope goes and what it is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The parent slice unit (`system.slice`).
+    pub slice: String,
+    /// The scope unit (`pier-c1.scope`).
+    pub unit: String,
+}
+
+impl Scope {
+    /// From `cgroupsPath` (None or empty: the default) and the container id.
+    ///
+    /// # Errors
+    /// A path that is not `slice:prefix:name`, a slice that is not `*.slice`, or a name that
+    /// would not make a valid unit name.
+    pub fn parse(path: Option<&str>, id: &str) -> Result<Scope> {
+        let path = path.unwrap_or_default();
+        if path.is_empty() {
+            return Ok(Scope {
+                slice: "system.slice".into(),
+                unit: format!("pier-{id}.scope"),
+            });
+        }
+        let parts: Vec<&str> = path.split(':').collect();
+        let [slice, prefix, name] = parts[..] else {
+            bail!("cgroupsPath {path:?}: expected \"slice:prefix:name\" with --systemd-cgroup");
+        };
+        let slice = if slice.is_empty() {
+            "system.slice"
+        } else {
+            slice
+        };
+        if !slice.ends_with(".slice") || name.is_empty() || name.ends_with(".slice") {
+            bail!("cgroupsPath {path:?}: expected a *.slice parent and a scope name");
+        }
+        let unit = if prefix.is_empty() {
+            format!("{name}.scope")
+        } else {
+            format!("{prefix}-{name}.scope")
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
+        };
+        if !valid(&unit) || !valid(slice) {
+            bail!("cgroupsPath {path:?}: not a valid unit name");
+        }
+        Ok(Scope {
+            slice: slice.to_string(),
+            unit,
+        })
+    }
+
+    /// The scope's cgroup path: `a-b.slice` is `/a.slice/a-b.slice`, `-.slice` the root.
+    pub fn cgroup_path(&self) -> String {
+        let mut out = String::new();
+        if self.slice != "-.slice" {
+            let stem = self.slice.trim_end_matches(".slice");
+            let mut prefix = String::new();
+            for part in stem.split('-') {
+                if !prefix.is_empty() {
+                    prefix.push('-');
+                }
+                prefix.push_str(part);
+                out.push_str(&format!("/{prefix}.slice"));
+            }
+        }
+        format!("{out}/{}", self.unit)
+    }
+}
+
+/// One unit property value (the D-Bus types systemd expects for each name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prop {
+    Str(String),
+    Bool(bool),
+    U64(u64),
+    Pids(Vec<u32>),
+}
+
+/// The scope's properties: description, slice, delegation, and the resources systemd owns
+/// (`systemd.resource-control(5)`: MemoryMax, MemoryLow, MemorySwapMax, TasksMax, CPUWeight,
+/// CPUQuotaPerSecUSec, CPUQuotaPeriodUSec, IOWeight). pier also writes the same values through
+/// cgroupfs, with everything systemd has no property for.
+pub fn properties(scope: &Scope, r: Option<&LinuxResources>) -> Vec<(&'static str, Prop)> {
+    let mut out = vec![
+        (
+            "Description",
+            Prop::Str(format!("pier container {}", scope.unit)),
+        ),
+        ("Slice", Prop::Str(scope.slice.clone())),
+        ("Delegate", Prop::Bool(true)),
+        ("DefaultDependencies", Prop::Bool(false)),
+    ];
+    let Some(r) = r else { return out };
+    let bytes = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+    if let Some(m) = r.memory() {
+        out.extend(
+            m.limit()
+                .filter(|l| *l != 0)
+                .map(|l| ("MemoryMax", Prop::U64(bytes(l)))),
+        );
+        out.extend(
+            m.reservation()
+                .filter(|l| *l != 0)
+                .map(|l| ("MemoryLow", Prop::U64(bytes(l)))),
+        );
+        match (m.limit(), m.swap()) {
+            (_, Some(-1)) => out.push(("MemorySwapMax", Prop::U64(u64::MAX))),
+            (Some(l), Some(s)) if l > 0 && s >= l => {
+                out.push(("MemorySwapMax", Prop::U64((s - l) as u64)))
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = r.pids().as_ref().filter(|p| p.limit() != 0) {
+        out.push(("TasksMax", Prop::U64(bytes(p.limit()))));
+    }
+    if let Some(c) = r.cpu() {
+        out.extend(
+            c.shares()
+                .filter(|s| *s != 0)
+                .map(|s| ("CPUWeight", Prop::U64(shares_to_weight(s)))),
+        );
+        let period = c.period().filter(|p| *p != 0).unwrap_or(100_000);
+        if let Some(q) = c.quota().filter(|q| *q > 0) {
+            out.push((
+                "CPUQuotaPerSecUSec",
+                Prop::U64((q as u64).saturating_mul(1_000_000) / period),
+            ));
+        }
+        out.extend(
+            c.period()
+                .filter(|p| *p != 0)
+                .map(|p| ("CPUQuotaPeriodUSec", Prop::U64(p))),
+        );
+    }
+    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        out.push(("IOWeight", Prop::U64(blkio_to_io_weight(w))));
+    }
+    out
+}
+
+/// The process that holds the scope until the init has joined it.
+pub struct Holder {
+    pidfd: OwnedFd,
+}
+
+impl Holder {
+    /// SIGKILL and reap the holder (idempotent).
+    pub fn stop(&self) {
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL);
+        let _ = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(self.pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        );
+    }
+}
+
+/// Fork the holder, which starts the scope with its own pid and waits for the job; return
+/// once the scope exists.
+///
+/// # Errors
+/// The system bus cannot be reached, systemd refuses the unit (already exists, bad
+/// property), or the start job fails. The holder is gone in each case.
+pub fn start_scope(scope: &Scope, resources: Option<&LinuxResources>) -> Result<Holder> {
+    let (reader, writer) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe")?;
+    match crate::sys::clone3(0, None).context("fork the scope holder")? {
+        crate::sys::Forked::Child => {
+            drop(reader);
+            let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+            let result = start_and_wait(scope, resources);
+            let report = match &result {
+                Ok(()) => String::new(),
+                Err(e) => format!("{e:#}"),
+            };
+            let _ = rustix::io::write(&writer, report.as_bytes());
+            drop(writer);
+            if result.is_err() {
+                crate::sys::exit_immediately(1);
+            }
+            loop {
+                let _ = rustix::event::poll(&mut [], None);
+            }
+        }
+        crate::sys::Forked::Parent { pidfd, .. } => {
+            drop(writer);
+            let holder = Holder { pidfd };
+            let mut report = Vec::new();
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = rustix::io::read(&reader, &mut buf) {
+                report.extend_from_slice(&buf[..n]);
+            }
+            if !report.is_empty() {
+                holder.stop();
+                bail!("start {}: {}", scope.unit, String::from_utf8_lossy(&report));
+            }
+            Ok(holder)
+        }
+    }
+}
+
+fn manager(conn: &zbus::blocking::Connection) -> Result<zbus::blocking::Proxy<'static>> {
+    zbus::blocking::Proxy::new(
+        conn,
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+    )
+    .context("systemd manager proxy")
+}
+
+/// In the holder: StartTransientUnit with our pid, then wait for the job's JobRemoved.
+fn start_and_wait(scope: &Scope, resources: Option<&LinuxResources>) -> Result<()> {
+    let conn = zbus::blocking::Connection::system().context("connect to the system bus")?;
+    let manager = manager(&conn)?;
+    let mut props = properties(scope, resources);
+    props.push(("PIDs", Prop::Pids(vec![std::process::id()])));
+    let props: Vec<(&str, Value<'_>)> = props.into_iter().map(|(k, v)| (k, to_value(v))).collect();
+    let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
+    run_job(&manager, || {
+        manager.call(
+            "StartTransientUnit",
+            &(scope.unit.as_str(), "fail", props, aux),
+        )
+    })
+}
+
+fn to_value(p: Prop) -> Value<'static> {
+    match p {
+        Prop::Str(s) => Value::from(s),
+        Prop::Bool(b) => Value::from(b),
+        Prop::U64(n) => Value::from(n),
+        Prop::Pids(p) => Value::from(p),
+    }
+}
+
+/// Subscribe, start a job with `call`, and wait for its JobRemoved; the job's result must be
+/// `done`.
+fn run_job(
+    manager: &zbus::blocking::Proxy<'_>,
+    call: impl FnOnce() -> zbus::Result<OwnedObjectPath>,
+) -> Result<()> {
+    let _: () = manager
+        .call("Subscribe", &())
+        .context("subscribe to systemd signals")?;
+    let removed = manager
+        .receive_signal("JobRemoved")
+        .context("watch JobRemoved")?;
+    let job = call().context("ask systemd")?;
+    for message in removed {
+        let (_, path, unit, result): (u32, OwnedObjectPath, String, String) =
+            message.body().deserialize().context("read JobRemoved")?;
+        if path == job {
+            if result != "done" {
+                bail!("systemd job for {unit} ended with {result:?}");
+            }
+            return Ok(());
+        }
+    }
+    bail!("the system bus closed before the job ended")
+}
+
+/// Stop the scope and wait for it (pier's `delete`); a unit that is already gone is fine.
+///
+/// # Errors
+/// The bus cannot be reached, or the stop job fails.
+pub fn stop_scope(unit: &str) -> Result<()> {
+    let conn = zbus::blocking::Connection::system().context("connect to the system bus")?;
+    let manager = manager(&conn)?;
+    let result = run_job(&manager, || manager.call("StopUnit", &(unit, "replace")));
+    match result {
+        Err(e)
+            if format!("{e:#}").contains("NoSuchUnit")
+                || format!("{e:#}").contains("not loaded") =>
+        {
+            Ok(())
+        }
+        other => other.with_context(|| format!("stop {unit}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let s = Scope::parse(Some("machine.slice:pier:c1"), "c1").unwrap();
+        assert_eq!(s.unit, "pier-c1.scope");
+        assert_eq!(s.cgroup_path(), "/machine.slice/pier-c1.scope");
+        let d = Scope::parse(None, "c2").unwrap();
+        assert_eq!(
+            (d.slice.as_str(), d.cgroup_path().as_str()),
+            ("system.slice", "/system.slice/pier-c2.scope")
+        );
+        let nested = Scope::parse(Some("a-b.slice::x"), "x").unwrap();
+        assert_eq!(nested.cgroup_path(), "/a.slice/a-b.slice/x.scope");
+        assert_eq!(
+            Scope::parse(Some("-.slice:p:n"), "n")
+                .unwrap()
+                .cgroup_path(),
+            "/p-n.scope"
+        );
+        for bad in [
+            "/abs/path",
+            "a:b",
+            "system.slice:p:",
+            "nota:p:n",
+            "system.slice:p:n/x",
+        ] {
+            assert!(Scope::parse(Some(bad), "c").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resources_as_properties() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory":{"limit":1000,"swap":3000},"pids":{"limit":-1},"cpu":{"quota":50000,"period":100000,"shares":1024}}"#,
+        )
+        .unwrap();
+        let scope = Scope::parse(None, "c").unwrap();
+        let props = properties(&scope, Some(&r));
+        let get = |k: &str| props.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("Delegate"), Some(Prop::Bool(true)));
+        assert_eq!(get("MemoryMax"), Some(Prop::U64(1000)));
+        assert_eq!(get("MemorySwapMax"), Some(Prop::U64(2000)));
+        assert_eq!(get("TasksMax"), Some(Prop::U64(u64::MAX)));
+        assert_eq!(get("CPUQuotaPerSecUSec"), Some(Prop::U64(500_000)));
+        assert_eq!(get("CPUWeight"), Some(Prop::U64(39)));
+    }
+}
