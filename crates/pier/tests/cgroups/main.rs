@@ -5,6 +5,7 @@
 //! uses its own `--root` and container id, so they run in parallel.
 
 mod harness;
+mod systemd_scope;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -457,81 +458,56 @@ fn the_default_cgroup_is_the_id_and_holds_the_init_everywhere() {
     }
 }
 
-/// `--systemd-cgroup` under a real systemd (run-v2.sh runs this inside the harness): the
-/// container gets a transient scope with Delegate=yes that `systemctl` shows, holding exactly
-/// the init (the holder is gone), and delete stops it. Without systemd, create fails cleanly.
+/// `kill --all` reaches every process of the cgroup, not only the init: without a pid
+/// namespace, the init's death would not take the others with it.
 #[test]
-fn systemd_cgroup_makes_a_delegated_scope_that_delete_stops() {
+fn kill_all_signals_every_process_of_the_cgroup() {
     let pier = Pier::new();
-    let name = unique("sd");
-    let bundle = Bundle::new(&["sleep", "1000"], |c| {
-        c["linux"]["cgroupsPath"] = json!(format!("system.slice:pier-test:{name}"))
-    });
-    let id = unique("sd");
-    let unit = format!("pier-test-{name}.scope");
-    if !Path::new("/run/systemd/system").exists() {
-        let out = pier
-            .command(&[
-                "--systemd-cgroup",
-                "create",
-                "-b",
-                bundle.path().to_str().unwrap(),
-                &id,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(&unit),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+    let bundle = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "sleep 1000 & echo ready > /ready; exec sleep 1000",
+        ],
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "pid");
+        },
+    );
+    let fifo = bundle.path().join("rootfs/ready");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let id = pier.start("kill-all", &bundle);
+    std::fs::read_to_string(&fifo).unwrap(); // the background sleep exists now
+    let pids: Vec<i32> = serde_json::from_str(&pier.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let pidfds: Vec<_> = pids
+        .iter()
+        .map(|p| {
+            rustix::process::pidfd_open(
+                rustix::process::Pid::from_raw(*p).unwrap(),
+                rustix::process::PidfdFlags::empty(),
+            )
+            .unwrap()
+        })
+        .collect();
+    pier.ok(&["kill", "--all", &id, "KILL"]);
+    for fd in &pidfds {
+        let mut poll = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        let bound = rustix::event::Timespec {
+            tv_sec: 30,
+            tv_nsec: 0,
+        };
+        assert_eq!(
+            rustix::event::poll(&mut poll, Some(&bound)).unwrap(),
+            1,
+            "a process survived kill --all"
         );
-        assert!(!pier.root.path().join(&id).exists());
-        eprintln!("skipped the systemd part: systemd is not PID 1 here");
-        return;
     }
-    let systemctl = |args: &[&str]| {
-        let out = Command::new("systemctl").args(args).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let created = pier
-        .command(&[
-            "--systemd-cgroup",
-            "create",
-            "-b",
-            bundle.path().to_str().unwrap(),
-            &id,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log.reopen().unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        created.success(),
-        "{}",
-        std::fs::read_to_string(log.path()).unwrap()
-    );
-    pier.ok(&["--systemd-cgroup", "start", &id]);
-    assert_eq!(systemctl(&["is-active", &unit]), "active");
-    assert_eq!(
-        systemctl(&["show", "-p", "Delegate", "--value", &unit]),
-        "yes"
-    );
-    let group = systemctl(&["show", "-p", "ControlGroup", "--value", &unit]);
-    assert_eq!(group, format!("/system.slice/{unit}"));
-    let pid = pier.state(&id)["pid"].as_i64().unwrap().to_string();
-    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup{group}/cgroup.procs")).unwrap();
-    assert_eq!(
-        procs.lines().collect::<Vec<_>>(),
-        [pid.as_str()],
-        "only the init holds the scope"
-    );
-    pier.ok(&["pause", &id]);
-    assert_eq!(pier.state(&id)["status"], "paused");
-    pier.ok(&["--systemd-cgroup", "delete", "--force", &id]);
-    assert_ne!(systemctl(&["is-active", &unit]), "active");
-    assert!(!Path::new(&format!("/sys/fs/cgroup{group}")).exists());
 }
