@@ -4,6 +4,7 @@
 //! `cargo test -p pier --test cgroups`. Works on v1, hybrid and pure v2 hosts; every test
 //! uses its own `--root` and container id, so they run in parallel.
 
+mod commands;
 mod harness;
 mod systemd_scope;
 
@@ -170,66 +171,6 @@ fn hugepage_limits_reach_the_hugetlb_controller() {
         &["hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"],
     );
     assert_eq!(value, (4 * MIB).to_string());
-}
-
-#[test]
-fn pause_freezes_and_resume_thaws() {
-    let pier = Pier::new();
-    let id = pier.start("pause", &Bundle::new(&["sleep", "1000"], |_| {}));
-    pier.ok(&["pause", &id]);
-    assert_eq!(pier.state(&id)["status"], "paused");
-    let dirs = pier.cgroup_dirs(&id);
-    let frozen = dirs.iter().any(|d| {
-        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
-            || std::fs::read_to_string(d.join("cgroup.events"))
-                .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
-    });
-    assert!(frozen, "the kernel does not report the cgroup frozen");
-    let pid = pier.state(&id)["pid"].as_i64().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(
-        !status.contains("State:\tR"),
-        "a frozen task is running: {status}"
-    );
-    pier.ok(&["resume", &id]);
-    assert_eq!(pier.state(&id)["status"], "running");
-    let err = pier.run(&["resume", &id]);
-    assert!(String::from_utf8_lossy(&err.stderr).contains("container not paused"));
-}
-
-#[test]
-fn delete_force_removes_a_paused_container_and_its_cgroup() {
-    let pier = Pier::new();
-    let id = pier.start("pause-delete", &Bundle::new(&["sleep", "1000"], |_| {}));
-    let dirs = pier.cgroup_dirs(&id);
-    pier.ok(&["pause", &id]);
-    pier.ok(&["delete", "--force", &id]);
-    assert!(!pier.root.path().join(&id).exists());
-    for d in dirs {
-        assert!(!d.exists(), "{} is left", d.display());
-    }
-}
-
-#[test]
-fn ps_lists_the_container_processes() {
-    let pier = Pier::new();
-    let id = pier.start("ps", &Bundle::new(&["sleep", "1000"], |_| {}));
-    let pid = pier.state(&id)["pid"].as_i64().unwrap();
-    let json: Vec<i64> = serde_json::from_str(&pier.ok(&["ps", "--format", "json", &id])).unwrap();
-    assert_eq!(json, [pid]);
-    let table = pier.ok(&["ps", &id]);
-    let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].contains("PID"), "{table}");
-    assert_eq!(lines.len(), 2, "{table}");
-    assert!(
-        lines[1].split_whitespace().any(|c| c == pid.to_string()),
-        "{table}"
-    );
-    let custom = pier.ok(&["ps", &id, "-o", "pid,comm"]);
-    assert!(
-        custom.lines().nth(1).is_some_and(|l| l.contains("sleep")),
-        "{custom}"
-    );
 }
 
 #[test]
@@ -454,60 +395,6 @@ fn the_default_cgroup_is_the_id_and_holds_the_init_everywhere() {
             procs.lines().any(|p| p == pid),
             "init {pid} is not in {}",
             d.display()
-        );
-    }
-}
-
-/// `kill --all` reaches every process of the cgroup, not only the init: without a pid
-/// namespace, the init's death would not take the others with it.
-#[test]
-fn kill_all_signals_every_process_of_the_cgroup() {
-    let pier = Pier::new();
-    let bundle = Bundle::new(
-        &[
-            "sh",
-            "-c",
-            "sleep 1000 & echo ready > /ready; exec sleep 1000",
-        ],
-        |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|n| n["type"] != "pid");
-        },
-    );
-    let fifo = bundle.path().join("rootfs/ready");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .unwrap();
-    let id = pier.start("kill-all", &bundle);
-    std::fs::read_to_string(&fifo).unwrap(); // the background sleep exists now
-    let pids: Vec<i32> = serde_json::from_str(&pier.ok(&["ps", "--format", "json", &id])).unwrap();
-    assert_eq!(pids.len(), 2, "{pids:?}");
-    let pidfds: Vec<_> = pids
-        .iter()
-        .map(|p| {
-            rustix::process::pidfd_open(
-                rustix::process::Pid::from_raw(*p).unwrap(),
-                rustix::process::PidfdFlags::empty(),
-            )
-            .unwrap()
-        })
-        .collect();
-    pier.ok(&["kill", "--all", &id, "KILL"]);
-    for fd in &pidfds {
-        let mut poll = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
-        let bound = rustix::event::Timespec {
-            tv_sec: 30,
-            tv_nsec: 0,
-        };
-        assert_eq!(
-            rustix::event::poll(&mut poll, Some(&bound)).unwrap(),
-            1,
-            "a process survived kill --all"
         );
     }
 }
