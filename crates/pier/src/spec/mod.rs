@@ -43,6 +43,7 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
     if !version.starts_with("1.") {
         bail!("unsupported ociVersion {version:?}: pier runs runtime-spec 1.x");
     }
+    refuse_unsupported(spec)?;
     let root = spec.root().as_ref().context("config.json: root must be set")?;
     let rootfs = bundle.join(root.path());
     let linux = spec.linux().clone().unwrap_or_default();
@@ -117,6 +118,34 @@ fn sysctl_namespace(key: &str) -> Option<NamespaceKind> {
     } else {
         None
     }
+}
+
+/// Settings pier cannot apply yet are refused, never ignored: a container must not start
+/// without the seccomp filter, user namespace or hook it asked for.
+fn refuse_unsupported(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let process = spec.process().clone().unwrap_or_default();
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let has_hooks = [hooks.prestart(), hooks.create_runtime(), hooks.create_container(), hooks.start_container(), hooks.poststart(), hooks.poststop()]
+        .iter()
+        .any(|h| h.as_ref().is_some_and(|v| !v.is_empty()));
+    let uses_userns = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User)
+        || linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let unsupported = [
+        (linux.seccomp().is_some(), "linux.seccomp"),
+        (has_hooks, "hooks"),
+        (uses_userns, "user namespaces (linux.uidMappings, gidMappings, a user namespace)"),
+        (linux.personality().is_some(), "linux.personality"),
+        (linux.intel_rdt().is_some(), "linux.intelRdt"),
+        (linux.time_offsets().is_some(), "linux.timeOffsets"),
+        (process.io_priority().is_some(), "process.ioPriority"),
+        (process.scheduler().is_some(), "process.scheduler"),
+    ];
+    if let Some((_, what)) = unsupported.iter().find(|(used, _)| *used) {
+        bail!("config.json: {what} is not supported by pier yet; refusing to run without it");
+    }
+    Ok(())
 }
 
 fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Vec<Namespace>> {

@@ -160,3 +160,24 @@ fn sysctls_need_their_namespace() {
     c["linux"]["sysctl"] = json!({"vm.swappiness": "10"});
     assert!(format!("{:#}", plan(c).unwrap_err()).contains("not in a separate kernel namespace"));
 }
+
+#[test]
+fn settings_pier_cannot_apply_are_refused() {
+    let cases = [
+        ("/linux/seccomp", json!({"defaultAction": "SCMP_ACT_ALLOW"}), "seccomp"),
+        ("/hooks", json!({"prestart": [{"path": "/bin/true"}]}), "hooks"),
+        ("/linux/uidMappings", json!([{"containerID": 0, "hostID": 1000, "size": 1}]), "user namespaces"),
+        ("/process/scheduler", json!({"policy": "SCHED_OTHER"}), "scheduler"),
+    ];
+    for (pointer, value, needle) in cases {
+        let mut c = minimal();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let target = if parent.is_empty() { &mut c } else { c.pointer_mut(parent).unwrap() };
+        target[key] = value;
+        let err = format!("{:#}", plan(c).unwrap_err());
+        assert!(err.contains(needle) && err.contains("not supported"), "{pointer}: {err}");
+    }
+    let mut c = minimal();
+    c["hooks"] = json!({"prestart": []});
+    assert!(plan(c).is_ok(), "empty hook lists are fine");
+}
