@@ -19,3 +19,4 @@ pub mod spec;
 pub mod state;
 pub mod supervise;
 pub mod sys;
+pub mod tty;

@@ -10,6 +10,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{pidfd_send_signal, Signal};
 
 use crate::notify::Session;
+use crate::tty::Proxy;
 use crate::sys;
 
 /// When to stop waiting.
@@ -29,8 +30,24 @@ pub enum Ended {
     TimedOut,
 }
 
-/// Wait as asked. `signals` is a signalfd for the signals pier has blocked.
-pub fn wait(init: BorrowedFd<'_>, signals: BorrowedFd<'_>, mut session: Option<&mut Session>, until: Until) -> Result<Ended> {
+/// What is readable after one poll.
+#[derive(Default)]
+struct Ready {
+    init_exited: bool,
+    notify: bool,
+    pty: bool,
+    stdin: bool,
+}
+
+/// Wait as asked. `signals` is a signalfd for the signals pier has blocked; `tty` is a
+/// foreground terminal to proxy (SIGWINCH then resizes the pty instead of being forwarded).
+pub fn wait(
+    init: BorrowedFd<'_>,
+    signals: BorrowedFd<'_>,
+    mut session: Option<&mut Session>,
+    mut tty: Option<&mut Proxy>,
+    until: Until,
+) -> Result<Ended> {
     loop {
         let timeout = match until {
             Until::Ready(Some(deadline)) => {
@@ -42,35 +59,75 @@ pub fn wait(init: BorrowedFd<'_>, signals: BorrowedFd<'_>, mut session: Option<&
             }
             _ => None,
         };
-        let (init_exited, notify_readable) = {
-            let mut fds = vec![PollFd::new(&signals, PollFlags::IN), PollFd::new(&init, PollFlags::IN)];
-            if let Some(s) = session.as_deref() {
-                fds.push(PollFd::from_borrowed_fd(s.fd(), PollFlags::IN));
-            }
-            match poll(&mut fds, timeout.as_ref()) {
-                Err(rustix::io::Errno::INTR) => continue,
-                other => other.context("poll")?,
-            };
-            (!fds[1].revents().is_empty(), fds.get(2).is_some_and(|f| !f.revents().is_empty()))
+        let Some(ready) = poll_once(init, signals, session.as_deref(), tty.as_deref(), timeout)? else {
+            continue;
         };
-        forward_signals(init, signals)?;
-        if notify_readable || init_exited {
+        forward_signals(init, signals, tty.as_deref())?;
+        if let Some(t) = tty.as_deref_mut() {
+            if ready.stdin {
+                t.copy_in();
+            }
+            if ready.pty {
+                t.copy_out();
+            }
+        }
+        if ready.notify || ready.init_exited {
             if let Some(s) = session.as_deref_mut() {
                 if s.pump() && matches!(until, Until::Ready(_)) {
                     return Ok(Ended::Ready);
                 }
             }
         }
-        if init_exited {
+        if ready.init_exited {
             return Ok(Ended::Exited);
         }
     }
 }
 
-/// Read every pending signal and send it on to the init (SIGCHLD is pier's own business).
-fn forward_signals(init: BorrowedFd<'_>, signals: BorrowedFd<'_>) -> Result<()> {
+/// One poll over the signalfd, the init, and (if any) the notify socket, pty and stdin;
+/// `None` when interrupted.
+fn poll_once(
+    init: BorrowedFd<'_>,
+    signals: BorrowedFd<'_>,
+    session: Option<&Session>,
+    tty: Option<&Proxy>,
+    timeout: Option<Timespec>,
+) -> Result<Option<Ready>> {
+    let mut fds = vec![PollFd::new(&signals, PollFlags::IN), PollFd::new(&init, PollFlags::IN)];
+    let notify_at = session.map(|s| {
+        fds.push(PollFd::from_borrowed_fd(s.fd(), PollFlags::IN));
+        fds.len() - 1
+    });
+    let pty_at = tty.map(|t| {
+        fds.push(PollFd::from_borrowed_fd(t.master(), PollFlags::IN));
+        fds.len() - 1
+    });
+    let stdin_at = tty.and_then(Proxy::stdin).map(|fd| {
+        fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+        fds.len() - 1
+    });
+    match poll(&mut fds, timeout.as_ref()) {
+        Err(rustix::io::Errno::INTR) => return Ok(None),
+        other => other.context("poll")?,
+    };
+    let hit = |at: Option<usize>| at.is_some_and(|i| !fds[i].revents().is_empty());
+    Ok(Some(Ready {
+        init_exited: hit(Some(1)),
+        notify: hit(notify_at),
+        pty: hit(pty_at),
+        stdin: hit(stdin_at),
+    }))
+}
+
+/// Read every pending signal and send it on to the init (SIGCHLD is pier's own business;
+/// with a terminal, SIGWINCH resizes the pty, which signals the container's foreground).
+fn forward_signals(init: BorrowedFd<'_>, signals: BorrowedFd<'_>, tty: Option<&Proxy>) -> Result<()> {
     while let Some(signo) = sys::read_signalfd(signals)? {
         if signo == libc::SIGCHLD {
+            continue;
+        }
+        if let (libc::SIGWINCH, Some(t)) = (signo, tty) {
+            t.resize();
             continue;
         }
         if let Some(sig) = Signal::from_named_raw(signo) {

@@ -4,7 +4,7 @@
 //! step undoes every earlier one (init, cgroup, state directory), so a failed create leaves
 //! nothing behind.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -26,19 +26,20 @@ pub struct Created {
 
 /// `pier create`.
 pub fn run(global: &Global, args: &CreateArgs) -> Result<()> {
-    create(global, args).map(drop)
+    create(global, args, false).map(drop)
 }
 
-/// Create the container and return it (also used by `run`).
+/// Create the container and return it (also used by `run`). `foreground` is a `run` that
+/// waits: it may keep a terminal's pty master to proxy instead of sending it to a socket.
 ///
 /// # Errors
 /// Invalid id or config, a missing rootfs, an id in use, or any set-up step; nothing is
 /// left behind in each case.
-pub fn create(global: &Global, args: &CreateArgs) -> Result<Created> {
+pub fn create(global: &Global, args: &CreateArgs, foreground: bool) -> Result<Created> {
     state::validate_id(&args.id)?;
     let bundle = spec::absolute_bundle(&args.bundle)?;
     let plan = spec::load(&bundle)?;
-    check_host_side(&plan, args)?;
+    check_host_side(&plan, args, foreground)?;
     let dir = ContainerDir::create(&global.root, &args.id)?;
     let mut cgroup = None;
     let result = create_in(&dir, &plan, args, global.systemd_cgroup, &mut cgroup);
@@ -55,12 +56,17 @@ pub fn create(global: &Global, args: &CreateArgs) -> Result<Created> {
 }
 
 /// Checks that need the host but create nothing.
-fn check_host_side(plan: &Plan, args: &CreateArgs) -> Result<()> {
+fn check_host_side(plan: &Plan, args: &CreateArgs, foreground: bool) -> Result<()> {
     if !plan.rootfs.is_dir() {
         bail!("rootfs ({}) does not exist", plan.rootfs.display());
     }
-    if plan.process.terminal || args.console_socket.is_some() {
-        bail!("process.terminal and --console-socket are not supported yet: set process.terminal to false");
+    // runc's rules (utils_linux.go checkTerminal).
+    match (plan.process.terminal, args.console_socket.is_some()) {
+        (true, false) if !foreground => {
+            bail!("cannot allocate tty if pier will detach without setting console socket (process.terminal is true)")
+        }
+        (false, true) => bail!("cannot use console socket if pier will not detach or allocate tty (process.terminal is false)"),
+        _ => {}
     }
     if plan.hostname.is_some() && !plan.creates_namespace(NamespaceKind::Uts) && !plan.has_namespace(NamespaceKind::Uts) {
         bail!("unable to set hostname without a private UTS namespace");
@@ -94,8 +100,8 @@ fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, systemd: bool, 
         notify_dir: notify.map(|n| n.host_dir),
         cgroup_dirs: cgroup.state().dirs.clone(),
     };
-    let init = spawn::spawn_init(&ctx, cgroup, fifo, dir.fd())?;
-    let state = record(dir, plan, &args.id, &init, cgroup);
+    let mut init = spawn::spawn_init(&ctx, cgroup, fifo, dir.fd())?;
+    let state = hand_over_console(&mut init, args).and_then(|()| record(dir, plan, &args.id, &init, cgroup));
     let written = state.and_then(|s| {
         dir.write_state(&s)?;
         if let Some(path) = &args.pid_file {
@@ -109,6 +115,18 @@ fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, systemd: bool, 
             spawn::kill_and_reap(&init);
             Err(e)
         }
+    }
+}
+
+/// Send the pty master to `--console-socket` (then pier holds no copy of it).
+fn hand_over_console(init: &mut Spawned, args: &CreateArgs) -> Result<()> {
+    match (&args.console_socket, init.console.take()) {
+        (Some(path), Some((name, master))) => crate::tty::send_to_console_socket(path, &name, master.as_fd()),
+        (None, console) => {
+            init.console = console;
+            Ok(())
+        }
+        (Some(_), None) => bail!("the container init allocated no terminal"),
     }
 }
 

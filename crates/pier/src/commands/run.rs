@@ -26,7 +26,7 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<u8> {
 
 fn run_blocked(global: &Global, args: &RunArgs, signals: BorrowedFd<'_>) -> Result<u8> {
     let detach = args.create.detach;
-    let created = create(global, &args.create)?;
+    let created = create(global, &args.create, !detach)?;
     let started = notify::wait_mode(args.notify_wait.as_deref(), &created.state.annotations)
         .and_then(|mode| Ok((mode, notify::start_session(&created.dir, &created.state, detach)?)))
         .and_then(|(mode, session)| {
@@ -49,10 +49,15 @@ fn run_blocked(global: &Global, args: &RunArgs, signals: BorrowedFd<'_>) -> Resu
     foreground(created, signals, session, args.keep)
 }
 
-fn foreground(created: Created, signals: BorrowedFd<'_>, mut session: Option<notify::Session>, keep: bool) -> Result<u8> {
+fn foreground(mut created: Created, signals: BorrowedFd<'_>, mut session: Option<notify::Session>, keep: bool) -> Result<u8> {
+    let mut tty = created.init.console.take().map(|(_, master)| crate::tty::Proxy::new(master));
     let init = created.init.pidfd.as_fd();
-    supervise::wait(init, signals, session.as_mut(), Until::Exit)?;
+    supervise::wait(init, signals, session.as_mut(), tty.as_mut(), Until::Exit)?;
     let code = reap(init)?;
+    if let Some(t) = tty.as_mut() {
+        t.drain();
+    }
+    drop(tty);
     if let Some(s) = session.as_mut() {
         s.finish();
     }

@@ -55,7 +55,7 @@ pub fn wait_ready(
         WaitMode::Ready => Until::Ready(None),
         WaitMode::AtMost(d) => Until::Ready(Some(std::time::Instant::now() + d)),
     };
-    match supervise::wait(init, signals, Some(&mut session), until)? {
+    match supervise::wait(init, signals, Some(&mut session), None, until)? {
         Ended::Ready => {
             session.barrier();
             session.detach(init)?;

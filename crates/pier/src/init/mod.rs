@@ -4,6 +4,7 @@
 //! returns: it either `execve`s the container process or reports its error to the parent over
 //! the channel and `_exit(1)`s. Order is security-relevant and reads top to bottom.
 
+mod console;
 mod identity;
 mod mounts;
 mod namespaces;
@@ -96,6 +97,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     // is the only one left.
     process::apply_limits(&plan.process)?;
     rootfs::switch_root(plan, ctx.no_pivot)?;
+    console::setup(&plan.process, channel)?;
     rootfs::finish(plan)?;
     process::enter_cwd(&plan.process)?;
     identity::apply(&plan.process)?;

@@ -21,6 +21,8 @@ pub struct Spawned {
     pub pid: i32,
     /// A pidfd for it (exit detection that also sees a zombie; signals without pid reuse).
     pub pidfd: OwnedFd,
+    /// With `process.terminal`: the pty's name and master, allocated inside the container.
+    pub console: Option<(String, OwnedFd)>,
 }
 
 /// Clone the init and drive it to the exec fifo. `fifo` is an `O_PATH` fd of exec.fifo;
@@ -43,8 +45,8 @@ pub fn spawn_init(ctx: &InitContext<'_>, cgroup: &Cgroup, fifo: OwnedFd, lock: B
         Forked::Parent { pid, pidfd } => {
             drop(child);
             drop(fifo);
-            let spawned = Spawned { pid, pidfd };
-            match handshake(&spawned, cgroup, &parent) {
+            let mut spawned = Spawned { pid, pidfd, console: None };
+            match handshake(&mut spawned, cgroup, &parent) {
                 Ok(()) => Ok(spawned),
                 Err(e) => {
                     kill_and_reap(&spawned);
@@ -104,14 +106,18 @@ fn open_ns(path: &std::path::Path) -> Result<OwnedFd> {
         .with_context(|| format!("open namespace {}", path.display()))
 }
 
-/// Steps 2 and 4 of the protocol table, on the parent side.
-fn handshake(spawned: &Spawned, cgroup: &Cgroup, channel: &Channel) -> Result<()> {
+/// Steps 2, 3b and 4 of the protocol table, on the parent side.
+fn handshake(spawned: &mut Spawned, cgroup: &Cgroup, channel: &Channel) -> Result<()> {
     cgroup.add_process(spawned.pid).context("join the container's cgroup")?;
     channel.send(&ToChild::Go).context("release the container init")?;
-    match channel.recv::<ToParent>().context("read from the container init")? {
-        Some(ToParent::Ready) => Ok(()),
-        Some(ToParent::Error(chain)) => bail!("{chain}"),
-        None => bail!("container init exited during setup ({})", exit_status(spawned)),
+    loop {
+        match channel.recv_with_fd::<ToParent>().context("read from the container init")? {
+            Some((ToParent::Ready, _)) => return Ok(()),
+            Some((ToParent::Console(name), Some(master))) => spawned.console = Some((name, master)),
+            Some((ToParent::Console(_), None)) => bail!("container init sent no pty master"),
+            Some((ToParent::Error(chain), _)) => bail!("{chain}"),
+            None => bail!("container init exited during setup ({})", exit_status(spawned)),
+        }
     }
 }
 

@@ -7,16 +7,20 @@
 //! | 1    | `clone3` into the cgroup v2 dir, new namespaces | blocks in `recv`                         |
 //! | 2    | v1 cgroups, uid/gid maps; sends [`ToChild::Go`] |                                          |
 //! | 3    |                                                 | runs the `init` steps (rootfs, identity…)|
+//! | 3b   | with `process.terminal`: receives the pty master | sends [`ToParent::Console`] with the master fd |
 //! | 4    | blocks in `recv`                                | sends [`ToParent::Ready`], or [`ToParent::Error`] and exits 1 |
 //! | 5    | writes state.json and the pid file; closes      | blocks opening `exec.fifo` for writing   |
 //!
 //! The child never logs its own failure: the parent reports it once, with context. An EOF where
 //! a message was expected means the child died; the parent then reports its exit status.
 
-use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::net::{recv, send, RecvFlags, SendFlags};
+use rustix::net::{
+    recvmsg, send, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
 use serde::{Deserialize, Serialize};
 
 /// Largest message on the channel (an error chain fits comfortably).
@@ -34,6 +38,8 @@ pub enum ToChild {
 pub enum ToParent {
     /// Set-up finished; the child now blocks on the exec fifo.
     Ready,
+    /// The container's pty master rides along (SCM_RIGHTS); the payload is the pty's name.
+    Console(String),
     /// Set-up failed: the full error chain, `outer: inner: cause`.
     Error(String),
 }
@@ -60,18 +66,44 @@ impl Channel {
         Ok(())
     }
 
+    /// Send one message with one fd attached (`SCM_RIGHTS`, unix(7)).
+    pub fn send_with_fd<T: Serialize>(&self, message: &T, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let bytes = serde_json::to_vec(message).map_err(io::Error::other)?;
+        let fds = [fd];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+        sendmsg(self.0.as_fd(), &[IoSlice::new(&bytes)], &mut control, SendFlags::NOSIGNAL)?;
+        Ok(())
+    }
+
     /// Receive one message; `Ok(None)` on EOF (the peer closed or died).
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> io::Result<Option<T>> {
+        Ok(self.recv_with_fd()?.map(|(message, _)| message))
+    }
+
+    /// Receive one message and the fd that came with it, if any.
+    pub fn recv_with_fd<T: for<'de> Deserialize<'de>>(&self) -> io::Result<Option<(T, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let (n, _) = loop {
-            match recv(self.0.as_fd(), &mut buf, RecvFlags::empty()) {
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let n = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg(self.0.as_fd(), &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
                 Err(rustix::io::Errno::INTR) => continue,
-                other => break other?,
+                other => break other?.bytes,
             }
         };
         if n == 0 {
             return Ok(None);
         }
-        serde_json::from_slice(&buf[..n]).map(Some).map_err(io::Error::other)
+        let mut fd = None;
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = message {
+                fd = fds.into_iter().next();
+            }
+        }
+        let message = serde_json::from_slice(&buf[..n]).map_err(io::Error::other)?;
+        Ok(Some((message, fd)))
     }
 }

@@ -177,6 +177,8 @@ pub struct Process {
     pub cwd: String,
     /// `terminal`.
     pub terminal: bool,
+    /// `consoleSize` as (rows, columns), applied to the pty.
+    pub console_size: Option<(u16, u16)>,
     pub uid: u32,
     pub gid: u32,
     /// `user.additionalGids`.

@@ -44,6 +44,7 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
         env: p.env().clone().unwrap_or_default(),
         cwd,
         terminal: p.terminal().unwrap_or(false),
+        console_size: p.console_size().map(|b| (clamp_u16(b.height()), clamp_u16(b.width()))),
         uid: user.uid(),
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
@@ -53,6 +54,10 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
         capabilities: capabilities(p)?,
         oom_score_adj: p.oom_score_adj(),
     })
+}
+
+fn clamp_u16(v: u64) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
 }
 
 fn rlimits(p: &oci_spec::runtime::Process) -> Result<Vec<Rlimit>> {
