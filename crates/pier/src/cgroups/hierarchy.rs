@@ -2,9 +2,12 @@
 //! each (`/proc/self/cgroup`), see `cgroups(7)` and `proc_pid_mountinfo(5)`.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
+use rustix::process::Pid;
 
 /// One mounted hierarchy: cgroup2, or a v1 hierarchy with its controllers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,11 +77,73 @@ pub fn is_cgroup2(dir: &Path) -> bool {
     rustix::fs::statfs(dir).is_ok_and(|s| s.f_type == CGROUP2_SUPER_MAGIC)
 }
 
+/// What [`mounted`] read, and in which process: `create` needs the list twice (directories,
+/// then limits), and the container's init, a clone of that process, needs it again.
+static MOUNTED: OnceLock<(Pid, Vec<Hierarchy>)> = OnceLock::new();
+
 /// Every cgroup hierarchy mounted in this mount namespace, with pier's own path in it.
+///
+/// Read once per process (pier neither mounts hierarchies nor moves itself between cgroups);
+/// a process that inherited another's copy (a clone) reads its own.
+///
+/// # Errors
+/// `/proc/self/mountinfo` or `/proc/self/cgroup` cannot be read.
 pub fn mounted() -> Result<Vec<Hierarchy>> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    let own = fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let pid = rustix::process::getpid();
+    if let Some((by, list)) = MOUNTED.get() {
+        if *by == pid {
+            return Ok(list.clone());
+        }
+    }
+    let list = read_mounted()?;
+    let _ = MOUNTED.set((pid, list.clone()));
+    Ok(list)
+}
+
+impl Hierarchy {
+    /// The hierarchies as pier read them before it cloned this process (the container's init):
+    /// the init's mount namespace is a copy of pier's, so the same hierarchies are mounted at
+    /// the same places, and the mounts the init has made since are inside its rootfs (a
+    /// duplicate would be dropped by [`parse`] anyway). `own_path` is pier's, not the init's.
+    /// Read afresh when pier had not read them, and not to be used after joining another mount
+    /// namespace.
+    ///
+    /// # Errors
+    /// As [`mounted`], when the list has to be read.
+    pub fn mounted_before_clone() -> Result<Vec<Hierarchy>> {
+        match MOUNTED.get() {
+            Some((_, list)) => Ok(list.clone()),
+            None => read_mounted(),
+        }
+    }
+}
+
+fn read_mounted() -> Result<Vec<Hierarchy>> {
+    let mountinfo = read_proc("/proc/self/mountinfo")?;
+    let own = read_proc("/proc/self/cgroup")?;
     Ok(parse(&mountinfo, &own))
+}
+
+/// Read a procfs file whole. procfs reports a size of 0, so `fs::read_to_string` would probe
+/// with reads of 32, 32, 64, ... bytes; reads into a page-sized buffer, doubled when full, take
+/// a typical mountinfo in one read plus the one that returns 0.
+fn read_proc(path: &str) -> Result<String> {
+    let mut file = fs::File::open(path).with_context(|| format!("read {path}"))?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(2 * len, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("read {path}")),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).with_context(|| format!("read {path}: not UTF-8"))
 }
 
 /// Pure parser of `mountinfo` and `/proc/self/cgroup` contents.

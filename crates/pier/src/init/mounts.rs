@@ -9,7 +9,7 @@ use rustix::mount::{mount, mount_change, mount_remount, MountFlags, MountPropaga
 
 use super::resolve::{ensure_in_root, fd_path, open_in_root, Leaf};
 use crate::cgroups::Hierarchy;
-use crate::spec::{BindKind, Mount, Plan, Propagation, PropagationKind};
+use crate::spec::{BindKind, Mount, NamespaceKind, Plan, Propagation, PropagationKind};
 
 /// Mount every entry of `plan.mounts` under the rootfs opened as `root`.
 pub fn mount_all(plan: &Plan, root: BorrowedFd<'_>, cgroup_dirs: &[std::path::PathBuf]) -> Result<()> {
@@ -110,7 +110,13 @@ pub fn propagation_flags(p: Propagation) -> MountPropagationFlags {
 /// container has its own cgroup namespace (the namespace root is the container's cgroup),
 /// otherwise a bind mount of the container's own directory, so the host tree stays hidden.
 fn mount_cgroup(plan: &Plan, m: &Mount, root: BorrowedFd<'_>, cgroup_dirs: &[std::path::PathBuf]) -> Result<()> {
-    let hierarchies = crate::cgroups::hierarchy_list()?;
+    // pier read the hierarchies before the clone; our mount namespace is a copy of its one
+    // unless config.json joined another.
+    let hierarchies = if plan.namespaces.iter().any(|n| n.kind == NamespaceKind::Mount && n.path.is_some()) {
+        crate::cgroups::hierarchy_list()?
+    } else {
+        Hierarchy::mounted_before_clone()?
+    };
     let flags = flags_of(m);
     let target = ensure_in_root(root, &m.destination, Leaf::Dir)?;
     if hierarchies.len() == 1 && hierarchies[0].is_v2() {
