@@ -5,17 +5,20 @@
 //! parse (design-study §4.6), `text` writes logrus' `time="…" level=… msg="…"`. Only errors
 //! are recorded unless `--debug` is given, because podman reads the whole file as one JSON
 //! object. Lower layers add context to errors and never log them: `main` logs the one record.
+//!
+//! The subscriber is [`RuncLog`], a `tracing::Subscriber` that formats each enabled event into
+//! one line and writes it with one `write(2)`: records carry no span context, so
+//! tracing-subscriber's span registry (allocated at start-up by every invocation) is not needed.
 
 use std::fmt;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
 
 use crate::cli::{Global, LogFormat};
 
@@ -24,20 +27,13 @@ use crate::cli::{Global, LogFormat};
 /// # Errors
 /// The `--log` file cannot be opened for appending.
 pub fn init(global: &Global) -> io::Result<()> {
-    let level = if global.debug { Level::DEBUG } else { Level::ERROR };
-    let format = RuncFormat(global.log_format);
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .event_format(format);
-    let result = match &global.log {
-        Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            builder.with_writer(Mutex::new(file)).try_init()
-        }
-        None => builder.with_writer(io::stderr).try_init(),
+    let max = if global.debug { Level::DEBUG } else { Level::ERROR };
+    let out = match &global.log {
+        Some(path) => Output::File(Mutex::new(OpenOptions::new().create(true).append(true).open(path)?)),
+        None => Output::Stderr,
     };
     // A second init (tests) keeps the first subscriber; that is fine.
-    drop(result);
+    let _ = tracing::subscriber::set_global_default(RuncLog { max, format: global.log_format, out });
     Ok(())
 }
 
@@ -51,35 +47,73 @@ pub fn report_failure(global: &Global, err: &anyhow::Error) {
     }
 }
 
-/// The event formatter: runc's JSON or logrus text shape.
-struct RuncFormat(LogFormat);
+/// The subscriber: events up to `max` (`tracing` levels: ERROR < WARN < … < TRACE), in runc's
+/// JSON or logrus text shape, one line per event; spans are accepted and ignored.
+struct RuncLog {
+    max: Level,
+    format: LogFormat,
+    out: Output,
+}
 
-impl<S, N> FormatEvent<S, N> for RuncFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+/// Where records go.
+enum Output {
+    Stderr,
+    /// `--log FILE`, opened for appending.
+    File(Mutex<File>),
+}
+
+impl RuncLog {
+    /// One record line for `event`, newline-terminated.
+    fn line(&self, event: &Event<'_>) -> String {
         let mut visitor = MessageVisitor(String::new());
         event.record(&mut visitor);
         let level = event.metadata().level().as_str().to_ascii_lowercase();
         let time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
-        match self.0 {
+        match self.format {
             LogFormat::Json => {
                 let record = serde_json::json!({"level": level, "msg": visitor.0, "time": time});
-                writeln!(writer, "{record}")
+                format!("{record}\n")
             }
             LogFormat::Text => {
-                let msg = serde_json::to_string(&visitor.0).map_err(|_| fmt::Error)?;
-                writeln!(writer, "time=\"{time}\" level={level} msg={msg}")
+                let msg = serde_json::to_string(&visitor.0).unwrap_or_default();
+                format!("time=\"{time}\" level={level} msg={msg}\n")
             }
         }
     }
+}
+
+impl Subscriber for RuncLog {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::from_level(self.max))
+    }
+
+    fn new_span(&self, _span: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _span: &Id, _values: &Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let line = self.line(event);
+        // As tracing-subscriber's fmt layer: a record that cannot be written is dropped.
+        let _ = match &self.out {
+            Output::Stderr => io::stderr().write_all(line.as_bytes()),
+            Output::File(file) => match file.lock() {
+                Ok(mut f) => f.write_all(line.as_bytes()),
+                Err(_) => Ok(()),
+            },
+        };
+    }
+
+    fn enter(&self, _span: &Id) {}
+
+    fn exit(&self, _span: &Id) {}
 }
 
 /// Collects an event's message and fields into one line of text.
