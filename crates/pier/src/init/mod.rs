@@ -49,6 +49,7 @@ pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
         Ok(fd) => fd,
         Err(e) => fail(&channel, anyhow::Error::from(e).context("open /proc/self/fd")),
     };
+    let ignored_signals = process::ignored_signals();
     let exec = match prepare(ctx, &channel) {
         Ok(exec) => exec,
         Err(e) => fail(&channel, e),
@@ -61,7 +62,7 @@ pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
         eprintln!("pier: container init: {e:#}");
         crate::sys::exit_immediately(1);
     }
-    let err = process::exec(&exec, ctx.keep_fds);
+    let err = process::exec(&exec, ctx.keep_fds, ignored_signals);
     // The parent is gone by now (create returned): stderr is the container's.
     eprintln!("pier: container init: {err:#}");
     crate::sys::exit_immediately(127)

@@ -124,19 +124,70 @@ pub fn wait_for_start(proc_self_fd: OwnedFd, fifo: OwnedFd) -> Result<()> {
     Ok(())
 }
 
+/// The signals this process ignores, `SigIgn:` of /proc/self/status (`proc_pid_status(5)`),
+/// read through the host's /proc before the root switch; `None` if it cannot be read.
+pub fn ignored_signals() -> Option<u64> {
+    let mut status = [0u8; 4096];
+    let mut file = std::fs::File::open("/proc/self/status").ok()?;
+    let mut len = 0;
+    while len < status.len() {
+        match std::io::Read::read(&mut file, &mut status[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    parse_sig_ign(std::str::from_utf8(&status[..len]).ok()?)
+}
+
+/// The `SigIgn:` mask (hexadecimal, bit `n - 1` for signal `n`) of a `/proc/<pid>/status` text.
+fn parse_sig_ign(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?.trim();
+    u64::from_str_radix(hex, 16).ok()
+}
+
 /// Close-on-exec for every fd from 3 + `keep` on (LISTEN_FDS and --preserve-fds stay), clear
 /// it on the kept ones, reset signals, and `execve`. Only returns on failure.
-pub fn exec(exec: &Exec, keep: u32) -> anyhow::Error {
+///
+/// `execve(2)` itself resets every caught signal to its default; an ignored one stays ignored,
+/// so with the `ignored` mask of [`ignored_signals`] only those are reset (pier's own SIGPIPE,
+/// and whatever pier's caller ignored), else every signal one by one.
+pub fn exec(exec: &Exec, keep: u32, ignored: Option<u64>) -> anyhow::Error {
     for fd in 0..3 + keep as i32 {
         let _ = crate::sys::clear_cloexec(fd);
     }
     if let Err(e) = crate::sys::close_range_cloexec(3 + keep) {
         return anyhow::Error::from(e).context("close_range");
     }
-    crate::sys::reset_signal_dispositions();
+    match ignored {
+        Some(mask) => crate::sys::reset_signals_in(mask),
+        None => crate::sys::reset_signal_dispositions(),
+    }
     if let Err(e) = crate::sys::sigprocmask_set(&crate::sys::SigSet::empty()) {
         return anyhow::Error::from(e).context("sigprocmask");
     }
     let err = crate::sys::execve(&exec.path, &exec.argv, &exec.envp);
     anyhow::Error::from(err).context(format!("exec {:?}", exec.path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sig_ign_mask_is_read_from_status() {
+        let status = "Name:\tpier\nSigPnd:\t0000000000000000\nSigBlk:\t0000000000000000\n\
+                      SigIgn:\t0000000000001001\nSigCgt:\t0000000180000000\n";
+        // SIGHUP (1) and SIGPIPE (13).
+        assert_eq!(parse_sig_ign(status), Some(1 | 1 << 12));
+        assert_eq!(parse_sig_ign("Name:\tx\n"), None);
+        assert_eq!(parse_sig_ign("SigIgn:\tnot-hex\n"), None);
+    }
+
+    #[test]
+    fn own_ignored_signals_include_sigpipe() {
+        // The Rust runtime ignores SIGPIPE in every test binary too.
+        let mask = ignored_signals().expect("read /proc/self/status");
+        assert_ne!(mask & 1 << (libc::SIGPIPE - 1), 0);
+    }
 }

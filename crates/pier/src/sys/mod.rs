@@ -218,6 +218,19 @@ pub fn reset_signal_dispositions() {
     }
 }
 
+/// `signal(sig, SIG_DFL)` for the signals of [`reset_signal_dispositions`] that are in `mask`
+/// (bit `n - 1` for signal `n`, the layout of `SigIgn:` in `proc_pid_status(5)`): before
+/// `execve(2)`, which resets caught signals itself, only the ignored ones need it.
+pub fn reset_signals_in(mask: u64) {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || mask & (1u64 << (sig - 1)) == 0 {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL is always valid; errors (EINVAL) are ignored on purpose.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
 /// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)` (`keyctl_join_session_keyring(3)`): give the
 /// container its own session keyring so it cannot see the host's keys.
 pub fn join_session_keyring(name: &CStr) -> io::Result<()> {
