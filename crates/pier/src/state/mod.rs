@@ -218,7 +218,12 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
 /// Start time of `pid` in clock ticks since boot, or None if it does not exist or is a zombie
 /// (`proc_pid_stat(5)`: field 3 state, field 22 starttime).
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // One read of up to 1 KiB: procfs returns as much of the line as asked for, and the
+    // fields used here (3 and 22) end within its first ~250 bytes (fs::read_to_string would
+    // stat the file, see size 0, and read it 32, 32, 64, ... bytes at a time).
+    let mut buf = [0u8; 1024];
+    let len = io::Read::read(&mut fs::File::open(format!("/proc/{pid}/stat")).ok()?, &mut buf).ok()?;
+    let stat = std::str::from_utf8(&buf[..len]).ok()?;
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     let after = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split(' ').collect();
