@@ -9,7 +9,8 @@
 //! syscall pier makes after loading is filtered too and a profile may deny any of them:
 //! - with `noNewPrivileges` (or CAP_SYS_ADMIN kept in the effective set), after the exec
 //!   fifo and after the fds, signal dispositions and mask are reset, right before `execve`
-//!   (`process::exec`): only `execve` itself, which every profile must allow, follows;
+//!   (`process::exec`): only `execve` itself, which every profile must allow, follows (and
+//!   the allocation of its argv/envp pointer arrays);
 //! - otherwise loading needs CAP_SYS_ADMIN (`seccomp(2)`), which `identity::apply` drops, so
 //!   it is loaded right before it, as runc does. The filter then also sees the identity
 //!   syscalls (setgroups, setres[ug]id, capset, prctl), the executable lookup, the `Ready`
@@ -113,6 +114,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     console::setup(&plan.process, channel)?;
     rootfs::finish(plan)?;
     process::enter_cwd(&plan.process)?;
+    // Built here, loaded here or right before execve: see the module documentation.
     let mut filter = plan.seccomp.as_ref().map(seccomp::build).transpose()?;
     if seccomp::loads_early(&plan.process) {
         filter.take().map(|f| f.load()).transpose()?;
