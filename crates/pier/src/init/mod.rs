@@ -3,6 +3,19 @@
 //! This code runs in the child of `clone3`, inside the new namespaces, still as pier. It never
 //! returns: it either `execve`s the container process or reports its error to the parent over
 //! the channel and `_exit(1)`s. Order is security-relevant and reads top to bottom.
+//!
+//! The seccomp filter (`linux.seccomp`) is built in [`prepare`], so a profile libseccomp or
+//! the kernel refuses fails `create`, and loaded as late as the kernel allows, because every
+//! syscall pier makes after loading is filtered too and a profile may deny any of them:
+//! - with `noNewPrivileges` (or CAP_SYS_ADMIN kept in the effective set), after the exec
+//!   fifo and after the fds, signal dispositions and mask are reset, right before `execve`
+//!   (`process::exec`): only `execve` itself, which every profile must allow, follows (and
+//!   the allocation of its argv/envp pointer arrays);
+//! - otherwise loading needs CAP_SYS_ADMIN (`seccomp(2)`), which `identity::apply` drops, so
+//!   it is loaded right before it, as runc does. The filter then also sees the identity
+//!   syscalls (setgroups, setres[ug]id, capset, prctl), the executable lookup, the `Ready`
+//!   message, the exec fifo and the steps before `execve`; a profile that denies those makes
+//!   `create` or `start` fail (never run the container unfiltered).
 
 mod console;
 mod identity;
@@ -11,6 +24,7 @@ mod namespaces;
 mod process;
 mod resolve;
 mod rootfs;
+mod seccomp;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -101,10 +115,17 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     console::setup(&plan.process, channel)?;
     rootfs::finish(plan)?;
     process::enter_cwd(&plan.process)?;
+    // Built here, loaded here or right before execve: see the module documentation.
+    let mut filter = plan.seccomp.as_ref().map(seccomp::build).transpose()?;
+    if seccomp::loads_early(&plan.process) {
+        filter.take().map(|f| f.load()).transpose()?;
+    }
     identity::apply(&plan.process)?;
     let mut env = ctx.extra_env.clone();
     if ctx.listen_fds {
         env.push(format!("LISTEN_PID={}", rustix::process::getpid().as_raw_nonzero()));
     }
-    process::resolve(&plan.process, &env)
+    let mut exec = process::resolve(&plan.process, &env)?;
+    exec.seccomp = filter;
+    Ok(exec)
 }

@@ -14,6 +14,8 @@ pub struct Exec {
     pub path: CString,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
+    /// The seccomp filter still to load, right before `execve` (see `init/mod.rs`).
+    pub seccomp: Option<super::seccomp::Filter>,
 }
 
 /// rlimits (`setrlimit(2)`), oom_score_adj (`proc(5)`), umask (default 0022).
@@ -83,7 +85,7 @@ pub fn resolve(process: &Process, extra_env: &[String]) -> Result<Exec> {
             .with_context(|| format!("exec: {arg0:?}: executable file not found in $PATH"))?
     };
     let cstrings = |v: &[String]| -> Result<Vec<CString>> { v.iter().map(|s| CString::new(s.as_str()).context("NUL in argument")).collect() };
-    Ok(Exec { path: CString::new(path)?, argv: cstrings(&process.args)?, envp: cstrings(&env)? })
+    Ok(Exec { path: CString::new(path)?, argv: cstrings(&process.args)?, envp: cstrings(&env)?, seccomp: None })
 }
 
 fn check_executable(path: &str) -> Result<()> {
@@ -147,7 +149,8 @@ fn parse_sig_ign(status: &str) -> Option<u64> {
 }
 
 /// Close-on-exec for every fd from 3 + `keep` on (LISTEN_FDS and --preserve-fds stay), clear
-/// it on the kept ones, reset signals, and `execve`. Only returns on failure.
+/// it on the kept ones, reset signals, load the seccomp filter if it is still pending, and
+/// `execve`. Only returns on failure.
 ///
 /// `execve(2)` itself resets every caught signal to its default; an ignored one stays ignored,
 /// so with the `ignored` mask of [`ignored_signals`] only those are reset (pier's own SIGPIPE,
@@ -165,6 +168,9 @@ pub fn exec(exec: &Exec, keep: u32, ignored: Option<u64>) -> anyhow::Error {
     }
     if let Err(e) = crate::sys::sigprocmask_set(&crate::sys::SigSet::empty()) {
         return anyhow::Error::from(e).context("sigprocmask");
+    }
+    if let Some(Err(e)) = exec.seccomp.as_ref().map(|f| f.load()) {
+        return e;
     }
     let err = crate::sys::execve(&exec.path, &exec.argv, &exec.envp);
     anyhow::Error::from(err).context(format!("exec {:?}", exec.path))

@@ -8,6 +8,7 @@ pub mod default;
 mod mounts;
 pub mod plan;
 mod process;
+mod seccomp;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
 pub use mounts::parse_propagation;
 pub use plan::*;
+pub use seccomp::{Seccomp, SeccompAction, SeccompArg, SeccompFlags, SeccompOp, SyscallRule, DEFAULT_ERRNO};
 
 /// Read `<bundle>/config.json` and build its Plan. `bundle` should be absolute.
 ///
@@ -37,7 +39,8 @@ pub fn load(bundle: &Path) -> Result<Plan> {
 ///
 /// # Errors
 /// An `ociVersion` other than 1.x, no `process` or empty `process.args`, a relative `cwd`, no
-/// `root`, a namespace type listed twice, a device of an unknown type.
+/// `root`, a namespace type listed twice, a device of an unknown type, a `linux.seccomp`
+/// profile pier cannot apply (see `seccomp::seccomp_of`).
 pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let version = spec.version();
     if !version.starts_with("1.") {
@@ -71,6 +74,7 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
         readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
         sysctl: linux.sysctl().clone().unwrap_or_default().into_iter().collect(),
         process: process::process_of(process)?,
+        seccomp: linux.seccomp().as_ref().map(seccomp::seccomp_of).transpose()?,
         cgroup: CgroupPlan {
             path: linux.cgroups_path().as_ref().map(|p| p.display().to_string()),
             resources: linux.resources().clone(),
@@ -121,7 +125,7 @@ fn sysctl_namespace(key: &str) -> Option<NamespaceKind> {
 }
 
 /// Settings pier cannot apply yet are refused, never ignored: a container must not start
-/// without the seccomp filter, user namespace or hook it asked for.
+/// without the user namespace or hook it asked for.
 fn refuse_unsupported(spec: &Spec) -> Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
     let process = spec.process().clone().unwrap_or_default();
@@ -133,7 +137,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
         || linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     let unsupported = [
-        (linux.seccomp().is_some(), "linux.seccomp"),
         (has_hooks, "hooks"),
         (uses_userns, "user namespaces (linux.uidMappings, gidMappings, a user namespace)"),
         (linux.personality().is_some(), "linux.personality"),

@@ -164,7 +164,6 @@ fn sysctls_need_their_namespace() {
 #[test]
 fn settings_pier_cannot_apply_are_refused() {
     let cases = [
-        ("/linux/seccomp", json!({"defaultAction": "SCMP_ACT_ALLOW"}), "seccomp"),
         ("/hooks", json!({"prestart": [{"path": "/bin/true"}]}), "hooks"),
         ("/linux/uidMappings", json!([{"containerID": 0, "hostID": 1000, "size": 1}]), "user namespaces"),
         ("/process/scheduler", json!({"policy": "SCHED_OTHER"}), "scheduler"),
@@ -180,4 +179,15 @@ fn settings_pier_cannot_apply_are_refused() {
     let mut c = minimal();
     c["hooks"] = json!({"prestart": []});
     assert!(plan(c).is_ok(), "empty hook lists are fine");
+}
+
+#[test]
+fn seccomp_is_carried_into_the_plan() {
+    let mut c = minimal();
+    c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]});
+    let s = plan(c).unwrap().seccomp.expect("seccomp");
+    assert_eq!(s.default_action, SeccompAction::Allow);
+    assert_eq!(s.syscalls[0].action, SeccompAction::Errno(1));
+    assert!(plan(minimal()).unwrap().seccomp.is_none());
 }
