@@ -47,6 +47,32 @@ pub fn report_failure(global: &Global, err: &anyhow::Error) {
     }
 }
 
+/// A command line clap refused: one error record in the `--log` file, when argv names one
+/// (found by a plain scan, since the parse failed), as runc logs its flag errors.
+pub fn record_usage_error(argv: &[String], msg: &str) {
+    let value_of = |flag: &str| {
+        argv.iter().enumerate().find_map(|(i, a)| {
+            let a = a.trim_start_matches('-');
+            match a.strip_prefix(flag) {
+                Some(rest) if rest.starts_with('=') => Some(rest[1..].to_string()),
+                Some("") => argv.get(i + 1).cloned(),
+                _ => None,
+            }
+        })
+    };
+    let Some(path) = value_of("log") else { return };
+    let json = value_of("log-format").as_deref() == Some("json");
+    let time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+    let line = if json {
+        serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+    } else {
+        format!("time=\"{time}\" level=error msg={}", serde_json::Value::from(msg))
+    };
+    if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(file, "{line}");
+    }
+}
+
 /// The subscriber: events up to `max` (`tracing` levels: ERROR < WARN < … < TRACE), in runc's
 /// JSON or logrus text shape, one line per event; spans are accepted and ignored.
 struct RuncLog {

@@ -12,11 +12,23 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+            if !e.use_stderr() {
+                return ExitCode::from(0);
+            }
+            let rendered = e.render().to_string();
+            let msg = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            pier::logging::record_usage_error(&std::env::args().collect::<Vec<_>>(), msg);
+            return ExitCode::from(1);
         }
     };
+    // Before the log file takes the lowest free fd: fds 3.. must be the caller's own.
+    let inherited = pier::commands::check_inherited_fds(&cli);
     if let Err(e) = pier::logging::init(&cli.global) {
         eprintln!("pier: open log: {e}");
+        return ExitCode::from(1);
+    }
+    if let Err(e) = inherited {
+        pier::logging::report_failure(&cli.global, &e);
         return ExitCode::from(1);
     }
     match pier::commands::dispatch(&cli) {

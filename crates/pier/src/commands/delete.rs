@@ -63,10 +63,18 @@ pub fn destroy(dir: ContainerDir, saved: &State) -> Result<()> {
         match cgroup.destroy() {
             Ok(()) => break,
             Err(_) if Instant::now() < deadline => {
-                let _ = cgroup.kill_all(Signal::KILL);
+                // Without its own pid namespace the container's other processes outlive the
+                // init: they are the container's, so they go too (runc does the same). With
+                // one, anything left belongs to someone else sharing the cgroupsPath.
+                if !saved.own_pid_namespace {
+                    let _ = cgroup.kill_all(Signal::KILL);
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                tracing::warn!("cgroup not removed, it still has processes of another container: {e:#}");
+                break;
+            }
         }
     }
     dir.remove()

@@ -27,6 +27,26 @@ pub fn version_text() -> String {
     )
 }
 
+/// For `create` and `run`: fds 3.. that LISTEN_FDS and `--preserve-fds` pass on must be open
+/// in pier's caller, checked before pier opens anything of its own (which would take them).
+///
+/// # Errors
+/// The first fd that is not open.
+pub fn check_inherited_fds(cli: &Cli) -> Result<()> {
+    let preserve = match &cli.command {
+        Some(Command::Create(args)) => args.preserve_fds,
+        Some(Command::Run(args)) => args.create.preserve_fds,
+        _ => return Ok(()),
+    };
+    let listen = crate::activation::Activation::from_env().listen_fds;
+    for fd in 3..3 + (listen + preserve) as i32 {
+        if !crate::sys::fd_is_open(fd) {
+            anyhow::bail!("fd {fd} is not open: LISTEN_FDS={listen} and --preserve-fds {preserve} pass fds 3 onwards");
+        }
+    }
+    Ok(())
+}
+
 /// Run the parsed command line; returns the process exit status.
 ///
 /// # Errors

@@ -39,6 +39,7 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
         bail!("config.json: process.cwd {cwd:?} must be an absolute path");
     }
     let user = p.user();
+    check_ids(user)?;
     Ok(Process {
         args,
         env: p.env().clone().unwrap_or_default(),
@@ -54,6 +55,19 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
         capabilities: capabilities(p)?,
         oom_score_adj: p.oom_score_adj(),
     })
+}
+
+/// uid and gid values must be real ids: 4294967295 is `(uid_t)-1`, which setresuid(2) reads
+/// as "leave unchanged" (the process would stay root), so, like runc, refuse anything above
+/// 2147483647.
+fn check_ids(user: &oci_spec::runtime::User) -> Result<()> {
+    const MAX: u32 = i32::MAX as u32;
+    let gids = user.additional_gids().clone().unwrap_or_default();
+    let all = [user.uid(), user.gid()].into_iter().chain(gids);
+    if let Some(bad) = all.into_iter().find(|id| *id > MAX) {
+        bail!("config.json: process.user: uids and gids must be in range 0-{MAX}, got {bad}");
+    }
+    Ok(())
 }
 
 fn clamp_u16(v: u64) -> u16 {

@@ -191,3 +191,12 @@ fn seccomp_is_carried_into_the_plan() {
     assert_eq!(s.syscalls[0].action, SeccompAction::Errno(1));
     assert!(plan(minimal()).unwrap().seccomp.is_none());
 }
+
+#[test]
+fn ids_that_mean_unchanged_are_refused() {
+    for user in [json!({"uid": 4294967295u32, "gid": 0}), json!({"uid": 0, "gid": 2147483648u32}), json!({"uid": 0, "gid": 0, "additionalGids": [4294967295u32]})] {
+        let mut c = minimal();
+        c["process"]["user"] = user.clone();
+        assert!(format!("{:#}", plan(c).unwrap_err()).contains("range"), "{user}");
+    }
+}
