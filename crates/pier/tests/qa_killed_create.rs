@@ -1,0 +1,49 @@
+//! QA: when `pier create` is SIGKILLed half-way (an engine's timeout), the child it cloned
+//! lives on (no parent-death signal), and `delete` of the id exits 0 while the orphan and the
+//! container's cgroup directories stay: state.json was not written yet, so delete only
+//! removes the directory.
+
+mod support;
+
+use std::path::Path;
+
+use rustix::fs::{mknodat, FileType, Mode, CWD};
+use rustix::process::Signal;
+use support::leftovers::processes_in;
+use support::{poll_until, unique_id, wchan, Bundle, Runtime};
+
+/// Removes the cgroup directories named after the id when the test ends (after the bundle's
+/// drop has killed what was left), so a failing run does not leave them on the host.
+struct SweepCgroups(String);
+
+impl Drop for SweepCgroups {
+    fn drop(&mut self) {
+        for dir in support::leftovers::cgroup_dirs_named(&self.0).iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn delete_after_a_killed_create_leaves_nothing() {
+    let rt = Runtime::new();
+    let id = unique_id("qa-killed-create");
+    let _sweep = SweepCgroups(id.clone());
+    let b = Bundle::new();
+    let passwd = b.host("/etc/passwd");
+    std::fs::remove_file(&passwd).unwrap();
+    // The HOME lookup blocks on this FIFO, so create stops half-way, deterministically.
+    mknodat(CWD, &passwd, FileType::Fifo, Mode::from_raw_mode(0o644), 0).unwrap();
+    let create = rt.spawn(&["create", "--bundle", b.save(), &id]);
+    let bundle = Path::new(b.path());
+    poll_until("the container init blocks on the /etc/passwd FIFO", || {
+        processes_in(bundle, &[b.path()])
+            .iter()
+            .any(|(pid, _)| wchan(*pid) == "wait_for_partner")
+    });
+    create.signal(Signal::KILL);
+    create.wait();
+
+    rt.run(&["delete", "--force", &id]).ok();
+    rt.assert_clean(&b, &id);
+}
