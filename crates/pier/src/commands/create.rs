@@ -101,6 +101,7 @@ fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, systemd: bool, 
         if let Some(path) = &args.pid_file {
             write_pid_file(path, init.pid)?;
         }
+        init.commit()?;
         Ok(s)
     });
     match written {

@@ -12,7 +12,7 @@ use crate::state::{ContainerDir, State};
 /// Deliver the signal.
 pub fn run(global: &Global, args: &KillArgs) -> Result<()> {
     let signal = crate::signals::parse(&args.signal)?;
-    let dir = ContainerDir::open_shared(&global.root, &args.id)?;
+    let dir = ContainerDir::open_unlocked(&global.root, &args.id)?;
     let state = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
     let signal = Signal::from_named_raw(signal).context("signal")?;
     // The init first: it must be running for kill to succeed, and once a SIGKILL of the whole

@@ -12,7 +12,7 @@ use super::state::state_json;
 pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
     let mut rows = Vec::new();
     for id in state::list_ids(&global.root)? {
-        let Ok(dir) = ContainerDir::open_shared(&global.root, &id) else { continue };
+        let Ok(dir) = ContainerDir::open_unlocked(&global.root, &id) else { continue };
         let saved = dir.read_state()?;
         rows.push(state_json(&id, state::status(&dir, saved.as_ref()), saved.as_ref()));
     }

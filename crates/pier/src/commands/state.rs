@@ -8,7 +8,7 @@ use crate::state::{self, ContainerDir, State, Status};
 
 /// Print the state of one container.
 pub fn run(global: &Global, id: &str) -> Result<()> {
-    let dir = ContainerDir::open_shared(&global.root, id)?;
+    let dir = ContainerDir::open_unlocked(&global.root, id)?;
     let saved = dir.read_state()?;
     let status = state::status(&dir, saved.as_ref());
     println!("{}", serde_json::to_string_pretty(&state_json(id, status, saved.as_ref()))?);

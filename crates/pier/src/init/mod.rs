@@ -59,6 +59,11 @@ pub struct InitContext<'a> {
 
 /// Run the init in the child; never returns.
 pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
+    // Until pier has recorded this container, its death (an engine's timeout SIGKILL) must
+    // take the half-made container with it: nothing would know to clean it up.
+    if rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)).is_err() {
+        crate::sys::exit_immediately(1);
+    }
     let proc_self_fd = match rustix::fs::open("/proc/self/fd", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
         Err(e) => fail(&channel, anyhow::Error::from(e).context("open /proc/self/fd")),
@@ -70,6 +75,16 @@ pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
     };
     if channel.send(&ToParent::Ready).is_err() {
         crate::sys::exit_immediately(1);
+    }
+    // Step 5: pier wrote state.json; from now on the container outlives pier.
+    match channel.recv::<ToChild>() {
+        Ok(Some(ToChild::Committed)) => {
+            let cleared = rustix::process::set_parent_process_death_signal(None);
+            if cleared.is_err() || channel.send(&ToParent::Committed).is_err() {
+                crate::sys::exit_immediately(1);
+            }
+        }
+        _ => crate::sys::exit_immediately(1),
     }
     drop(channel);
     if let Err(e) = process::wait_for_start(proc_self_fd, fifo) {
@@ -92,6 +107,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     let plan = ctx.plan;
     match channel.recv::<ToChild>().context("wait for the parent")? {
         Some(ToChild::Go) => {}
+        Some(other) => anyhow::bail!("unexpected {other:?} from the parent"),
         None => anyhow::bail!("the parent went away"),
     }
     namespaces::join(plan)?;

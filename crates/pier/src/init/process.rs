@@ -104,13 +104,27 @@ fn is_executable_file(path: &str) -> bool {
 
 /// The home directory of `uid` in the container's /etc/passwd, or `/`.
 fn home_of(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
+    read_passwd()
+        .unwrap_or_default()
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
         .map(|f| f[5].to_string())
         .unwrap_or_else(|| "/".to_string())
+}
+
+/// The image's /etc/passwd, only if it is a regular file, at most 1 MiB: an image must not be
+/// able to stall create with a FIFO or feed it an endless file.
+fn read_passwd() -> Option<String> {
+    use std::io::Read;
+    let fd = rustix::fs::open("/etc/passwd", OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd).take(1 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// Block until `start` opens the exec fifo, then hand it one byte. The fifo is reopened for

@@ -23,6 +23,23 @@ pub struct Spawned {
     pub pidfd: OwnedFd,
     /// With `process.terminal`: the pty's name and master, allocated inside the container.
     pub console: Option<(String, OwnedFd)>,
+    /// The channel, until [`Spawned::commit`].
+    channel: Option<Channel>,
+}
+
+impl Spawned {
+    /// Step 5 of the protocol: the container is recorded, the init may outlive pier.
+    ///
+    /// # Errors
+    /// The init is gone.
+    pub fn commit(&mut self) -> Result<()> {
+        let Some(channel) = self.channel.take() else { return Ok(()) };
+        channel.send(&ToChild::Committed).context("tell the container init it is recorded")?;
+        match channel.recv::<ToParent>().context("read from the container init")? {
+            Some(ToParent::Committed) => Ok(()),
+            _ => bail!("container init exited before it was recorded ({})", exit_status(self)),
+        }
+    }
 }
 
 /// Clone the init and drive it to the exec fifo. `fifo` is an `O_PATH` fd of exec.fifo;
@@ -45,9 +62,12 @@ pub fn spawn_init(ctx: &InitContext<'_>, cgroup: &Cgroup, fifo: OwnedFd, lock: B
         Forked::Parent { pid, pidfd } => {
             drop(child);
             drop(fifo);
-            let mut spawned = Spawned { pid, pidfd, console: None };
+            let mut spawned = Spawned { pid, pidfd, console: None, channel: None };
             match handshake(&mut spawned, cgroup, &parent) {
-                Ok(()) => Ok(spawned),
+                Ok(()) => {
+                    spawned.channel = Some(parent);
+                    Ok(spawned)
+                }
                 Err(e) => {
                     kill_and_reap(&spawned);
                     Err(e)
@@ -116,6 +136,7 @@ fn handshake(spawned: &mut Spawned, cgroup: &Cgroup, channel: &Channel) -> Resul
             Some((ToParent::Console(name), Some(master))) => spawned.console = Some((name, master)),
             Some((ToParent::Console(_), None)) => bail!("container init sent no pty master"),
             Some((ToParent::Error(chain), _)) => bail!("{chain}"),
+            Some((ToParent::Committed, _)) => bail!("unexpected Committed from the container init"),
             None => bail!("container init exited during setup ({})", exit_status(spawned)),
         }
     }

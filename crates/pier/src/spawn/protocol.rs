@@ -9,7 +9,8 @@
 //! | 3    |                                                 | runs the `init` steps (rootfs, identity…)|
 //! | 3b   | with `process.terminal`: receives the pty master | sends [`ToParent::Console`] with the master fd |
 //! | 4    | blocks in `recv`                                | sends [`ToParent::Ready`], or [`ToParent::Error`] and exits 1 |
-//! | 5    | writes state.json and the pid file; closes      | blocks opening `exec.fifo` for writing   |
+//! | 5    | writes state.json and the pid file; sends [`ToChild::Committed`] | clears its parent-death signal, answers [`ToParent::Committed`] |
+//! | 6    | closes the channel and returns                  | blocks opening `exec.fifo` for writing   |
 //!
 //! The child never logs its own failure: the parent reports it once, with context. An EOF where
 //! a message was expected means the child died; the parent then reports its exit status.
@@ -31,6 +32,9 @@ const MAX_MESSAGE: usize = 64 * 1024;
 pub enum ToChild {
     /// The child's cgroups and id maps are in place: set up the container.
     Go,
+    /// The container is recorded (state.json): it may now outlive pier. Until then the child
+    /// dies with pier (PR_SET_PDEATHSIG), so a killed create leaves no orphan.
+    Committed,
 }
 
 /// Messages from the child to pier.
@@ -40,6 +44,8 @@ pub enum ToParent {
     Ready,
     /// The container's pty master rides along (SCM_RIGHTS); the payload is the pty's name.
     Console(String),
+    /// The parent-death signal is cleared: pier may exit without taking the init along.
+    Committed,
     /// Set-up failed: the full error chain, `outer: inner: cause`.
     Error(String),
 }

@@ -5,7 +5,7 @@
 //! a file), `exec.fifo` (present from create until start: the init blocks opening it for
 //! writing), and `notify/` (the sd_notify socket directory, see `notify`). Commands that change
 //! a container hold an exclusive `flock(2)` on the directory while they change it (and drop it
-//! before waiting on the container); commands that only read take a shared one.
+//! before waiting on the container); commands that only read take no lock.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -117,12 +117,20 @@ impl ContainerDir {
         Self::open_with(root, id, FlockOperation::LockExclusive)
     }
 
-    /// Open an existing container directory with a shared lock (for commands that only read).
+    /// Open an existing container directory without locking it, for commands that only read
+    /// (`state`, `list`, `kill`): state.json is replaced atomically, so a reader never waits
+    /// on a create or start that is slow or stuck.
     ///
     /// # Errors
     /// As [`ContainerDir::open`].
-    pub fn open_shared(root: &Path, id: &str) -> Result<ContainerDir> {
-        Self::open_with(root, id, FlockOperation::LockShared)
+    pub fn open_unlocked(root: &Path, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        let path = root.join(id);
+        match rustix::fs::open(&path, OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY, Mode::empty()) {
+            Ok(fd) => Ok(ContainerDir { path, fd }),
+            Err(rustix::io::Errno::NOENT) => Err(ContainerError::NotExist.into()),
+            Err(e) => Err(e).with_context(|| format!("open {}", path.display())),
+        }
     }
 
     fn open_with(root: &Path, id: &str, op: FlockOperation) -> Result<ContainerDir> {
