@@ -61,6 +61,10 @@ pub struct Relay {
     config: Config,
     own_pid: i32,
     main_pid_announced: bool,
+    /// A container `MAINPID=` forwarded in the [`Identity::AsRelay`] mode made this (host)
+    /// pid the unit's main pid: later datagrams must carry its credentials to pass
+    /// `NotifyAccess=main`.
+    forwarded_main_pid: Option<i32>,
     pid_lookup: PidLookup,
 }
 
@@ -81,6 +85,7 @@ impl Relay {
             config,
             own_pid: rustix::process::getpid().as_raw_nonzero().get(),
             main_pid_announced: false,
+            forwarded_main_pid: None,
             pid_lookup: Box::new(|pid| crate::pidns::innermost_pid(pid).ok()),
         }
     }
@@ -216,6 +221,9 @@ impl Relay {
     /// to and including the `MAINPID=` announcement goes with the relay's own credentials;
     /// after it, with the identity's (the init's).
     fn pid_credential(&self) -> Option<i32> {
+        if let Some(pid) = self.forwarded_main_pid {
+            return Some(pid);
+        }
         if self.main_pid_announced {
             self.config.identity.pid_credential()
         } else {
@@ -246,11 +254,21 @@ impl Relay {
                 pid_credential = self.pid_credential();
             }
         }
+        let new_main_pid = kept
+            .assignments
+            .iter()
+            .rev()
+            .find(|a| a.key() == b"MAINPID")
+            .and_then(|a| std::str::from_utf8(a.value()?).ok()?.parse().ok());
         outcome.forward = Some(Outgoing {
             payload: kept.encode(),
             fds,
             pid_credential,
         });
+        // This datagram goes as the current main pid; the ones after it as the new one.
+        if new_main_pid.is_some() {
+            self.forwarded_main_pid = new_main_pid;
+        }
     }
 }
 

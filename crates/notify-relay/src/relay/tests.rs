@@ -359,3 +359,15 @@ fn ready_needs_exactly_ready_1() {
     assert!(!outcome.ready);
     assert_eq!(text(&outcome).as_deref(), Some("STATUS=READY=1"));
 }
+
+#[test]
+fn a_forwarded_container_mainpid_becomes_the_credential_of_later_datagrams() {
+    // Foreground (AsRelay): the container names its init as main pid; systemd will then
+    // accept only that pid under NotifyAccess=main, so later datagrams carry it.
+    let mut relay = plain();
+    let first = relay.on_datagram(datagram(b"READY=1\nMAINPID=1", 9, vec![]));
+    let first = first.forward.expect("sent");
+    assert_eq!(first.pid_credential, None, "sent as the current main pid, the relay");
+    let later = relay.on_datagram(datagram(b"STATUS=serving", 9, vec![]));
+    assert_eq!(later.forward.expect("sent").pid_credential, Some(INIT_HOST));
+}
