@@ -51,6 +51,10 @@ struct UnixUpstream {
     _dir: Option<OwnedFd>,
     /// The kernel refused a foreign credential pid once (`EPERM`); don't ask again.
     credentials_refused: bool,
+    /// A send timed out: the receiver is not reading. Until a send gets through again, sends
+    /// do not wait (`MSG_DONTWAIT`), so a stuck manager costs one timeout, not one per
+    /// datagram, and the relay keeps draining the container and watching signals.
+    stalled: bool,
 }
 
 impl Upstream {
@@ -72,6 +76,7 @@ impl Upstream {
                     addr,
                     _dir: dir,
                     credentials_refused: false,
+                    stalled: false,
                 })
             }
             #[cfg(feature = "vsock")]
@@ -183,8 +188,16 @@ impl UnixUpstream {
         let mut pid = out.pid_credential.filter(|_| !self.credentials_refused);
         let mut reconnected = false;
         loop {
-            match send_datagram(self.fd.as_fd(), out, pid) {
-                Ok(()) => return Ok(()),
+            match send_datagram(self.fd.as_fd(), out, pid, self.stalled) {
+                Ok(()) => {
+                    self.stalled = false;
+                    return Ok(());
+                }
+                Err(Errno::AGAIN) if !self.stalled => {
+                    self.stalled = true;
+                    tracing::warn!(upstream = %name, "the service manager is not reading; dropping until it does");
+                    return Err(RelayError::io(format!("send to {name}"), Errno::AGAIN));
+                }
                 Err(Errno::PERM) if pid.is_some() => {
                     tracing::warn!(
                         pid,
@@ -259,7 +272,7 @@ fn connect_unix(addr: &SocketAddrUnix, timeout: Duration) -> rustix::io::Result<
 }
 
 /// One `sendmsg` with `SCM_RIGHTS` for the fds and, with `pid`, `SCM_CREDENTIALS`.
-fn send_datagram(fd: BorrowedFd<'_>, out: &Outgoing, pid: Option<i32>) -> rustix::io::Result<()> {
+fn send_datagram(fd: BorrowedFd<'_>, out: &Outgoing, pid: Option<i32>, dont_wait: bool) -> rustix::io::Result<()> {
     let fds: Vec<BorrowedFd<'_>> = out.fds.iter().take(SCM_MAX_FD).map(AsFd::as_fd).collect();
     let mut space =
         [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(SCM_MAX_FD), ScmCredentials(1))];
@@ -276,7 +289,8 @@ fn send_datagram(fd: BorrowedFd<'_>, out: &Outgoing, pid: Option<i32>) -> rustix
         }));
     }
     let iov = [IoSlice::new(&out.payload)];
-    net::sendmsg(fd, &iov, &mut control, SendFlags::NOSIGNAL).map(drop)
+    let flags = if dont_wait { SendFlags::NOSIGNAL | SendFlags::DONTWAIT } else { SendFlags::NOSIGNAL };
+    net::sendmsg(fd, &iov, &mut control, flags).map(drop)
 }
 
 /// Polls `fd` until `POLLHUP` (true) or until `timeout` has passed (false).
