@@ -42,8 +42,8 @@ fn delete_after_a_killed_create_leaves_nothing() {
             .any(|(pid, _)| wchan(*pid) == "wait_for_partner")
     });
     create.signal(Signal::KILL);
-    create.wait();
-
+    // delete first: a container that got as far as created holds create's stdout pipe.
     rt.run(&["delete", "--force", &id]).ok();
+    create.wait();
     rt.assert_clean(&b, &id);
 }
