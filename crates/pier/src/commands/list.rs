@@ -22,6 +22,10 @@ pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
         }
         return Ok(());
     }
+    for row in rows.iter_mut() {
+        // runc's list names the owner; its state leaves it empty.
+        row["owner"] = owner_name(row).into();
+    }
     match args.format {
         ListFormat::Json if rows.is_empty() => println!("null"),
         ListFormat::Json => println!("{}", serde_json::to_string(&rows)?),

@@ -40,9 +40,13 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
     }
     let user = p.user();
     check_ids(user)?;
+    let env = p.env().clone().unwrap_or_default();
+    if let Some(bad) = env.iter().find(|e| !e.contains('=') || e.starts_with('=')) {
+        bail!("config.json: process.env entry {bad:?} is not KEY=VALUE");
+    }
     Ok(Process {
         args,
-        env: p.env().clone().unwrap_or_default(),
+        env,
         cwd,
         terminal: p.terminal().unwrap_or(false),
         console_size: p.console_size().map(|b| (clamp_u16(b.height()), clamp_u16(b.width()))),

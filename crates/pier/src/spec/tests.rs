@@ -200,3 +200,12 @@ fn ids_that_mean_unchanged_are_refused() {
         assert!(format!("{:#}", plan(c).unwrap_err()).contains("range"), "{user}");
     }
 }
+
+#[test]
+fn env_entries_must_be_key_value() {
+    for bad in ["NOEQUALS", "=value"] {
+        let mut c = minimal();
+        c["process"]["env"] = json!(["PATH=/bin", bad]);
+        assert!(format!("{:#}", plan(c).unwrap_err()).contains("KEY=VALUE"), "{bad}");
+    }
+}

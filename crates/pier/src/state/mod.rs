@@ -69,7 +69,7 @@ pub struct State {
     pub own_pid_namespace: bool,
 }
 
-/// Check a container id: `^[A-Za-z0-9][A-Za-z0-9_.+-]*$`, at most 1024 bytes, never `..`.
+/// Check a container id: `^[A-Za-z0-9][A-Za-z0-9_.+-]*$`, at most 255 bytes, never `..`.
 ///
 /// # Errors
 /// [`ContainerError::InvalidId`].
@@ -77,7 +77,8 @@ pub fn validate_id(id: &str) -> Result<(), ContainerError> {
     let mut chars = id.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
-    if !first_ok || !rest_ok || id.len() > 1024 || id.contains("..") {
+    // 255: one path component (NAME_MAX), as the id names a directory and cgroups.
+    if !first_ok || !rest_ok || id.len() > 255 || id.contains("..") {
         return Err(ContainerError::InvalidId(id.to_string()));
     }
     Ok(())
@@ -274,7 +275,8 @@ mod tests {
         for ok in ["a", "c1", "A.b_c+d-e", "0"] {
             assert!(validate_id(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "..", "a/b", "/a", ".a", "-a", "a..b", "a b", "a\nb"] {
+        let long = "a".repeat(256);
+        for bad in ["", "..", "a/b", "/a", ".a", "-a", "a..b", "a b", "a\nb", long.as_str()] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
     }
