@@ -330,3 +330,14 @@ fn preserve_fds_passes_extra_descriptors() {
     assert_eq!(with_fd3(&[], &id).ok().stdout, "no-fd-3\n");
     rt.assert_clean(&b, &id);
 }
+
+#[test]
+fn features_prints_only_a_json_document_with_the_version_range() {
+    // CRI-O parses stdout with json.Unmarshal and requires ociVersionMin/Max.
+    let out = run_bare(&["features"]);
+    out.ok();
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
+    assert!(doc["ociVersionMin"].as_str().is_some_and(|v| v.starts_with("1.")), "{doc}");
+    assert!(doc["ociVersionMax"].as_str().is_some_and(|v| v.starts_with("1.")), "{doc}");
+    assert!(doc["linux"]["namespaces"].as_array().is_some_and(|n| n.iter().any(|x| x == "pid")));
+}

@@ -90,6 +90,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Update container resource constraints
     Update(Box<UpdateArgs>),
+    /// Print what this runtime supports (runtime-spec features.md) as JSON
+    Features,
     /// Print the version and exit (same as --version)
     #[command(hide = true)]
     Version,

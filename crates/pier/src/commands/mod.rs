@@ -3,6 +3,7 @@
 mod create;
 mod delete;
 mod events;
+mod features;
 mod kill;
 mod list;
 mod pause;
@@ -78,5 +79,6 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Resume(args) => resume::run(global, &args.id).map(|_| 0),
         Command::Events(args) => events::run(global, args).map(|_| 0),
         Command::Update(args) => update::run(global, args).map(|_| 0),
+        Command::Features => features::run().map(|_| 0),
     }
 }
