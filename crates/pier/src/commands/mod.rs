@@ -3,6 +3,8 @@
 mod create;
 mod delete;
 mod events;
+mod exec;
+mod exec_process;
 mod kill;
 mod list;
 mod pause;
@@ -58,5 +60,6 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Resume(args) => resume::run(global, &args.id).map(|_| 0),
         Command::Events(args) => events::run(global, args).map(|_| 0),
         Command::Update(args) => update::run(global, args).map(|_| 0),
+        Command::Exec(args) => exec::run(global, args),
     }
 }

@@ -5,6 +5,7 @@
 //! the channel and `_exit(1)`s. Order is security-relevant and reads top to bottom.
 
 mod console;
+mod exec;
 mod identity;
 mod mounts;
 mod namespaces;
@@ -21,6 +22,7 @@ use rustix::fs::{Mode, OFlags};
 use crate::spawn::protocol::{Channel, ToChild, ToParent};
 use crate::spec::Plan;
 
+pub use exec::{run as run_exec, ExecContext};
 pub use namespaces::link_type;
 
 /// Everything the child needs, moved into it by `clone3`.

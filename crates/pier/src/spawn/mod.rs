@@ -1,6 +1,7 @@
 //! Creating the container's init: one `clone3` into the new namespaces and the cgroup, then
 //! the message sequence of [`protocol`] until the child is blocked on the exec fifo.
 
+pub mod exec;
 pub mod protocol;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
