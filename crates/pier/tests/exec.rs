@@ -354,3 +354,87 @@ fn receive_master(conn: &std::os::unix::net::UnixStream) -> OwnedFd {
     assert_eq!(fds.len(), 1, "exactly one fd");
     fds.pop().unwrap()
 }
+
+#[test]
+fn preserve_fds_passes_extra_descriptors() {
+    let rt = Runtime::new();
+    let (_b, id) = running(&rt, "ex-fds");
+    let files = support::host_tempdir("exec-fds");
+    let data = files.path().join("fd3.txt");
+    std::fs::write(&data, "through-fd-3\n").unwrap();
+    // The host shell opens fd 3 and execs the runtime, which must hand it on.
+    let with_fd3 = |flags: &[&str]| {
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("exec \"$@\" 3<{}", data.display()))
+            .arg("sh");
+        cmd.arg(support::runtime_bin())
+            .args(["--root", rt.root_str(), "exec"]);
+        cmd.args(flags).args([
+            id.as_str(),
+            "sh",
+            "-c",
+            "cat <&3 2>/dev/null || echo no-fd-3",
+        ]);
+        support::runner::run_command(cmd, support::TIMEOUT)
+    };
+    assert_eq!(
+        with_fd3(&["--preserve-fds", "1"]).ok().stdout,
+        "through-fd-3\n"
+    );
+    assert_eq!(with_fd3(&[]).ok().stdout, "no-fd-3\n");
+}
+
+#[test]
+fn cap_and_no_new_privs_flags_apply() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    let id = unique_id("ex-caps");
+    rt.create(&b, &id);
+    rt.start(&id);
+    let script = "grep -E '^(CapBnd|CapEff|NoNewPrivs)' /proc/self/status";
+    let plain = rt.run(&["exec", &id, "sh", "-c", script]);
+    plain.ok();
+    let flagged = rt.run(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        "--no-new-privs",
+        &id,
+        "sh",
+        "-c",
+        script,
+    ]);
+    flagged.ok();
+    let field = |out: &support::Output, name: &str| -> u64 {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name}:\n{out}"));
+        // Cap* are hex masks; NoNewPrivs is 0 or 1, the same in hex.
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    const SYS_ADMIN: u64 = 1 << 21;
+    assert_eq!(field(&plain, "CapEff:") & SYS_ADMIN, 0, "{plain}");
+    assert_ne!(field(&flagged, "CapEff:") & SYS_ADMIN, 0, "{flagged}");
+    assert_ne!(field(&flagged, "CapBnd:") & SYS_ADMIN, 0, "{flagged}");
+    assert_eq!(field(&plain, "NoNewPrivs:"), 0, "{plain}");
+    assert_eq!(field(&flagged, "NoNewPrivs:"), 1, "{flagged}");
+}
+
+#[test]
+fn exec_in_a_created_container_runs_before_start() {
+    // runc allows it: the init's namespaces exist once create returns.
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = unique_id("ex-created");
+    rt.create(&b, &id);
+    let out = rt.run(&["exec", &id, "hostname"]);
+    out.ok();
+    assert_eq!(out.stdout, "itest\n", "{out}");
+    assert_eq!(rt.state(&id)["status"], "created");
+}
