@@ -199,7 +199,7 @@ fn go_runc_detached_shape_returns_with_the_pid_of_a_process_in_the_container() {
 fn signals_to_a_foreground_exec_reach_the_process() {
     let rt = Runtime::new();
     let (_b, id) = running(&rt, "ex-sig");
-    let script = "trap 'kill $!; echo got TERM; exit 3' TERM; echo ready; while :; do sleep 1000 & wait $!; done";
+    let script = "trap 'kill $!; echo got TERM; exit 3' TERM; echo ready; while :; do sleep 1000 </dev/null >/dev/null 2>&1 & wait $!; done";
     let exec = rt.spawn(&["exec", &id, "sh", "-c", script]);
     exec.expect_stdout("ready");
     exec.signal(Signal::TERM);
