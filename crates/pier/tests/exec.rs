@@ -438,3 +438,26 @@ fn exec_in_a_created_container_runs_before_start() {
     assert_eq!(out.stdout, "itest\n", "{out}");
     assert_eq!(rt.state(&id)["status"], "created");
 }
+
+#[test]
+fn exec_joins_a_time_namespace_of_the_container() {
+    // runc 1.1 (Debian 12's) knows no time namespace; runtime-spec 1.2 added it.
+    if std::env::var_os("PIER_BIN").is_some() {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    b.namespaces(&["pid", "network", "ipc", "uts", "mount", "time"]);
+    let id = unique_id("ex-time");
+    rt.create(&b, &id);
+    rt.start(&id);
+    let init = rt.init_pid(&id);
+    assert_ne!(
+        ns_of(init, "time"),
+        ns_of(std::process::id() as i32, "time")
+    );
+    let out = rt.run(&["exec", &id, "readlink", "/proc/self/ns/time"]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), ns_of(init, "time"), "{out}");
+}

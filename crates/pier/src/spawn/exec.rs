@@ -2,7 +2,7 @@
 //! container's cgroups, which then joins the init's other namespaces itself and `execve`s
 //! (the exec sequence of [`super::protocol`]).
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{Mode, OFlags};
@@ -49,8 +49,8 @@ pub fn spawn_exec(
     let (parent, child) = Channel::pair().context("socketpair")?;
     rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)
         .context("PR_SET_DUMPABLE")?;
-    let forked =
-        with_pid_namespace_of(init_pidfd, || crate::sys::clone3(0, None).context("clone3"))?;
+    let clone = || crate::sys::clone3(0, None).context("clone3");
+    let forked = with_namespaces_for_children(init_pid, init_pidfd, clone)?;
     match forked {
         Forked::Child => {
             drop(parent);
@@ -78,39 +78,69 @@ pub fn spawn_exec(
 fn namespaces_to_join(init_pid: i32) -> Result<ThreadNameSpaceType> {
     let mut flags = ThreadNameSpaceType::empty();
     for (name, flag) in JOINED {
-        let theirs = rustix::fs::stat(format!("/proc/{init_pid}/ns/{name}"))
-            .with_context(|| format!("read the container init's {name} namespace"))?;
-        let ours = rustix::fs::stat(format!("/proc/self/ns/{name}"))
-            .with_context(|| format!("read our {name} namespace"))?;
-        if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino) {
+        if differs(init_pid, name)? {
             flags |= flag;
         }
     }
     Ok(flags)
 }
 
-/// Enter the init's pid namespace for children (`setns(pidfd, CLONE_NEWPID)` changes only
-/// `pid_for_children`), run `f` (the clone), and return to our own.
-fn with_pid_namespace_of<T>(
-    init_pidfd: BorrowedFd<'_>,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    let own = rustix::fs::open(
-        "/proc/self/ns/pid_for_children",
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .context("open /proc/self/ns/pid_for_children")?;
-    rustix::thread::move_into_thread_name_spaces(init_pidfd, ThreadNameSpaceType::PROCESS_ID)
-        .context("join the container's pid namespace")?;
-    let result = f();
-    restore(&own);
-    result
+/// Whether the init's namespace `name` (a `/proc/<pid>/ns` entry) is not pier's own.
+fn differs(init_pid: i32, name: &str) -> Result<bool> {
+    let theirs = rustix::fs::stat(format!("/proc/{init_pid}/ns/{name}"))
+        .with_context(|| format!("read the container init's {name} namespace"))?;
+    let ours = rustix::fs::stat(format!("/proc/self/ns/{name}"))
+        .with_context(|| format!("read our {name} namespace"))?;
+    Ok((theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino))
 }
 
-fn restore(own: &OwnedFd) {
-    let _ =
-        rustix::thread::move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::ProcessID));
+/// Enter the init's pid (and, if it has its own, time) namespace for children
+/// (`setns(pidfd, CLONE_NEWPID|CLONE_NEWTIME)` changes only `pid_for_children` and
+/// `time_for_children`), run `clone`, and (in the parent) return to our own.
+fn with_namespaces_for_children(
+    init_pid: i32,
+    init_pidfd: BorrowedFd<'_>,
+    clone: impl FnOnce() -> Result<Forked>,
+) -> Result<Forked> {
+    let mut joined = vec![(
+        "pid_for_children",
+        ThreadNameSpaceType::PROCESS_ID,
+        LinkNameSpaceType::ProcessID,
+    )];
+    if differs(init_pid, "time")? {
+        joined.push((
+            "time_for_children",
+            ThreadNameSpaceType::TIME,
+            LinkNameSpaceType::Time,
+        ));
+    }
+    let mut own = Vec::new();
+    for (name, _, kind) in &joined {
+        let path = format!("/proc/self/ns/{name}");
+        let fd = rustix::fs::open(
+            path.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("open {path}"))?;
+        own.push((fd, *kind));
+    }
+    let flags = joined
+        .iter()
+        .fold(ThreadNameSpaceType::empty(), |acc, (_, flag, _)| {
+            acc | *flag
+        });
+    let result = rustix::thread::move_into_thread_name_spaces(init_pidfd, flags)
+        .context("join the container's pid namespace")
+        .and_then(|()| clone());
+    // Only pier goes back: the child must keep them (a restored time_for_children would
+    // take effect at its execve).
+    if !matches!(result, Ok(Forked::Child)) {
+        for (fd, kind) in own {
+            let _ = rustix::thread::move_into_link_name_space(fd.as_fd(), Some(kind));
+        }
+    }
+    result
 }
 
 /// Steps 2 to 4 of the exec sequence, on the parent side.

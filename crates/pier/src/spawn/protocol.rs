@@ -15,7 +15,7 @@
 //!
 //! | step | parent (pier exec)                                      | child (the exec'd process)          |
 //! |------|---------------------------------------------------------|-------------------------------------|
-//! | 1    | `setns(init pidfd, CLONE_NEWPID)`, `clone3`, back to its own pid ns | blocks in `recv`         |
+//! | 1    | `setns(init pidfd, CLONE_NEWPID[\|CLONE_NEWTIME])`, `clone3`, back to its own | blocks in `recv` |
 //! | 2    | writes the pid to every cgroup's `cgroup.procs`; sends [`ToChild::Go`] |                   |
 //! | 3    |                                                         | limits; `setns(init pidfd, user\|mnt\|net\|ipc\|uts\|cgroup)`; pty; cwd; identity; executable lookup |
 //! | 3b   | with `process.terminal`: receives the pty master        | sends [`ToParent::Console`] with the master fd |
