@@ -92,6 +92,8 @@ pub enum Command {
     Update(Box<UpdateArgs>),
     /// Print what this runtime supports (runtime-spec features.md) as JSON
     Features,
+    /// Execute a new process inside a running container
+    Exec(Box<ExecArgs>),
     /// Print the version and exit (same as --version)
     #[command(hide = true)]
     Version,
@@ -169,6 +171,56 @@ pub struct RunArgs {
     /// Accepted for runc compatibility (pier is a subreaper only while it waits)
     #[arg(long, hide = true)]
     pub no_subreaper: bool,
+}
+
+/// `exec [flags] <id> [command args…]` (runc `exec.go`). Flag parsing stops at the id: the
+/// rest is the command, verbatim (the normaliser inserts `--` after the id).
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The container id
+    pub id: String,
+    /// The command and its arguments (ignored with --process)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// Path to a runtime-spec `process` JSON file describing the process (other process flags are ignored)
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<std::path::PathBuf>,
+    /// Return once the process is started instead of waiting for it
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's host pid to this file
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master (with --tty and --detach)
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable, KEY=VALUE (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// User id, and optionally group id: uid[:gid]
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Additional group id (repeatable)
+    #[arg(short = 'g', long, value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective, permitted and ambient sets (repeatable)
+    #[arg(short, long, value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass this many extra fds (3 onwards) to the process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// Exec even when the container is paused (the process starts frozen)
+    #[arg(long)]
+    pub ignore_paused: bool,
 }
 
 /// `kill [--all] <id> [signal]` (runc `kill.go`).

@@ -6,6 +6,10 @@
 //! subcommand, then that subcommand's), a single-dash token `-name[=v]` into `--name[=v]`
 //! when `name` is a long flag of the scope, and `--bool=true|false` into `--bool` or nothing.
 //! The flag names come from the clap [`Command`] itself, so there is no second list to drift.
+//!
+//! A subcommand whose last positional is a trailing list (`exec <id> <cmd…>`, `ps <id>
+//! [ps-args…]`) stops flag parsing at its first positional, as urfave's `StopOnNthArg: 1`
+//! does for runc: a `--` is inserted after it and the rest is passed on verbatim.
 
 use clap::Command;
 
@@ -35,6 +39,14 @@ pub fn normalize(cmd: &Command, argv: Vec<String>) -> Vec<String> {
                     scope = sub;
                     in_subcommand = true;
                 }
+            } else if has_raw_tail(scope) {
+                out.push(token);
+                let rest: Vec<String> = tokens.by_ref().collect();
+                if rest.first().map(String::as_str) != Some("--") {
+                    out.push("--".to_string());
+                }
+                out.extend(rest);
+                break;
             }
             out.push(token);
             continue;
@@ -76,6 +88,11 @@ fn rewrite_flag(scope: &Command, token: &str) -> (Option<String>, bool) {
         (true, Some(v)) => (Some(format!("--{name}={v}")), false),
         (true, None) => (Some(format!("--{name}")), true),
     }
+}
+
+/// Whether the command's last positional takes the raw rest of the line.
+fn has_raw_tail(scope: &Command) -> bool {
+    scope.get_positionals().any(|a| a.is_trailing_var_arg_set())
 }
 
 fn short_takes_value(scope: &Command, name: &str) -> bool {
@@ -122,6 +139,33 @@ mod tests {
         assert_eq!(norm(&["kill", "-a", "c", "9"]), ["kill", "-a", "c", "9"]);
         assert_eq!(norm(&["-unknown", "list"]), ["-unknown", "list"]);
         assert_eq!(norm(&["--", "-root"]), ["--", "-root"]);
+    }
+
+    #[test]
+    fn exec_tail_after_the_id_is_raw() {
+        assert_eq!(
+            norm(&["exec", "-e", "A=1", "-cwd", "/t", "c1", "find", "-user", "0", "--tty"]),
+            ["exec", "-e", "A=1", "--cwd", "/t", "c1", "--", "find", "-user", "0", "--tty"]
+        );
+        assert_eq!(norm(&["exec", "c1", "--", "ls"]), ["exec", "c1", "--", "ls"]);
+        assert_eq!(norm(&["ps", "c1", "-ef"]), ["ps", "c1", "--", "-ef"]);
+        let argv = norm(&["exec", "--process", "/p.json", "--detach", "c1"]);
+        let cli = Cli::try_parse_from(std::iter::once("pier".to_string()).chain(argv)).unwrap();
+        match cli.command {
+            Some(crate::cli::Command::Exec(e)) => {
+                assert_eq!((e.id.as_str(), e.detach, e.command.len()), ("c1", true, 0));
+            }
+            other => panic!("parsed {other:?}"),
+        }
+        let argv = norm(&["exec", "-t", "c1", "sh", "-c", "echo -d"]);
+        let cli = Cli::try_parse_from(std::iter::once("pier".to_string()).chain(argv)).unwrap();
+        match cli.command {
+            Some(crate::cli::Command::Exec(e)) => {
+                assert!(e.tty && !e.detach);
+                assert_eq!(e.command, ["sh", "-c", "echo -d"]);
+            }
+            other => panic!("parsed {other:?}"),
+        }
     }
 
     #[test]

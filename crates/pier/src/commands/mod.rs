@@ -4,6 +4,8 @@ mod create;
 mod delete;
 mod events;
 mod features;
+mod exec;
+mod exec_process;
 mod kill;
 mod list;
 mod pause;
@@ -80,5 +82,6 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Events(args) => events::run(global, args).map(|_| 0),
         Command::Update(args) => update::run(global, args).map(|_| 0),
         Command::Features => features::run().map(|_| 0),
+        Command::Exec(args) => exec::run(global, args),
     }
 }

@@ -14,6 +14,16 @@ use crate::spec::Process;
 
 /// Allocate the pty (after the root switch) and hand the master to the parent.
 pub fn setup(process: &Process, channel: &Channel) -> Result<()> {
+    allocate(process, channel, true)
+}
+
+/// For a process exec'd into a running container: the same pty, without touching
+/// /dev/console (it belongs to the init's terminal).
+pub fn setup_for_exec(process: &Process, channel: &Channel) -> Result<()> {
+    allocate(process, channel, false)
+}
+
+fn allocate(process: &Process, channel: &Channel, dev_console: bool) -> Result<()> {
     if !process.terminal {
         return Ok(());
     }
@@ -28,7 +38,9 @@ pub fn setup(process: &Process, channel: &Channel) -> Result<()> {
         let size = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
         rustix::termios::tcsetwinsize(&slave, size).context("set the console size")?;
     }
-    bind_dev_console(&name)?;
+    if dev_console {
+        bind_dev_console(&name)?;
+    }
     channel.send_with_fd(&ToParent::Console(name), master.as_fd()).context("send the pty master")?;
     drop(master);
     become_session_leader(slave)

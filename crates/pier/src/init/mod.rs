@@ -18,6 +18,7 @@
 //!   `create` or `start` fail (never run the container unfiltered).
 
 mod console;
+mod exec;
 mod identity;
 mod mounts;
 mod namespaces;
@@ -35,6 +36,7 @@ use rustix::fs::{Mode, OFlags};
 use crate::spawn::protocol::{Channel, ToChild, ToParent};
 use crate::spec::Plan;
 
+pub use exec::{run as run_exec, ExecContext};
 pub use namespaces::link_type;
 
 /// Everything the child needs, moved into it by `clone3`.

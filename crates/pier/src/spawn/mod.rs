@@ -1,6 +1,7 @@
 //! Creating the container's init: one `clone3` into the new namespaces and the cgroup, then
 //! the message sequence of [`protocol`] until the child is blocked on the exec fifo.
 
+pub mod exec;
 pub mod protocol;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -99,8 +100,9 @@ fn clone_flags(plan: &Plan) -> libc::c_int {
 }
 
 /// A pid (or time) namespace joined by path applies to children only: enter it for the
-/// clone, then return to our own so nothing else pier forks lands in the container's.
-fn with_joined_pid_namespace<T>(plan: &Plan, f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// clone, then return to our own so nothing else pier forks lands in the container's. Only
+/// pier returns: the child keeps them (a restored time_for_children would apply at execve).
+fn with_joined_pid_namespace(plan: &Plan, f: impl FnOnce() -> Result<Forked>) -> Result<Forked> {
     let joined: Vec<_> = plan
         .namespaces
         .iter()
@@ -115,8 +117,10 @@ fn with_joined_pid_namespace<T>(plan: &Plan, f: impl FnOnce() -> Result<T>) -> R
             .with_context(|| format!("join {:?} namespace", ns.kind))?;
     }
     let result = f();
-    for (fd, kind) in restore {
-        let _ = rustix::thread::move_into_link_name_space(fd.as_fd(), Some(crate::init::link_type(kind)));
+    if !matches!(result, Ok(Forked::Child)) {
+        for (fd, kind) in restore {
+            let _ = rustix::thread::move_into_link_name_space(fd.as_fd(), Some(crate::init::link_type(kind)));
+        }
     }
     result
 }

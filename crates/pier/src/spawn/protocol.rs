@@ -12,6 +12,17 @@
 //! | 5    | writes state.json and the pid file; sends [`ToChild::Committed`] | clears its parent-death signal, answers [`ToParent::Committed`] |
 //! | 6    | closes the channel and returns                  | blocks opening `exec.fifo` for writing   |
 //!
+//! Sequence for `exec` (no exec fifo: the process runs as soon as it is set up):
+//!
+//! | step | parent (pier exec)                                      | child (the exec'd process)          |
+//! |------|---------------------------------------------------------|-------------------------------------|
+//! | 1    | `setns(init pidfd, CLONE_NEWPID[\|CLONE_NEWTIME])`, `clone3`, back to its own | blocks in `recv` |
+//! | 2    | writes the pid to every cgroup's `cgroup.procs`; sends [`ToChild::Go`] |                   |
+//! | 3    |                                                         | limits; `setns(init pidfd, user\|mnt\|net\|ipc\|uts\|cgroup)`; pty; cwd; identity; executable lookup |
+//! | 3b   | with `process.terminal`: receives the pty master        | sends [`ToParent::Console`] with the master fd |
+//! | 4    | blocks in `recv`                                        | sends [`ToParent::Ready`] and `execve`s, or [`ToParent::Error`] and exits 1 |
+//! | 5    | EOF after Ready (the channel is close-on-exec): started; an Error after Ready: execve failed | |
+//!
 //! The child never logs its own failure: the parent reports it once, with context. An EOF where
 //! a message was expected means the child died; the parent then reports its exit status.
 

@@ -19,6 +19,7 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 pub use mounts::parse_propagation;
 pub use plan::*;
 pub use seccomp::{Seccomp, SeccompAction, SeccompArg, SeccompFlags, SeccompOp, SyscallRule, DEFAULT_ERRNO};
+pub use process::parse_process;
 
 /// Read `<bundle>/config.json` and build its Plan. `bundle` should be absolute.
 ///

@@ -28,6 +28,19 @@ pub fn drop_unknown_capabilities(config: &mut serde_json::Value) {
     }
 }
 
+/// Parse a runtime-spec `process` object on its own (`exec --process FILE`), with the same
+/// validation and unknown-capability handling as config.json's.
+///
+/// # Errors
+/// Invalid JSON, a shape that is not a runtime-spec Process, empty `args`, a relative `cwd`.
+pub fn parse_process(bytes: &[u8]) -> Result<Process> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).context("invalid JSON")?;
+    let mut wrapped = serde_json::json!({ "process": value });
+    drop_unknown_capabilities(&mut wrapped);
+    let p: oci_spec::runtime::Process = serde_json::from_value(wrapped["process"].take()).context("not a runtime-spec process")?;
+    process_of(&p)
+}
+
 /// Convert and validate `process`.
 pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
     let args = p.args().clone().unwrap_or_default();

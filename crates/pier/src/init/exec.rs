@@ -1,0 +1,75 @@
+//! The child side of `pier exec`: a process cloned into the init's pid namespace and cgroup
+//! joins the init's other namespaces through its pidfd, then takes the same last steps as the
+//! init (limits, terminal, cwd, identity, executable lookup) and `execve`s at once: there is
+//! no exec fifo. Steps are the init's own functions; only the order and the namespace join
+//! are specific to exec.
+
+use std::os::fd::BorrowedFd;
+
+use anyhow::{bail, Context, Result};
+use rustix::thread::ThreadNameSpaceType;
+
+use super::{console, identity, process, seccomp};
+use crate::spawn::protocol::{Channel, ToChild, ToParent};
+use crate::spec::Process;
+
+/// Everything the exec'd process needs, moved into it by `clone3`.
+pub struct ExecContext<'a> {
+    /// The process to run (runtime-spec `process`, already merged with the exec flags).
+    pub process: &'a Process,
+    /// A pidfd of the container's init, for `setns(2)`.
+    pub init_pidfd: BorrowedFd<'a>,
+    /// The init's namespaces that differ from pier's (pid excluded: the clone is already in it).
+    pub namespaces: ThreadNameSpaceType,
+    /// How many fds from 3 on cross `execve` (`--preserve-fds`).
+    pub keep_fds: u32,
+    /// The container's seccomp profile, loaded as for the init.
+    pub seccomp: Option<&'a crate::spec::Seccomp>,
+}
+
+/// Run the exec'd process's set-up in the child; never returns.
+pub fn run(ctx: &ExecContext<'_>, channel: Channel) -> ! {
+    let ignored_signals = process::ignored_signals();
+    let exec = match prepare(ctx, &channel) {
+        Ok(exec) => exec,
+        Err(e) => super::fail(&channel, e),
+    };
+    // The channel is close-on-exec: after Ready, EOF tells the parent that execve worked.
+    if channel.send(&ToParent::Ready).is_err() {
+        crate::sys::exit_immediately(1);
+    }
+    let err = process::exec(&exec, ctx.keep_fds, ignored_signals);
+    super::fail(&channel, err)
+}
+
+/// The steps, in order (protocol table, exec sequence, step 3).
+fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<process::Exec> {
+    match channel.recv::<ToChild>().context("wait for the parent")? {
+        Some(ToChild::Go) => {}
+        Some(other) => bail!("unexpected {other:?} from the parent"),
+        None => bail!("the parent went away"),
+    }
+    // Through the host's /proc, before the container's mount namespace is the only one left.
+    process::apply_limits(ctx.process)?;
+    if !ctx.namespaces.is_empty() {
+        rustix::thread::move_into_thread_name_spaces(ctx.init_pidfd, ctx.namespaces)
+            .context("join the container's namespaces")?;
+    }
+    console::setup_for_exec(ctx.process, channel)?;
+    process::enter_cwd(ctx.process).map_err(|e| {
+        anyhow::anyhow!(
+            "chdir to cwd ({:?}) set in config.json failed: {}",
+            ctx.process.cwd,
+            e.root_cause()
+        )
+    })?;
+    // Built before the identity change; loaded there or right before execve, as for the init.
+    let mut filter = ctx.seccomp.map(seccomp::build).transpose()?;
+    if seccomp::loads_early(ctx.process) {
+        filter.take().map(|f| f.load()).transpose()?;
+    }
+    identity::apply(ctx.process)?;
+    let mut exec = process::resolve(ctx.process, &[])?;
+    exec.seccomp = filter;
+    Ok(exec)
+}
