@@ -21,14 +21,34 @@ impl Activation {
     /// Read pier's environment: `LISTEN_FDS` counts only when `LISTEN_PID` is pier's pid.
     pub fn from_env() -> Activation {
         let var = |k: &str| std::env::var(k).ok();
-        Self::from_vars(var("LISTEN_PID"), var("LISTEN_FDS"), var("LISTEN_FDNAMES"), var("FDSTORE"), std::process::id())
+        Self::from_vars(
+            var("LISTEN_PID"),
+            var("LISTEN_FDS"),
+            var("LISTEN_FDNAMES"),
+            var("FDSTORE"),
+            std::process::id(),
+        )
     }
 
     /// Pure form of [`Activation::from_env`].
-    pub fn from_vars(pid: Option<String>, fds: Option<String>, names: Option<String>, store: Option<String>, own_pid: u32) -> Activation {
+    pub fn from_vars(
+        pid: Option<String>,
+        fds: Option<String>,
+        names: Option<String>,
+        store: Option<String>,
+        own_pid: u32,
+    ) -> Activation {
         let for_us = pid.as_deref().and_then(|p| p.parse::<u32>().ok()) == Some(own_pid);
-        let listen_fds = if for_us { fds.and_then(|n| n.parse().ok()).unwrap_or(0) } else { 0 };
-        Activation { listen_fds, fd_names: names.filter(|_| listen_fds > 0), fd_store: store }
+        let listen_fds = if for_us {
+            fds.and_then(|n| n.parse().ok()).unwrap_or(0)
+        } else {
+            0
+        };
+        Activation {
+            listen_fds,
+            fd_names: names.filter(|_| listen_fds > 0),
+            fd_store: store,
+        }
     }
 
     /// Variables for the container, except `LISTEN_PID`, which the init adds with its own pid.
@@ -63,7 +83,10 @@ mod tests {
         let other = Activation::from_vars(s("41"), s("2"), s("web"), None, 42);
         assert_eq!(other.listen_fds, 0);
         assert!(other.env().is_empty());
-        assert_eq!(Activation::from_vars(None, s("2"), None, None, 42).listen_fds, 0);
+        assert_eq!(
+            Activation::from_vars(None, s("2"), None, None, 42).listen_fds,
+            0
+        );
     }
 
     #[test]

@@ -27,13 +27,23 @@ use crate::cli::{Global, LogFormat};
 /// # Errors
 /// The `--log` file cannot be opened for appending.
 pub fn init(global: &Global) -> io::Result<()> {
-    let max = if global.debug { Level::DEBUG } else { Level::ERROR };
+    let max = if global.debug {
+        Level::DEBUG
+    } else {
+        Level::ERROR
+    };
     let out = match &global.log {
-        Some(path) => Output::File(Mutex::new(OpenOptions::new().create(true).append(true).open(path)?)),
+        Some(path) => Output::File(Mutex::new(
+            OpenOptions::new().create(true).append(true).open(path)?,
+        )),
         None => Output::Stderr,
     };
     // A second init (tests) keeps the first subscriber; that is fine.
-    let _ = tracing::subscriber::set_global_default(RuncLog { max, format: global.log_format, out });
+    let _ = tracing::subscriber::set_global_default(RuncLog {
+        max,
+        format: global.log_format,
+        out,
+    });
     Ok(())
 }
 
@@ -66,7 +76,10 @@ pub fn record_usage_error(argv: &[String], msg: &str) {
     let line = if json {
         serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
     } else {
-        format!("time=\"{time}\" level=error msg={}", serde_json::Value::from(msg))
+        format!(
+            "time=\"{time}\" level=error msg={}",
+            serde_json::Value::from(msg)
+        )
     };
     if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(path) {
         let _ = writeln!(file, "{line}");

@@ -8,7 +8,10 @@ use pier::cli::{normalize::normalize, Cli};
 fn main() -> ExitCode {
     let command = Cli::command();
     let argv = normalize(&command, std::env::args().collect());
-    let cli = match command.try_get_matches_from(argv).and_then(|m| Cli::from_arg_matches(&m)) {
+    let cli = match command
+        .try_get_matches_from(argv)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -16,7 +19,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(0);
             }
             let rendered = e.render().to_string();
-            let msg = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            let msg = rendered
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
             pier::logging::record_usage_error(&std::env::args().collect::<Vec<_>>(), msg);
             return ExitCode::from(1);
         }

@@ -59,9 +59,18 @@ pub fn prepare(dir: &ContainerDir) -> Result<Option<ContainerSide>> {
     if !requested() {
         return Ok(None);
     }
-    rustix::fs::mkdirat(dir.fd(), HOST_DIR, Mode::from_raw_mode(0o755)).context("create the notify directory")?;
-    rustix::fs::chmodat(dir.fd(), HOST_DIR, Mode::from_raw_mode(0o755), rustix::fs::AtFlags::empty())?;
-    Ok(Some(ContainerSide { host_dir: dir.path().join(HOST_DIR), env: container_env() }))
+    rustix::fs::mkdirat(dir.fd(), HOST_DIR, Mode::from_raw_mode(0o755))
+        .context("create the notify directory")?;
+    rustix::fs::chmodat(
+        dir.fd(),
+        HOST_DIR,
+        Mode::from_raw_mode(0o755),
+        rustix::fs::AtFlags::empty(),
+    )?;
+    Ok(Some(ContainerSide {
+        host_dir: dir.path().join(HOST_DIR),
+        env: container_env(),
+    }))
 }
 
 /// `NOTIFY_SOCKET` for the container, and the watchdog: `WATCHDOG_USEC` passes through when it
@@ -69,7 +78,8 @@ pub fn prepare(dir: &ContainerDir) -> Result<Option<ContainerSide>> {
 /// `sd_watchdog_enabled()` inside accepts it for any process (sd_watchdog_enabled(3)).
 fn container_env() -> Vec<String> {
     let mut env = vec![format!("NOTIFY_SOCKET={CONTAINER_SOCKET}")];
-    let for_us = std::env::var("WATCHDOG_PID").map_or(true, |p| p == std::process::id().to_string());
+    let for_us =
+        std::env::var("WATCHDOG_PID").map_or(true, |p| p == std::process::id().to_string());
     if let (Ok(usec), true) = (std::env::var("WATCHDOG_USEC"), for_us) {
         env.push(format!("WATCHDOG_USEC={usec}"));
     }
@@ -115,7 +125,12 @@ pub fn start_session(dir: &ContainerDir, state: &State, detached: bool) -> Resul
     if !requested() {
         return Ok(None);
     }
-    let notify_dir = match rustix::fs::openat(dir.fd(), HOST_DIR, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+    let notify_dir = match rustix::fs::openat(
+        dir.fd(),
+        HOST_DIR,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => return Err(e).context("open the notify directory"),
@@ -130,9 +145,17 @@ pub fn start_session(dir: &ContainerDir, state: &State, detached: bool) -> Resul
         policy: policy(&state.annotations)?,
         identity: identity(&state.annotations, detached, state.pid)?,
         init_host_pid: state.pid,
-        init_container_pid: if state.own_pid_namespace { 1 } else { state.pid },
+        init_container_pid: if state.own_pid_namespace {
+            1
+        } else {
+            state.pid
+        },
     };
-    Ok(Some(Session { listener, upstream, relay: Relay::new(config) }))
+    Ok(Some(Session {
+        listener,
+        upstream,
+        relay: Relay::new(config),
+    }))
 }
 
 fn policy(annotations: &BTreeMap<String, String>) -> Result<Policy> {
@@ -152,13 +175,21 @@ fn policy(annotations: &BTreeMap<String, String>) -> Result<Policy> {
 
 /// Foreground: pier is the main process and forwards as itself. Detached: as root, the
 /// init becomes the main pid; without privilege, the relay does (design-study §2.4).
-fn identity(annotations: &BTreeMap<String, String>, detached: bool, init_pid: i32) -> Result<Identity> {
-    let main_pid = Identity::AsMainPid { init_host_pid: init_pid };
+fn identity(
+    annotations: &BTreeMap<String, String>,
+    detached: bool,
+    init_pid: i32,
+) -> Result<Identity> {
+    let main_pid = Identity::AsMainPid {
+        init_host_pid: init_pid,
+    };
     match annotations.get(ANNOTATION_IDENTITY).map(String::as_str) {
         Some("relay") => Ok(Identity::AsRelay),
         Some("main-pid") => Ok(main_pid),
         Some("relay-is-main") => Ok(Identity::RelayIsMain),
-        Some(other) => bail!("invalid {ANNOTATION_IDENTITY} {other:?}: use relay, main-pid or relay-is-main"),
+        Some(other) => {
+            bail!("invalid {ANNOTATION_IDENTITY} {other:?}: use relay, main-pid or relay-is-main")
+        }
         None if !detached => Ok(Identity::AsRelay),
         None if rustix::process::geteuid().is_root() => Ok(main_pid),
         None => Ok(Identity::RelayIsMain),
@@ -185,7 +216,9 @@ impl Session {
     /// Drain the socket, then make sure systemd processed everything (BARRIER=1, bounded),
     /// so it can still attribute what we sent before this process exits.
     pub fn finish(&mut self) {
-        while let Ok(p) = notify_relay::pump(&mut self.listener, self.upstream.as_mut(), &mut self.relay) {
+        while let Ok(p) =
+            notify_relay::pump(&mut self.listener, self.upstream.as_mut(), &mut self.relay)
+        {
             if p.drained {
                 break;
             }
@@ -196,7 +229,10 @@ impl Session {
     /// Send BARRIER=1 upstream and wait for it, bounded.
     pub fn barrier(&mut self) {
         if let Some(up) = self.upstream.as_mut() {
-            if !up.barrier(notify_relay::relay::FINAL_BARRIER_TIMEOUT).unwrap_or(false) {
+            if !up
+                .barrier(notify_relay::relay::FINAL_BARRIER_TIMEOUT)
+                .unwrap_or(false)
+            {
                 tracing::warn!("notify: the host did not acknowledge the barrier");
             }
         }
@@ -209,8 +245,11 @@ impl Session {
     /// the relay starts only after this process, still the unit's main pid, has told the host
     /// that the relay is the main pid now ([`Session::hand_over_main_pid`]).
     pub fn detach(mut self, init_pidfd: BorrowedFd<'_>) -> Result<()> {
-        let pidfd: OwnedFd = init_pidfd.try_clone_to_owned().context("dup the init pidfd")?;
-        let (hold, go) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe")?;
+        let pidfd: OwnedFd = init_pidfd
+            .try_clone_to_owned()
+            .context("dup the init pidfd")?;
+        let (hold, go) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe")?;
         match crate::sys::clone3(0, None).context("fork the notify relay")? {
             crate::sys::Forked::Parent { pid, .. } => {
                 drop(hold);
@@ -238,7 +277,10 @@ impl Session {
             return;
         }
         if let Some(up) = self.upstream.as_mut() {
-            let out = notify_relay::Outgoing { payload: format!("MAINPID={relay_pid}").into_bytes(), ..Default::default() };
+            let out = notify_relay::Outgoing {
+                payload: format!("MAINPID={relay_pid}").into_bytes(),
+                ..Default::default()
+            };
             if let Err(e) = up.send(&out) {
                 tracing::warn!("notify: could not announce the detached relay as MAINPID: {e}");
             }
@@ -249,10 +291,18 @@ impl Session {
     /// In the forked child: detach at once (so pier's stdio is released as pier exits), wait
     /// for EOF on `hold` (the parent's hand-over is done), then relay until the init exits.
     fn relay_detached(self, pidfd: OwnedFd, hold: OwnedFd) -> Result<()> {
-        let Session { mut listener, upstream, relay } = self;
+        let Session {
+            mut listener,
+            upstream,
+            relay,
+        } = self;
         // A relay made before the fork knows the parent's pid as its own: if it has yet to
         // announce MAINPID= (no READY so far), RelayIsMain must name this process instead.
-        let mut relay = if relay.main_pid_announced() { relay } else { Relay::new(*relay.config()) };
+        let mut relay = if relay.main_pid_announced() {
+            relay
+        } else {
+            Relay::new(*relay.config())
+        };
         let address = upstream.as_ref().map(|u| u.address().clone());
         std::mem::forget(upstream); // its fd is closed below with the rest
         let _ = rustix::process::setsid();
@@ -260,13 +310,29 @@ impl Session {
         for fd in 0..3 {
             crate::sys::dup3_inheritable(devnull.as_fd(), fd)?;
         }
-        crate::sys::close_all_except(&[0, 1, 2, listener.as_fd().as_raw_fd(), pidfd.as_raw_fd(), hold.as_raw_fd()]);
+        crate::sys::close_all_except(&[
+            0,
+            1,
+            2,
+            listener.as_fd().as_raw_fd(),
+            pidfd.as_raw_fd(),
+            hold.as_raw_fd(),
+        ]);
         std::mem::forget(devnull);
         let mut byte = [0u8; 1];
-        while matches!(rustix::io::read(&hold, &mut byte), Ok(1) | Err(rustix::io::Errno::INTR)) {}
+        while matches!(
+            rustix::io::read(&hold, &mut byte),
+            Ok(1) | Err(rustix::io::Errno::INTR)
+        ) {}
         drop(hold);
         let mut upstream = address.and_then(|a| Upstream::connect(&a).ok());
-        notify_relay::run(&mut listener, upstream.as_mut(), &mut relay, pidfd.as_fd(), || {})?;
+        notify_relay::run(
+            &mut listener,
+            upstream.as_mut(),
+            &mut relay,
+            pidfd.as_fd(),
+            || {},
+        )?;
         Ok(())
     }
 }

@@ -4,14 +4,37 @@
 use anyhow::{bail, Result};
 
 const NAMES: [(&str, i32); 31] = [
-    ("HUP", libc::SIGHUP), ("INT", libc::SIGINT), ("QUIT", libc::SIGQUIT), ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP), ("ABRT", libc::SIGABRT), ("IOT", libc::SIGIOT), ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE), ("KILL", libc::SIGKILL), ("USR1", libc::SIGUSR1), ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2), ("PIPE", libc::SIGPIPE), ("ALRM", libc::SIGALRM), ("TERM", libc::SIGTERM),
-    ("STKFLT", libc::SIGSTKFLT), ("CHLD", libc::SIGCHLD), ("CONT", libc::SIGCONT), ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP), ("TTIN", libc::SIGTTIN), ("TTOU", libc::SIGTTOU), ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU), ("XFSZ", libc::SIGXFSZ), ("VTALRM", libc::SIGVTALRM), ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH), ("IO", libc::SIGIO), ("SYS", libc::SIGSYS),
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("IOT", libc::SIGIOT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("SYS", libc::SIGSYS),
 ];
 
 /// Parse a signal given as a number or a name (case-insensitive, with or without `SIG`).
@@ -32,14 +55,36 @@ pub fn parse(text: &str) -> Result<i32> {
         return Ok(*n);
     }
     let rt = |base: i32, rest: &str, sign: i32| -> Option<i32> {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().ok()? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().ok()?
+        };
         let n = base + sign * off;
         (libc::SIGRTMIN()..=max).contains(&n).then_some(n)
     };
     let parsed = if let Some(rest) = name.strip_prefix("RTMIN") {
-        rest.strip_prefix('+').map_or_else(|| if rest.is_empty() { rt(libc::SIGRTMIN(), "", 1) } else { None }, |r| rt(libc::SIGRTMIN(), r, 1))
+        rest.strip_prefix('+').map_or_else(
+            || {
+                if rest.is_empty() {
+                    rt(libc::SIGRTMIN(), "", 1)
+                } else {
+                    None
+                }
+            },
+            |r| rt(libc::SIGRTMIN(), r, 1),
+        )
     } else if let Some(rest) = name.strip_prefix("RTMAX") {
-        rest.strip_prefix('-').map_or_else(|| if rest.is_empty() { rt(max, "", 1) } else { None }, |r| rt(max, r, -1))
+        rest.strip_prefix('-').map_or_else(
+            || {
+                if rest.is_empty() {
+                    rt(max, "", 1)
+                } else {
+                    None
+                }
+            },
+            |r| rt(max, r, -1),
+        )
     } else {
         None
     };

@@ -10,8 +10,8 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{pidfd_send_signal, Signal};
 
 use crate::notify::Session;
-use crate::tty::Proxy;
 use crate::sys;
+use crate::tty::Proxy;
 
 /// When to stop waiting.
 #[derive(Debug, Clone, Copy)]
@@ -55,11 +55,15 @@ pub fn wait(
                 if left.is_zero() {
                     return Ok(Ended::TimedOut);
                 }
-                Some(Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 })
+                Some(Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                })
             }
             _ => None,
         };
-        let Some(ready) = poll_once(init, signals, session.as_deref(), tty.as_deref(), timeout)? else {
+        let Some(ready) = poll_once(init, signals, session.as_deref(), tty.as_deref(), timeout)?
+        else {
             continue;
         };
         forward_signals(init, signals, tty.as_deref())?;
@@ -93,7 +97,10 @@ fn poll_once(
     tty: Option<&Proxy>,
     timeout: Option<Timespec>,
 ) -> Result<Option<Ready>> {
-    let mut fds = vec![PollFd::new(&signals, PollFlags::IN), PollFd::new(&init, PollFlags::IN)];
+    let mut fds = vec![
+        PollFd::new(&signals, PollFlags::IN),
+        PollFd::new(&init, PollFlags::IN),
+    ];
     let notify_at = session.map(|s| {
         fds.push(PollFd::from_borrowed_fd(s.fd(), PollFlags::IN));
         fds.len() - 1
@@ -121,7 +128,11 @@ fn poll_once(
 
 /// Read every pending signal and send it on to the init (SIGCHLD is pier's own business;
 /// with a terminal, SIGWINCH resizes the pty, which signals the container's foreground).
-fn forward_signals(init: BorrowedFd<'_>, signals: BorrowedFd<'_>, tty: Option<&Proxy>) -> Result<()> {
+fn forward_signals(
+    init: BorrowedFd<'_>,
+    signals: BorrowedFd<'_>,
+    tty: Option<&Proxy>,
+) -> Result<()> {
     while let Some(signo) = sys::read_signalfd(signals)? {
         if signo == libc::SIGCHLD {
             continue;

@@ -20,13 +20,19 @@ pub fn send_to_console_socket(path: &Path, name: &str, master: BorrowedFd<'_>) -
         None,
     )?;
     let addr = rustix::net::SocketAddrUnix::new(path).context("console socket path")?;
-    rustix::net::connect(&socket, &addr).with_context(|| format!("connect to the console socket {}", path.display()))?;
+    rustix::net::connect(&socket, &addr)
+        .with_context(|| format!("connect to the console socket {}", path.display()))?;
     let fds = [master];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(&socket, &[IoSlice::new(name.as_bytes())], &mut control, SendFlags::NOSIGNAL)
-        .context("send the pty master to the console socket")?;
+    rustix::net::sendmsg(
+        &socket,
+        &[IoSlice::new(name.as_bytes())],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )
+    .context("send the pty master to the console socket")?;
     Ok(())
 }
 
@@ -48,7 +54,11 @@ impl Proxy {
             raw.make_raw();
             let _ = rustix::termios::tcsetattr(stdin, OptionalActions::Now, &raw);
         }
-        let proxy = Proxy { master, saved, stdin_open: true };
+        let proxy = Proxy {
+            master,
+            saved,
+            stdin_open: true,
+        };
         proxy.resize();
         proxy
     }
@@ -103,7 +113,8 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         if let Some(original) = &self.saved {
-            let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, original);
+            let _ =
+                rustix::termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, original);
         }
     }
 }

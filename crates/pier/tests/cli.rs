@@ -336,8 +336,21 @@ fn features_prints_only_a_json_document_with_the_version_range() {
     // CRI-O parses stdout with json.Unmarshal and requires ociVersionMin/Max.
     let out = run_bare(&["features"]);
     out.ok();
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
-    assert!(doc["ociVersionMin"].as_str().is_some_and(|v| v.starts_with("1.")), "{doc}");
-    assert!(doc["ociVersionMax"].as_str().is_some_and(|v| v.starts_with("1.")), "{doc}");
-    assert!(doc["linux"]["namespaces"].as_array().is_some_and(|n| n.iter().any(|x| x == "pid")));
+    let doc: serde_json::Value =
+        serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
+    assert!(
+        doc["ociVersionMin"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{doc}"
+    );
+    assert!(
+        doc["ociVersionMax"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{doc}"
+    );
+    assert!(doc["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|n| n.iter().any(|x| x == "pid")));
 }

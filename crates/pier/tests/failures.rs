@@ -198,5 +198,8 @@ fn proc_on_a_symlinked_destination_is_refused_cleanly() {
     b.save();
     let id = unique_id("procsym");
     fails_cleanly(&rt, "create", &b, &id, &[&["/proc"], &["symlink"]]);
-    assert_eq!(std::fs::read_dir(b.host("/etc/fakeproc")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(b.host("/etc/fakeproc")).unwrap().count(),
+        0
+    );
 }

@@ -41,7 +41,15 @@ fn create_sends_the_master_to_the_console_socket() {
     let path = dir.path().join("console.sock");
     let listener = UnixListener::bind(&path).unwrap();
     let id = unique_id("ttysock");
-    rt.run(&["create", "--console-socket", path.to_str().unwrap(), "--bundle", b.path(), &id]).ok();
+    rt.run(&[
+        "create",
+        "--console-socket",
+        path.to_str().unwrap(),
+        "--bundle",
+        b.path(),
+        &id,
+    ])
+    .ok();
     let (conn, _) = listener.accept().unwrap();
     let (name, master) = receive_master(&conn);
     // runc names the master (/dev/ptmx), pier the pty (/dev/pts/0); engines ignore it.
@@ -63,7 +71,13 @@ fn receive_master(conn: &std::os::unix::net::UnixStream) -> (String, OwnedFd) {
     let mut name = [0u8; 4096];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = rustix::net::recvmsg(conn, &mut [IoSliceMut::new(&mut name)], &mut control, RecvFlags::empty()).unwrap();
+    let msg = rustix::net::recvmsg(
+        conn,
+        &mut [IoSliceMut::new(&mut name)],
+        &mut control,
+        RecvFlags::empty(),
+    )
+    .unwrap();
     let fds: Vec<OwnedFd> = control
         .drain()
         .flat_map(|m| match m {
@@ -94,7 +108,14 @@ fn a_console_socket_without_a_terminal_is_refused() {
     b.sh("true");
     b.save();
     let id = unique_id("socknotty");
-    let out = rt.run(&["create", "--console-socket", "/nonexistent.sock", "--bundle", b.path(), &id]);
+    let out = rt.run(&[
+        "create",
+        "--console-socket",
+        "/nonexistent.sock",
+        "--bundle",
+        b.path(),
+        &id,
+    ]);
     out.code_is(1);
     assert!(out.stderr.contains("allocate tty"), "{out}");
     rt.assert_clean(&b, &id);

@@ -316,7 +316,10 @@ fn as_main_pid_announces_init_with_the_first_ready_only() {
     // From then on the init is the main pid: send with its credentials.
     let second = relay.on_datagram(datagram(b"READY=1", INIT_HOST, vec![]));
     assert_eq!(text(&second).as_deref(), Some("READY=1"));
-    assert_eq!(second.forward.expect("sent").pid_credential, Some(INIT_HOST));
+    assert_eq!(
+        second.forward.expect("sent").pid_credential,
+        Some(INIT_HOST)
+    );
 }
 
 #[test]
@@ -367,7 +370,10 @@ fn a_forwarded_container_mainpid_becomes_the_credential_of_later_datagrams() {
     let mut relay = plain();
     let first = relay.on_datagram(datagram(b"READY=1\nMAINPID=1", 9, vec![]));
     let first = first.forward.expect("sent");
-    assert_eq!(first.pid_credential, None, "sent as the current main pid, the relay");
+    assert_eq!(
+        first.pid_credential, None,
+        "sent as the current main pid, the relay"
+    );
     let later = relay.on_datagram(datagram(b"STATUS=serving", 9, vec![]));
     assert_eq!(later.forward.expect("sent").pid_credential, Some(INIT_HOST));
 }

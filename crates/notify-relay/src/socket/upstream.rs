@@ -272,7 +272,12 @@ fn connect_unix(addr: &SocketAddrUnix, timeout: Duration) -> rustix::io::Result<
 }
 
 /// One `sendmsg` with `SCM_RIGHTS` for the fds and, with `pid`, `SCM_CREDENTIALS`.
-fn send_datagram(fd: BorrowedFd<'_>, out: &Outgoing, pid: Option<i32>, dont_wait: bool) -> rustix::io::Result<()> {
+fn send_datagram(
+    fd: BorrowedFd<'_>,
+    out: &Outgoing,
+    pid: Option<i32>,
+    dont_wait: bool,
+) -> rustix::io::Result<()> {
     let fds: Vec<BorrowedFd<'_>> = out.fds.iter().take(SCM_MAX_FD).map(AsFd::as_fd).collect();
     let mut space =
         [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(SCM_MAX_FD), ScmCredentials(1))];
@@ -289,7 +294,11 @@ fn send_datagram(fd: BorrowedFd<'_>, out: &Outgoing, pid: Option<i32>, dont_wait
         }));
     }
     let iov = [IoSlice::new(&out.payload)];
-    let flags = if dont_wait { SendFlags::NOSIGNAL | SendFlags::DONTWAIT } else { SendFlags::NOSIGNAL };
+    let flags = if dont_wait {
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT
+    } else {
+        SendFlags::NOSIGNAL
+    };
     net::sendmsg(fd, &iov, &mut control, flags).map(drop)
 }
 

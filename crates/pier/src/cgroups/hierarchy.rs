@@ -64,7 +64,8 @@ fn make_cpuset_dir(mountpoint: &Path, dir: &Path) -> Result<()> {
         let current = fs::read_to_string(dir.join(file)).unwrap_or_default();
         if current.trim().is_empty() {
             let parent = dir.parent().context("cpuset has no parent")?;
-            let value = fs::read_to_string(parent.join(file)).with_context(|| format!("read parent {file}"))?;
+            let value = fs::read_to_string(parent.join(file))
+                .with_context(|| format!("read parent {file}"))?;
             fs::write(dir.join(file), value.trim()).with_context(|| format!("write {file}"))?;
         }
     }
@@ -150,17 +151,26 @@ fn read_proc(path: &str) -> Result<String> {
 pub fn parse(mountinfo: &str, own_cgroups: &str) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = Vec::new();
     for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let pre: Vec<&str> = pre.split(' ').collect();
         let post: Vec<&str> = post.split(' ').collect();
-        let (Some(mountpoint), Some(fstype), Some(opts)) = (pre.get(4), post.first(), post.get(2)) else {
+        let (Some(mountpoint), Some(fstype), Some(opts)) = (pre.get(4), post.first(), post.get(2))
+        else {
             continue;
         };
         let controllers: Vec<String> = match *fstype {
             "cgroup2" => Vec::new(),
             "cgroup" => opts
                 .split(',')
-                .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent") && *o != "clone_children" && *o != "noprefix" && *o != "xattr")
+                .filter(|o| {
+                    !matches!(*o, "rw" | "ro")
+                        && !o.starts_with("release_agent")
+                        && *o != "clone_children"
+                        && *o != "noprefix"
+                        && *o != "xattr"
+                })
                 .map(String::from)
                 .collect(),
             _ => continue,
@@ -169,7 +179,11 @@ pub fn parse(mountinfo: &str, own_cgroups: &str) -> Vec<Hierarchy> {
             continue; // the same hierarchy mounted twice
         }
         let own_path = own_path(own_cgroups, &controllers).unwrap_or_else(|| "/".to_string());
-        out.push(Hierarchy { mountpoint: PathBuf::from(mountpoint), controllers, own_path });
+        out.push(Hierarchy {
+            mountpoint: PathBuf::from(mountpoint),
+            controllers,
+            own_path,
+        });
     }
     out
 }
@@ -213,8 +227,14 @@ mod tests {
     #[test]
     fn relative_and_absolute_paths() {
         let h = &parse(MOUNTINFO, OWN)[3];
-        assert_eq!(h.container_dir("c1").unwrap(), Path::new("/sys/fs/cgroup/memory/work/c1"));
-        assert_eq!(h.container_dir("/a/b").unwrap(), Path::new("/sys/fs/cgroup/memory/a/b"));
+        assert_eq!(
+            h.container_dir("c1").unwrap(),
+            Path::new("/sys/fs/cgroup/memory/work/c1")
+        );
+        assert_eq!(
+            h.container_dir("/a/b").unwrap(),
+            Path::new("/sys/fs/cgroup/memory/a/b")
+        );
         assert!(h.container_dir("/").is_err());
     }
 }

@@ -68,7 +68,15 @@ impl Cgroup {
         if path.split('/').any(|c| c == "..") {
             anyhow::bail!("cgroupsPath {path:?} must not contain \"..\"");
         }
-        let mut cgroup = Cgroup { state: CgroupState { dirs: Vec::new(), path: path.clone(), systemd_unit: None }, unified: None, holder: None };
+        let mut cgroup = Cgroup {
+            state: CgroupState {
+                dirs: Vec::new(),
+                path: path.clone(),
+                systemd_unit: None,
+            },
+            unified: None,
+            holder: None,
+        };
         for h in hierarchy::mounted()? {
             let dir = h.container_dir(&path)?;
             let made = h.make_dir(&dir);
@@ -88,7 +96,11 @@ impl Cgroup {
 
     /// The cgroup as recorded in `state.json`.
     pub fn from_state(state: &CgroupState) -> Cgroup {
-        Cgroup { state: state.clone(), unified: None, holder: None }
+        Cgroup {
+            state: state.clone(),
+            unified: None,
+            holder: None,
+        }
     }
 
     /// `--systemd-cgroup`: ask systemd for a transient scope with `Delegate=yes` (see
@@ -101,8 +113,16 @@ impl Cgroup {
         let scope = systemd::Scope::parse(plan.path.as_deref(), id)?;
         let path = scope.cgroup_path();
         let holder = systemd::start_scope(&scope, plan.resources.as_ref())?;
-        let state = CgroupState { dirs: Vec::new(), path: path.clone(), systemd_unit: Some(scope.unit) };
-        let mut cgroup = Cgroup { state, unified: None, holder: Some(holder) };
+        let state = CgroupState {
+            dirs: Vec::new(),
+            path: path.clone(),
+            systemd_unit: Some(scope.unit),
+        };
+        let mut cgroup = Cgroup {
+            state,
+            unified: None,
+            holder: Some(holder),
+        };
         let made = hierarchy::mounted().and_then(|all| {
             for h in all {
                 let dir = h.mountpoint.join(path.trim_start_matches('/'));
@@ -126,7 +146,14 @@ impl Cgroup {
     fn open_unified(&mut self) {
         let v2 = self.state.dirs.iter().find(|d| hierarchy::is_cgroup2(d));
         self.unified = v2.and_then(|d| {
-            rustix::fs::open(d, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).ok()
+            rustix::fs::open(
+                d,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ok()
         });
     }
 
@@ -147,7 +174,8 @@ impl Cgroup {
     pub fn add_process(&self, pid: i32) -> Result<()> {
         for dir in &self.state.dirs {
             let procs = dir.join("cgroup.procs");
-            fs::write(&procs, pid.to_string()).with_context(|| format!("write {}", procs.display()))?;
+            fs::write(&procs, pid.to_string())
+                .with_context(|| format!("write {}", procs.display()))?;
         }
         if let Some(holder) = &self.holder {
             holder.stop(); // the init holds the scope now
@@ -157,7 +185,9 @@ impl Cgroup {
 
     /// Pids in the container's cgroup (from the first hierarchy that lists them).
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let Some(dir) = self.state.dirs.first() else { return Ok(Vec::new()) };
+        let Some(dir) = self.state.dirs.first() else {
+            return Ok(Vec::new());
+        };
         read_pids(dir)
     }
 
@@ -192,7 +222,9 @@ impl Cgroup {
             // as errors for the limits that need the controller.
             layout.enable_v2_best_effort();
         }
-        let Some(resources) = &plan.resources else { return Ok(()) };
+        let Some(resources) = &plan.resources else {
+            return Ok(());
+        };
         self.apply_limits(&layout, resources)?;
         let rules = devices::rules(resources.devices().as_deref().unwrap_or_default(), nodes)?;
         apply_devices(&layout, &rules)
@@ -207,7 +239,12 @@ impl Cgroup {
         let layout = self.layout()?;
         let mut resources = resources.clone();
         if let (Some(t), Some(mem)) = (layout.target(Controller::Memory), resources.memory_mut()) {
-            let read = |f: &str| fs::read_to_string(t.dir.join(f)).unwrap_or_default().trim().to_string();
+            let read = |f: &str| {
+                fs::read_to_string(t.dir.join(f))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            };
             let swap_was_off = read("memory.limit_in_bytes") == read("memory.memsw.limit_in_bytes");
             if t.version == Version::V1 && mem.swap().is_none() && swap_was_off {
                 mem.set_swap(mem.limit());
@@ -238,9 +275,12 @@ impl Cgroup {
             layout.enable_v2(&on_v2)?; // under systemd, Delegate=yes enabled what it can
         }
         for (c, mut writes) in planned {
-            let t = layout.target(c).expect("planned only for available controllers");
+            let t = layout
+                .target(c)
+                .expect("planned only for available controllers");
             if c == Controller::Memory && t.version == Version::V1 {
-                let current = fs::read_to_string(t.dir.join("memory.limit_in_bytes")).unwrap_or_default();
+                let current =
+                    fs::read_to_string(t.dir.join("memory.limit_in_bytes")).unwrap_or_default();
                 limits::order_v1_memory(&mut writes, current.trim().parse().unwrap_or(u64::MAX));
             }
             for w in &writes {
@@ -260,7 +300,9 @@ impl Cgroup {
     /// No freezer on this host, or the kernel does not freeze the cgroup within 10 s.
     pub fn freeze(&self) -> Result<()> {
         let layout = self.layout()?;
-        let t = layout.target(Controller::Freezer).context("no freezer: neither the v1 freezer nor cgroup v2 is mounted")?;
+        let t = layout
+            .target(Controller::Freezer)
+            .context("no freezer: neither the v1 freezer nor cgroup v2 is mounted")?;
         freezer::freeze(t)
     }
 
@@ -270,7 +312,9 @@ impl Cgroup {
     /// No freezer, or the write fails.
     pub fn thaw(&self) -> Result<()> {
         let layout = self.layout()?;
-        let t = layout.target(Controller::Freezer).context("no freezer: neither the v1 freezer nor cgroup v2 is mounted")?;
+        let t = layout
+            .target(Controller::Freezer)
+            .context("no freezer: neither the v1 freezer nor cgroup v2 is mounted")?;
         freezer::thaw(t)
     }
 
@@ -288,14 +332,18 @@ impl Cgroup {
     /// The registration fails.
     pub fn oom_watch(&self) -> Result<Option<oom::OomWatch>> {
         let layout = self.layout()?;
-        layout.target(Controller::Memory).map(oom::OomWatch::new).transpose()
+        layout
+            .target(Controller::Memory)
+            .map(oom::OomWatch::new)
+            .transpose()
     }
 
     /// Whether the cgroup is frozen (v2 `cgroup.freeze`, v1 `freezer.state`).
     pub fn is_frozen(&self) -> bool {
         self.state.dirs.iter().any(|d| {
             let v2 = fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
-            let v1 = fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
+            let v1 =
+                fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
             v2 || v1
         })
     }
@@ -331,8 +379,11 @@ impl Cgroup {
 fn write_limit(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
     match fs::write(&path, value) {
-        Err(e) if e.kind() == ErrorKind::NotFound && file == "blkio.weight" => write_limit(dir, "blkio.bfq.weight", value),
-        Err(e) if e.kind() == ErrorKind::NotFound => Err(e).with_context(|| format!("cannot set {file}: the kernel has no {}", path.display())),
+        Err(e) if e.kind() == ErrorKind::NotFound && file == "blkio.weight" => {
+            write_limit(dir, "blkio.bfq.weight", value)
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(e)
+            .with_context(|| format!("cannot set {file}: the kernel has no {}", path.display())),
         other => other.with_context(|| format!("set {file} to {value:?} in {}", dir.display())),
     }
 }
@@ -345,7 +396,11 @@ fn apply_devices(layout: &Layout, rules: &[devices::DeviceRule]) -> Result<()> {
     match layout.target(Controller::Devices) {
         Some(t) if t.version == Version::V1 => {
             for rule in rules {
-                let file = if rule.allow { "devices.allow" } else { "devices.deny" };
+                let file = if rule.allow {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
                 for line in rule.v1_lines() {
                     write_limit(t.dir, file, &line)?;
                 }
@@ -353,7 +408,9 @@ fn apply_devices(layout: &Layout, rules: &[devices::DeviceRule]) -> Result<()> {
             Ok(())
         }
         Some(t) => attach_device_filter(t.dir, rules),
-        None => anyhow::bail!("cannot apply device rules: neither the devices controller nor cgroup v2 is mounted"),
+        None => anyhow::bail!(
+            "cannot apply device rules: neither the devices controller nor cgroup v2 is mounted"
+        ),
     }
 }
 
@@ -363,12 +420,20 @@ fn apply_devices(layout: &Layout, rules: &[devices::DeviceRule]) -> Result<()> {
 /// # Errors
 /// The program is refused by the verifier or the attach fails.
 pub fn attach_device_filter(dir: &Path, rules: &[devices::DeviceRule]) -> Result<()> {
-    let Some(program) = device_filter::program(rules) else { return Ok(()) };
+    let Some(program) = device_filter::program(rules) else {
+        return Ok(());
+    };
     let insns: Vec<[u8; 8]> = program.iter().map(device_filter::Insn::encode).collect();
-    let prog = crate::sys::bpf::prog_load_cgroup_device(&insns, "pier_devices").context("load the device eBPF program")?;
-    let cgroup = rustix::fs::open(dir, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .with_context(|| format!("open {}", dir.display()))?;
-    crate::sys::bpf::prog_attach_cgroup_device(cgroup.as_fd(), prog.as_fd()).with_context(|| format!("attach the device program to {}", dir.display()))
+    let prog = crate::sys::bpf::prog_load_cgroup_device(&insns, "pier_devices")
+        .context("load the device eBPF program")?;
+    let cgroup = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .with_context(|| format!("open {}", dir.display()))?;
+    crate::sys::bpf::prog_attach_cgroup_device(cgroup.as_fd(), prog.as_fd())
+        .with_context(|| format!("attach the device program to {}", dir.display()))
 }
 
 fn read_pids(dir: &Path) -> Result<Vec<i32>> {

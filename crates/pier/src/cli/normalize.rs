@@ -73,8 +73,7 @@ fn rewrite_flag(scope: &Command, token: &str) -> (Option<String>, bool) {
         return (Some(token.to_string()), short_takes_value(scope, name));
     } else {
         scope.get_arguments().find(|a| {
-            a.get_long() == Some(name)
-                || a.get_all_aliases().is_some_and(|al| al.contains(&name))
+            a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
         })
     };
     let Some(arg) = arg else {
@@ -110,14 +109,22 @@ mod tests {
     use clap::{CommandFactory, Parser};
 
     fn norm(args: &[&str]) -> Vec<String> {
-        let argv = std::iter::once("pier").chain(args.iter().copied()).map(String::from);
+        let argv = std::iter::once("pier")
+            .chain(args.iter().copied())
+            .map(String::from);
         normalize(&Cli::command(), argv.collect())[1..].to_vec()
     }
 
     #[test]
     fn single_dash_long_flags_become_double_dash() {
-        assert_eq!(norm(&["-root", "/x", "state", "c"]), ["--root", "/x", "state", "c"]);
-        assert_eq!(norm(&["-log-format=json", "list"]), ["--log-format=json", "list"]);
+        assert_eq!(
+            norm(&["-root", "/x", "state", "c"]),
+            ["--root", "/x", "state", "c"]
+        );
+        assert_eq!(
+            norm(&["-log-format=json", "list"]),
+            ["--log-format=json", "list"]
+        );
         assert_eq!(
             norm(&["create", "-bundle", "/b", "-pid-file", "/p", "c1"]),
             ["create", "--bundle", "/b", "--pid-file", "/p", "c1"]
@@ -127,15 +134,24 @@ mod tests {
     #[test]
     fn go_bool_values() {
         assert_eq!(norm(&["--debug=false", "list"]), ["list"]);
-        assert_eq!(norm(&["--systemd-cgroup=true", "list"]), ["--systemd-cgroup", "list"]);
+        assert_eq!(
+            norm(&["--systemd-cgroup=true", "list"]),
+            ["--systemd-cgroup", "list"]
+        );
         assert_eq!(norm(&["run", "--detach=false", "c"]), ["run", "c"]);
-        assert_eq!(norm(&["run", "-detach=true", "c"]), ["run", "--detach", "c"]);
+        assert_eq!(
+            norm(&["run", "-detach=true", "c"]),
+            ["run", "--detach", "c"]
+        );
     }
 
     #[test]
     fn values_shorts_and_unknowns_are_left_alone() {
         // The value of --root is never rewritten, even when it looks like a flag.
-        assert_eq!(norm(&["--root", "-weird", "list"]), ["--root", "-weird", "list"]);
+        assert_eq!(
+            norm(&["--root", "-weird", "list"]),
+            ["--root", "-weird", "list"]
+        );
         assert_eq!(norm(&["kill", "-a", "c", "9"]), ["kill", "-a", "c", "9"]);
         assert_eq!(norm(&["-unknown", "list"]), ["-unknown", "list"]);
         assert_eq!(norm(&["--", "-root"]), ["--", "-root"]);
@@ -147,7 +163,10 @@ mod tests {
             norm(&["exec", "-e", "A=1", "-cwd", "/t", "c1", "find", "-user", "0", "--tty"]),
             ["exec", "-e", "A=1", "--cwd", "/t", "c1", "--", "find", "-user", "0", "--tty"]
         );
-        assert_eq!(norm(&["exec", "c1", "--", "ls"]), ["exec", "c1", "--", "ls"]);
+        assert_eq!(
+            norm(&["exec", "c1", "--", "ls"]),
+            ["exec", "c1", "--", "ls"]
+        );
         assert_eq!(norm(&["ps", "c1", "-ef"]), ["ps", "c1", "--", "-ef"]);
         let argv = norm(&["exec", "--process", "/p.json", "--detach", "c1"]);
         let cli = Cli::try_parse_from(std::iter::once("pier".to_string()).chain(argv)).unwrap();

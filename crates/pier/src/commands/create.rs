@@ -68,16 +68,31 @@ fn check_host_side(plan: &Plan, args: &CreateArgs, foreground: bool) -> Result<(
         (false, true) => bail!("cannot use console socket if pier will not detach or allocate tty (process.terminal is false)"),
         _ => {}
     }
-    if plan.hostname.is_some() && !plan.creates_namespace(NamespaceKind::Uts) && !plan.has_namespace(NamespaceKind::Uts) {
+    if plan.hostname.is_some()
+        && !plan.creates_namespace(NamespaceKind::Uts)
+        && !plan.has_namespace(NamespaceKind::Uts)
+    {
         bail!("unable to set hostname without a private UTS namespace");
     }
     Ok(())
 }
 
-fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, systemd: bool, cgroup_slot: &mut Option<Cgroup>) -> Result<(State, Spawned)> {
-    let made = if systemd { Cgroup::create_systemd(&plan.cgroup, &args.id) } else { Cgroup::create(&plan.cgroup, &args.id) };
+fn create_in(
+    dir: &ContainerDir,
+    plan: &Plan,
+    args: &CreateArgs,
+    systemd: bool,
+    cgroup_slot: &mut Option<Cgroup>,
+) -> Result<(State, Spawned)> {
+    let made = if systemd {
+        Cgroup::create_systemd(&plan.cgroup, &args.id)
+    } else {
+        Cgroup::create(&plan.cgroup, &args.id)
+    };
     let cgroup = cgroup_slot.insert(made.context("create the container's cgroup")?);
-    cgroup.apply(&plan.cgroup, &plan.devices).context("apply linux.resources")?;
+    cgroup
+        .apply(&plan.cgroup, &plan.devices)
+        .context("apply linux.resources")?;
     let fifo = make_exec_fifo(dir)?;
     let notify = crate::notify::prepare(dir)?;
     let activation = crate::activation::Activation::from_env();
@@ -95,7 +110,8 @@ fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, systemd: bool, 
         cgroup_dirs: cgroup.state().dirs.clone(),
     };
     let mut init = spawn::spawn_init(&ctx, cgroup, fifo, dir.fd())?;
-    let state = hand_over_console(&mut init, args).and_then(|()| record(dir, plan, &args.id, &init, cgroup));
+    let state = hand_over_console(&mut init, args)
+        .and_then(|()| record(dir, plan, &args.id, &init, cgroup));
     let written = state.and_then(|s| {
         dir.write_state(&s)?;
         if let Some(path) = &args.pid_file {
@@ -116,7 +132,9 @@ fn create_in(dir: &ContainerDir, plan: &Plan, args: &CreateArgs, systemd: bool, 
 /// Send the pty master to `--console-socket` (then pier holds no copy of it).
 fn hand_over_console(init: &mut Spawned, args: &CreateArgs) -> Result<()> {
     match (&args.console_socket, init.console.take()) {
-        (Some(path), Some((name, master))) => crate::tty::send_to_console_socket(path, &name, master.as_fd()),
+        (Some(path), Some((name, master))) => {
+            crate::tty::send_to_console_socket(path, &name, master.as_fd())
+        }
         (None, console) => {
             init.console = console;
             Ok(())
@@ -126,17 +144,35 @@ fn hand_over_console(init: &mut Spawned, args: &CreateArgs) -> Result<()> {
 }
 
 fn make_exec_fifo(dir: &ContainerDir) -> Result<OwnedFd> {
-    rustix::fs::mkfifoat(dir.fd(), EXEC_FIFO, Mode::from_raw_mode(0o622)).context("create exec.fifo")?;
+    rustix::fs::mkfifoat(dir.fd(), EXEC_FIFO, Mode::from_raw_mode(0o622))
+        .context("create exec.fifo")?;
     // mkfifo applies the umask; the container user (any uid) must be able to open it.
-    rustix::fs::chmodat(dir.fd(), EXEC_FIFO, Mode::from_raw_mode(0o622), rustix::fs::AtFlags::empty())?;
-    let fifo = rustix::fs::openat(dir.fd(), EXEC_FIFO, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .context("open exec.fifo")?;
+    rustix::fs::chmodat(
+        dir.fd(),
+        EXEC_FIFO,
+        Mode::from_raw_mode(0o622),
+        rustix::fs::AtFlags::empty(),
+    )?;
+    let fifo = rustix::fs::openat(
+        dir.fd(),
+        EXEC_FIFO,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open exec.fifo")?;
     Ok(fifo)
 }
 
-fn record(dir: &ContainerDir, plan: &Plan, id: &str, init: &Spawned, cgroup: &Cgroup) -> Result<State> {
+fn record(
+    dir: &ContainerDir,
+    plan: &Plan,
+    id: &str,
+    init: &Spawned,
+    cgroup: &Cgroup,
+) -> Result<State> {
     let _ = dir;
-    let start = state::process_start_time(init.pid).context("container init exited during create")?;
+    let start =
+        state::process_start_time(init.pid).context("container init exited during create")?;
     Ok(State {
         oci_version: plan.oci_version.clone(),
         id: id.to_string(),
@@ -154,7 +190,10 @@ fn record(dir: &ContainerDir, plan: &Plan, id: &str, init: &Spawned, cgroup: &Cg
 
 /// Write the pid file atomically: a temporary file beside it, then rename (as runc does).
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().context("--pid-file has no file name")?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     std::fs::write(&tmp, pid.to_string()).with_context(|| format!("write {}", tmp.display()))?;

@@ -18,7 +18,9 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Delete the container.
 pub fn run(global: &Global, args: &DeleteArgs) -> Result<()> {
     let dir = match ContainerDir::open(&global.root, &args.id) {
-        Err(e) if args.force && e.downcast_ref() == Some(&ContainerError::NotExist) => return Ok(()),
+        Err(e) if args.force && e.downcast_ref() == Some(&ContainerError::NotExist) => {
+            return Ok(())
+        }
         other => other?,
     };
     let Some(saved) = dir.read_state()? else {
@@ -47,10 +49,16 @@ pub fn kill_and_wait(saved: &State) -> Result<()> {
         cgroup.thaw()?;
     }
     let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-    let timeout = Timespec { tv_sec: KILL_TIMEOUT.as_secs() as i64, tv_nsec: 0 };
+    let timeout = Timespec {
+        tv_sec: KILL_TIMEOUT.as_secs() as i64,
+        tv_nsec: 0,
+    };
     let ready = poll(&mut fds, Some(&timeout)).context("wait for the container's init to exit")?;
     if ready == 0 {
-        anyhow::bail!("container init {} did not exit within {KILL_TIMEOUT:?} of SIGKILL", saved.pid);
+        anyhow::bail!(
+            "container init {} did not exit within {KILL_TIMEOUT:?} of SIGKILL",
+            saved.pid
+        );
     }
     Ok(())
 }
@@ -72,7 +80,9 @@ pub fn destroy(dir: ContainerDir, saved: &State) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => {
-                tracing::warn!("cgroup not removed, it still has processes of another container: {e:#}");
+                tracing::warn!(
+                    "cgroup not removed, it still has processes of another container: {e:#}"
+                );
                 break;
             }
         }

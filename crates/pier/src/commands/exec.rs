@@ -41,7 +41,8 @@ fn exec(global: &Global, args: &ExecArgs) -> Result<u8> {
     let process = super::exec_process::build(args, &saved)?;
     // The container's seccomp profile applies to every process in it (fail closed: no
     // readable config.json, no exec).
-    let config = crate::spec::load(&saved.bundle).context("read the container's config.json for its seccomp profile")?;
+    let config = crate::spec::load(&saved.bundle)
+        .context("read the container's config.json for its seccomp profile")?;
     let seccomp = config.seccomp.as_ref();
     check_host_side(args, process.terminal)?;
     let init = super::kill::open_init(&saved)?;
@@ -102,9 +103,15 @@ fn start(
     args: &ExecArgs,
 ) -> Result<Spawned> {
     let cgroup = Cgroup::from_state(&saved.cgroup);
-    let spawned =
-        crate::spawn::exec::spawn_exec(process, seccomp, saved.pid, init, &cgroup, args.preserve_fds)
-            .context("unable to start container process")?;
+    let spawned = crate::spawn::exec::spawn_exec(
+        process,
+        seccomp,
+        saved.pid,
+        init,
+        &cgroup,
+        args.preserve_fds,
+    )
+    .context("unable to start container process")?;
     if let Some(path) = &args.pid_file {
         if let Err(e) = super::create::write_pid_file(path, spawned.pid) {
             crate::spawn::kill_and_reap(&spawned);

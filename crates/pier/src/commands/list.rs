@@ -12,9 +12,15 @@ use super::state::state_json;
 pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
     let mut rows = Vec::new();
     for id in state::list_ids(&global.root)? {
-        let Ok(dir) = ContainerDir::open_unlocked(&global.root, &id) else { continue };
+        let Ok(dir) = ContainerDir::open_unlocked(&global.root, &id) else {
+            continue;
+        };
         let saved = dir.read_state()?;
-        rows.push(state_json(&id, state::status(&dir, saved.as_ref()), saved.as_ref()));
+        rows.push(state_json(
+            &id,
+            state::status(&dir, saved.as_ref()),
+            saved.as_ref(),
+        ));
     }
     if args.quiet {
         for r in &rows {
@@ -39,8 +45,19 @@ fn print_table(rows: &[serde_json::Value]) {
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
-            let s = |k: &str| r[k].as_str().map(String::from).unwrap_or_else(|| r[k].to_string());
-            [s("id"), s("pid"), s("status"), s("bundle"), s("created"), owner_name(r)]
+            let s = |k: &str| {
+                r[k].as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| r[k].to_string())
+            };
+            [
+                s("id"),
+                s("pid"),
+                s("status"),
+                s("bundle"),
+                s("created"),
+                owner_name(r),
+            ]
         })
         .collect();
     let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
@@ -51,7 +68,11 @@ fn print_table(rows: &[serde_json::Value]) {
         }
     }
     for row in std::iter::once(&header).chain(&cells) {
-        let mut line: String = row[..5].iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let mut line: String = row[..5]
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         line.push_str(&row[5]);
         println!("{line}");
     }

@@ -3,9 +3,9 @@
 mod create;
 mod delete;
 mod events;
-mod features;
 mod exec;
 mod exec_process;
+mod features;
 mod kill;
 mod list;
 mod pause;

@@ -28,7 +28,12 @@ fn run_blocked(global: &Global, args: &RunArgs, signals: BorrowedFd<'_>) -> Resu
     let detach = args.create.detach;
     let created = create(global, &args.create, !detach)?;
     let started = notify::wait_mode(args.notify_wait.as_deref(), &created.state.annotations)
-        .and_then(|mode| Ok((mode, notify::start_session(&created.dir, &created.state, detach)?)))
+        .and_then(|mode| {
+            Ok((
+                mode,
+                notify::start_session(&created.dir, &created.state, detach)?,
+            ))
+        })
         .and_then(|(mode, session)| {
             super::start::release(&created.dir, created.init.pidfd.as_fd())?;
             created.dir.unlock();
@@ -44,13 +49,24 @@ fn run_blocked(global: &Global, args: &RunArgs, signals: BorrowedFd<'_>) -> Resu
     };
     let init = created.init.pidfd.as_fd();
     if detach {
-        return super::start::wait_ready(&created.state, init, signals, session, mode, || reap(init).ok());
+        return super::start::wait_ready(&created.state, init, signals, session, mode, || {
+            reap(init).ok()
+        });
     }
     foreground(created, signals, session, args.keep)
 }
 
-fn foreground(mut created: Created, signals: BorrowedFd<'_>, mut session: Option<notify::Session>, keep: bool) -> Result<u8> {
-    let mut tty = created.init.console.take().map(|(_, master)| crate::tty::Proxy::new(master));
+fn foreground(
+    mut created: Created,
+    signals: BorrowedFd<'_>,
+    mut session: Option<notify::Session>,
+    keep: bool,
+) -> Result<u8> {
+    let mut tty = created
+        .init
+        .console
+        .take()
+        .map(|(_, master)| crate::tty::Proxy::new(master));
     let init = created.init.pidfd.as_fd();
     supervise::wait(init, signals, session.as_mut(), tty.as_mut(), Until::Exit)?;
     let code = reap(init)?;

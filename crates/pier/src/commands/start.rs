@@ -19,7 +19,9 @@ use crate::supervise::{self, Ended, Until};
 /// Start the container; returns pier's exit status.
 pub fn run(global: &Global, args: &StartArgs) -> Result<u8> {
     let dir = ContainerDir::open(&global.root, &args.id)?;
-    let saved = dir.read_state()?.ok_or(ContainerError::CannotStart("not been created"))?;
+    let saved = dir
+        .read_state()?
+        .ok_or(ContainerError::CannotStart("not been created"))?;
     match state::status(&dir, Some(&saved)) {
         Status::Created => {}
         Status::Stopped => return Err(ContainerError::CannotStart("stopped").into()),
@@ -32,9 +34,14 @@ pub fn run(global: &Global, args: &StartArgs) -> Result<u8> {
     let session = notify::start_session(&dir, &saved, true)?;
     release(&dir, pidfd.as_fd())?;
     dir.unlock();
-    let code = wait_ready(&saved, pidfd.as_fd(), signals.as_fd(), session, mode, || {
-        exit_code_of_zombie(saved.pid)
-    });
+    let code = wait_ready(
+        &saved,
+        pidfd.as_fd(),
+        signals.as_fd(),
+        session,
+        mode,
+        || exit_code_of_zombie(saved.pid),
+    );
     let _ = crate::sys::sigprocmask_set(&old_mask);
     code
 }
@@ -49,7 +56,9 @@ pub fn wait_ready(
     mode: WaitMode,
     exit_code: impl FnOnce() -> Option<u8>,
 ) -> Result<u8> {
-    let Some(mut session) = session else { return Ok(0) };
+    let Some(mut session) = session else {
+        return Ok(0);
+    };
     let until = match mode {
         WaitMode::NoWait => return session.detach(init).map(|_| 0),
         WaitMode::Ready => Until::Ready(None),
@@ -62,7 +71,10 @@ pub fn wait_ready(
             Ok(0)
         }
         Ended::TimedOut => {
-            tracing::warn!("container {} sent no READY=1 in time; relaying goes on in the background", state.id);
+            tracing::warn!(
+                "container {} sent no READY=1 in time; relaying goes on in the background",
+                state.id
+            );
             session.detach(init)?;
             Ok(0)
         }
@@ -70,7 +82,10 @@ pub fn wait_ready(
             session.finish();
             let code = exit_code();
             let shown = code.map_or("unknown".to_string(), |c| c.to_string());
-            tracing::error!("container {} exited before READY=1 (exit status {shown})", state.id);
+            tracing::error!(
+                "container {} exited before READY=1 (exit status {shown})",
+                state.id
+            );
             Ok(code.filter(|c| *c != 0).unwrap_or(1))
         }
     }
@@ -83,15 +98,27 @@ fn exit_code_of_zombie(pid: i32) -> Option<u8> {
     let after = &stat[stat.rfind(')')? + 2..];
     let raw: i32 = after.split(' ').nth(49)?.trim().parse().ok()?;
     let (code, sig) = ((raw >> 8) & 0xff, raw & 0x7f);
-    Some(if sig != 0 { (128 + sig) as u8 } else { code as u8 })
+    Some(if sig != 0 {
+        (128 + sig) as u8
+    } else {
+        code as u8
+    })
 }
 
 /// Open the exec fifo, wait for the init's byte (or its death), and remove the fifo.
 pub fn release(dir: &ContainerDir, init_pidfd: BorrowedFd<'_>) -> Result<()> {
-    let fifo = rustix::fs::openat(dir.fd(), EXEC_FIFO, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-        .context("open exec.fifo")?;
+    let fifo = rustix::fs::openat(
+        dir.fd(),
+        EXEC_FIFO,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open exec.fifo")?;
     loop {
-        let mut fds = [PollFd::new(&fifo, PollFlags::IN), PollFd::new(&init_pidfd, PollFlags::IN)];
+        let mut fds = [
+            PollFd::new(&fifo, PollFlags::IN),
+            PollFd::new(&init_pidfd, PollFlags::IN),
+        ];
         match poll(&mut fds, None) {
             Err(rustix::io::Errno::INTR) => continue,
             other => other.context("wait for the container init")?,
@@ -111,6 +138,7 @@ pub fn release(dir: &ContainerDir, init_pidfd: BorrowedFd<'_>) -> Result<()> {
             bail!("container init exited before it was started");
         }
     }
-    rustix::fs::unlinkat(dir.fd(), EXEC_FIFO, rustix::fs::AtFlags::empty()).context("remove exec.fifo")?;
+    rustix::fs::unlinkat(dir.fd(), EXEC_FIFO, rustix::fs::AtFlags::empty())
+        .context("remove exec.fifo")?;
     Ok(())
 }

@@ -11,7 +11,10 @@ pub fn run(global: &Global, id: &str) -> Result<()> {
     let dir = ContainerDir::open_unlocked(&global.root, id)?;
     let saved = dir.read_state()?;
     let status = state::status(&dir, saved.as_ref());
-    println!("{}", serde_json::to_string_pretty(&state_json(id, status, saved.as_ref()))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&state_json(id, status, saved.as_ref()))?
+    );
     Ok(())
 }
 

@@ -27,28 +27,46 @@ fn allocate(process: &Process, channel: &Channel, dev_console: bool) -> Result<(
     if !process.terminal {
         return Ok(());
     }
-    let master = rustix::fs::open("/dev/pts/ptmx", OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())
-        .context("process.terminal needs a devpts mount at /dev/pts: open /dev/pts/ptmx")?;
+    let master = rustix::fs::open(
+        "/dev/pts/ptmx",
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("process.terminal needs a devpts mount at /dev/pts: open /dev/pts/ptmx")?;
     rustix::pty::unlockpt(&master).context("unlockpt")?;
-    let slave = rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-        .context("open the pty slave (TIOCGPTPEER)")?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(
+        &master,
+        OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+    )
+    .context("open the pty slave (TIOCGPTPEER)")?;
     let name = rustix::pty::ptsname(&master, Vec::new()).context("ptsname")?;
     let name = name.to_string_lossy().into_owned();
     if let Some((rows, cols)) = process.console_size {
-        let size = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let size = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         rustix::termios::tcsetwinsize(&slave, size).context("set the console size")?;
     }
     if dev_console {
         bind_dev_console(&name)?;
     }
-    channel.send_with_fd(&ToParent::Console(name), master.as_fd()).context("send the pty master")?;
+    channel
+        .send_with_fd(&ToParent::Console(name), master.as_fd())
+        .context("send the pty master")?;
     drop(master);
     become_session_leader(slave)
 }
 
 /// /dev/console is the container's pty, as on a real system's console.
 fn bind_dev_console(pts: &str) -> Result<()> {
-    match rustix::fs::open("/dev/console", OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o600)) {
+    match rustix::fs::open(
+        "/dev/console",
+        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    ) {
         Ok(fd) => drop(fd),
         Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(e).context("create /dev/console"),

@@ -33,8 +33,11 @@ pub fn apply(process: &Process) -> Result<()> {
 }
 
 fn set_ids(process: &Process) -> Result<()> {
-    let gids: Vec<rustix::process::Gid> =
-        process.additional_gids.iter().map(|g| rustix::process::Gid::from_raw(*g)).collect();
+    let gids: Vec<rustix::process::Gid> = process
+        .additional_gids
+        .iter()
+        .map(|g| rustix::process::Gid::from_raw(*g))
+        .collect();
     set_thread_groups(&gids).context("setgroups")?;
     let gid = rustix::process::Gid::from_raw(process.gid);
     set_thread_res_gid(gid, gid, gid).with_context(|| format!("setresgid({})", process.gid))?;
@@ -48,7 +51,8 @@ fn drop_bounding(keep: &[Capability]) -> Result<()> {
     let keep: HashSet<Capability> = keep.iter().copied().collect();
     for cap in caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all()) {
         if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).with_context(|| format!("drop {cap} from the bounding set"))?;
+            caps::drop(None, CapSet::Bounding, cap)
+                .with_context(|| format!("drop {cap} from the bounding set"))?;
         }
     }
     Ok(())
@@ -61,10 +65,15 @@ fn set_sets(set: CapSet, list: &[Capability]) -> Result<()> {
 
 /// Raise the ambient capabilities that are both permitted and inheritable; the kernel refuses
 /// the others (`PR_CAP_AMBIENT_RAISE`), and runc skips them too, so they are only logged.
-fn raise_ambient(ambient: &[Capability], permitted: &[Capability], inheritable: &[Capability]) -> Result<()> {
+fn raise_ambient(
+    ambient: &[Capability],
+    permitted: &[Capability],
+    inheritable: &[Capability],
+) -> Result<()> {
     for cap in ambient {
         if permitted.contains(cap) && inheritable.contains(cap) {
-            caps::raise(None, CapSet::Ambient, *cap).with_context(|| format!("raise ambient {cap}"))?;
+            caps::raise(None, CapSet::Ambient, *cap)
+                .with_context(|| format!("raise ambient {cap}"))?;
         } else {
             tracing::debug!("not raising ambient {cap}: it is not both permitted and inheritable");
         }

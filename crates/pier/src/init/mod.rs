@@ -63,12 +63,21 @@ pub struct InitContext<'a> {
 pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
     // Until pier has recorded this container, its death (an engine's timeout SIGKILL) must
     // take the half-made container with it: nothing would know to clean it up.
-    if rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)).is_err() {
+    if rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .is_err()
+    {
         crate::sys::exit_immediately(1);
     }
-    let proc_self_fd = match rustix::fs::open("/proc/self/fd", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+    let proc_self_fd = match rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
-        Err(e) => fail(&channel, anyhow::Error::from(e).context("open /proc/self/fd")),
+        Err(e) => fail(
+            &channel,
+            anyhow::Error::from(e).context("open /proc/self/fd"),
+        ),
     };
     let ignored_signals = process::ignored_signals();
     let exec = match prepare(ctx, &channel) {
@@ -141,7 +150,10 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     identity::apply(&plan.process)?;
     let mut env = ctx.extra_env.clone();
     if ctx.listen_fds {
-        env.push(format!("LISTEN_PID={}", rustix::process::getpid().as_raw_nonzero()));
+        env.push(format!(
+            "LISTEN_PID={}",
+            rustix::process::getpid().as_raw_nonzero()
+        ));
     }
     let mut exec = process::resolve(&plan.process, &env)?;
     exec.seccomp = filter;

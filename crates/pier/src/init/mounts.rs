@@ -12,7 +12,11 @@ use crate::cgroups::Hierarchy;
 use crate::spec::{BindKind, Mount, NamespaceKind, Plan, Propagation, PropagationKind};
 
 /// Mount every entry of `plan.mounts` under the rootfs opened as `root`.
-pub fn mount_all(plan: &Plan, root: BorrowedFd<'_>, cgroup_dirs: &[std::path::PathBuf]) -> Result<()> {
+pub fn mount_all(
+    plan: &Plan,
+    root: BorrowedFd<'_>,
+    cgroup_dirs: &[std::path::PathBuf],
+) -> Result<()> {
     for m in &plan.mounts {
         let result = if m.fstype == "cgroup" || m.fstype == "cgroup2" {
             mount_cgroup(plan, m, root, cgroup_dirs)
@@ -39,12 +43,21 @@ pub fn mount_one(plan: &Plan, m: &Mount, root: BorrowedFd<'_>) -> Result<()> {
         if matches!(m.fstype.as_str(), "proc" | "sysfs") {
             refuse_symlinked_destination(root, &m.destination)?;
         }
-        let data = (!m.data.is_empty()).then(|| std::ffi::CString::new(m.data.clone())).transpose()?;
-        mount(&m.source, fd_path(&target), &m.fstype, flags_of(m), data.as_deref())?;
+        let data = (!m.data.is_empty())
+            .then(|| std::ffi::CString::new(m.data.clone()))
+            .transpose()?;
+        mount(
+            &m.source,
+            fd_path(&target),
+            &m.fstype,
+            flags_of(m),
+            data.as_deref(),
+        )?;
         return apply_propagation(root, &m.destination, m.propagation);
     };
     let source = plan.bundle.join(&m.source);
-    let meta = std::fs::metadata(&source).with_context(|| format!("bind source {}", source.display()))?;
+    let meta =
+        std::fs::metadata(&source).with_context(|| format!("bind source {}", source.display()))?;
     let leaf = if meta.is_dir() { Leaf::Dir } else { Leaf::File };
     let target = ensure_in_root(root, &m.destination, leaf)?;
     let mut flags = MountFlags::BIND;
@@ -79,11 +92,18 @@ fn flags_of(m: &Mount) -> MountFlags {
         (f.relatime, MountFlags::RELATIME),
         (f.strictatime, MountFlags::STRICTATIME),
     ];
-    pairs.iter().filter(|(on, _)| *on).fold(MountFlags::empty(), |acc, (_, f)| acc | *f)
+    pairs
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(MountFlags::empty(), |acc, (_, f)| acc | *f)
 }
 
 /// Set a mount's propagation (`mount(NULL, target, NULL, MS_SHARED|…, NULL)`).
-pub fn apply_propagation(root: BorrowedFd<'_>, destination: &str, p: Option<Propagation>) -> Result<()> {
+pub fn apply_propagation(
+    root: BorrowedFd<'_>,
+    destination: &str,
+    p: Option<Propagation>,
+) -> Result<()> {
     let Some(p) = p else { return Ok(()) };
     let target = open_in_root(root, destination)?;
     mount_change(fd_path(&target), propagation_flags(p)).context("set mount propagation")?;
@@ -109,10 +129,19 @@ pub fn propagation_flags(p: Propagation) -> MountPropagationFlags {
 /// tmpfs with one directory per hierarchy: a fresh cgroup mount of that hierarchy when the
 /// container has its own cgroup namespace (the namespace root is the container's cgroup),
 /// otherwise a bind mount of the container's own directory, so the host tree stays hidden.
-fn mount_cgroup(plan: &Plan, m: &Mount, root: BorrowedFd<'_>, cgroup_dirs: &[std::path::PathBuf]) -> Result<()> {
+fn mount_cgroup(
+    plan: &Plan,
+    m: &Mount,
+    root: BorrowedFd<'_>,
+    cgroup_dirs: &[std::path::PathBuf],
+) -> Result<()> {
     // pier read the hierarchies before the clone; our mount namespace is a copy of its one
     // unless config.json joined another.
-    let hierarchies = if plan.namespaces.iter().any(|n| n.kind == NamespaceKind::Mount && n.path.is_some()) {
+    let hierarchies = if plan
+        .namespaces
+        .iter()
+        .any(|n| n.kind == NamespaceKind::Mount && n.path.is_some())
+    {
         crate::cgroups::hierarchy_list()?
     } else {
         Hierarchy::mounted_before_clone()?
@@ -123,10 +152,20 @@ fn mount_cgroup(plan: &Plan, m: &Mount, root: BorrowedFd<'_>, cgroup_dirs: &[std
         mount("cgroup2", fd_path(&target), "cgroup2", flags, None)?;
         return apply_propagation(root, &m.destination, m.propagation);
     }
-    mount("tmpfs", fd_path(&target), "tmpfs", flags - MountFlags::RDONLY, Some(c"mode=755"))?;
+    mount(
+        "tmpfs",
+        fd_path(&target),
+        "tmpfs",
+        flags - MountFlags::RDONLY,
+        Some(c"mode=755"),
+    )?;
     let own_ns = plan.creates_namespace(crate::spec::NamespaceKind::Cgroup);
     for h in &hierarchies {
-        let name = h.mountpoint.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = h
+            .mountpoint
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let dest = format!("{}/{}", m.destination, name);
         mount_hierarchy(h, root, &dest, own_ns, cgroup_dirs, flags)?;
         link_comounted(root, &m.destination, &name)?;
@@ -148,15 +187,31 @@ fn mount_hierarchy(
 ) -> Result<()> {
     let dir = ensure_in_root(root, dest, Leaf::Dir)?;
     if own_ns {
-        let (fstype, data) = if h.is_v2() { ("cgroup2", String::new()) } else { ("cgroup", h.controllers.join(",")) };
+        let (fstype, data) = if h.is_v2() {
+            ("cgroup2", String::new())
+        } else {
+            ("cgroup", h.controllers.join(","))
+        };
         let data = std::ffi::CString::new(data)?;
-        mount("cgroup", fd_path(&dir), fstype, flags, Some(data.as_c_str()))?;
+        mount(
+            "cgroup",
+            fd_path(&dir),
+            fstype,
+            flags,
+            Some(data.as_c_str()),
+        )?;
         return Ok(());
     }
     let Some(source) = cgroup_dirs.iter().find(|d| d.starts_with(&h.mountpoint)) else {
         return Ok(());
     };
-    mount(source.as_path(), fd_path(&dir), "", MountFlags::BIND | MountFlags::REC, None)?;
+    mount(
+        source.as_path(),
+        fd_path(&dir),
+        "",
+        MountFlags::BIND | MountFlags::REC,
+        None,
+    )?;
     let reopened = open_in_root(root, dest)?;
     mount_remount(fd_path(&reopened), MountFlags::BIND | flags, "")?;
     Ok(())
@@ -180,8 +235,14 @@ fn link_comounted(root: BorrowedFd<'_>, base: &str, name: &str) -> Result<()> {
 /// Bind the notify directory read-only, nosuid, nodev, noexec at /run/notify (a read-only
 /// mount does not stop `connect(2)` to the socket in it). The mount point is created only on
 /// a tmpfs the container has, or in a rootfs that config.json does not mark read-only.
-pub fn mount_notify_dir(plan: &Plan, root: BorrowedFd<'_>, host_dir: Option<&std::path::Path>) -> Result<()> {
-    let Some(host_dir) = host_dir else { return Ok(()) };
+pub fn mount_notify_dir(
+    plan: &Plan,
+    root: BorrowedFd<'_>,
+    host_dir: Option<&std::path::Path>,
+) -> Result<()> {
+    let Some(host_dir) = host_dir else {
+        return Ok(());
+    };
     let dest = crate::notify::CONTAINER_DIR;
     let target = match open_in_root(root, dest) {
         Ok(fd) => fd,
@@ -199,9 +260,14 @@ pub fn mount_notify_dir(plan: &Plan, root: BorrowedFd<'_>, host_dir: Option<&std
         }
         Err(e) => return Err(e).context("resolve /run/notify"),
     };
-    mount(host_dir, fd_path(&target), "", MountFlags::BIND, None).context("bind the notify directory")?;
+    mount(host_dir, fd_path(&target), "", MountFlags::BIND, None)
+        .context("bind the notify directory")?;
     let target = open_in_root(root, dest)?;
-    let flags = MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let flags = MountFlags::BIND
+        | MountFlags::RDONLY
+        | MountFlags::NOSUID
+        | MountFlags::NODEV
+        | MountFlags::NOEXEC;
     mount_remount(fd_path(&target), flags, "").context("remount /run/notify read-only")?;
     Ok(())
 }
@@ -211,7 +277,13 @@ pub fn mount_notify_dir(plan: &Plan, root: BorrowedFd<'_>, host_dir: Option<&std
 fn refuse_symlinked_destination(root: BorrowedFd<'_>, destination: &str) -> Result<()> {
     let relative = destination.trim_start_matches('/');
     let flags = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_SYMLINKS;
-    rustix::fs::openat2(root, relative, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty(), flags)
-        .map(drop)
-        .with_context(|| format!("{destination} must be a directory, not reached through a symlink"))
+    rustix::fs::openat2(
+        root,
+        relative,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        flags,
+    )
+    .map(drop)
+    .with_context(|| format!("{destination} must be a directory, not reached through a symlink"))
 }

@@ -26,10 +26,12 @@ pub fn apply_limits(process: &Process) -> Result<()> {
             maximum: (r.hard != u64::MAX).then_some(r.hard),
         };
         let resource = resource_of(r.resource).context("rlimit resource")?;
-        rustix::process::setrlimit(resource, limit).with_context(|| format!("setrlimit({resource:?})"))?;
+        rustix::process::setrlimit(resource, limit)
+            .with_context(|| format!("setrlimit({resource:?})"))?;
     }
     if let Some(adj) = process.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).context("write oom_score_adj")?;
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .context("write oom_score_adj")?;
     }
     rustix::process::umask(Mode::from_raw_mode(process.umask.unwrap_or(0o022)));
     Ok(())
@@ -38,8 +40,22 @@ pub fn apply_limits(process: &Process) -> Result<()> {
 fn resource_of(n: i32) -> Option<rustix::process::Resource> {
     use rustix::process::Resource as R;
     let all = [
-        R::Cpu, R::Fsize, R::Data, R::Stack, R::Core, R::Rss, R::Nproc, R::Nofile,
-        R::Memlock, R::As, R::Locks, R::Sigpending, R::Msgqueue, R::Nice, R::Rtprio, R::Rttime,
+        R::Cpu,
+        R::Fsize,
+        R::Data,
+        R::Stack,
+        R::Core,
+        R::Rss,
+        R::Nproc,
+        R::Nofile,
+        R::Memlock,
+        R::As,
+        R::Locks,
+        R::Sigpending,
+        R::Msgqueue,
+        R::Nice,
+        R::Rtprio,
+        R::Rttime,
     ];
     all.into_iter().find(|r| *r as i32 == n)
 }
@@ -48,7 +64,8 @@ fn resource_of(n: i32) -> Option<rustix::process::Resource> {
 /// directory is reachable from the new root (a directory outside it reads `(unreachable)`:
 /// the CVE-2024-21626 class).
 pub fn enter_cwd(process: &Process) -> Result<()> {
-    rustix::process::chdir(process.cwd.as_str()).with_context(|| format!("chdir to cwd {:?}", process.cwd))?;
+    rustix::process::chdir(process.cwd.as_str())
+        .with_context(|| format!("chdir to cwd {:?}", process.cwd))?;
     let cwd = rustix::process::getcwd(Vec::new()).context("getcwd")?;
     if !cwd.to_bytes().starts_with(b"/") {
         bail!("working directory {cwd:?} is outside the container");
@@ -77,23 +94,40 @@ pub fn resolve(process: &Process, extra_env: &[String]) -> Result<Exec> {
         check_executable(arg0)?;
         arg0.clone()
     } else {
-        let search = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        let search = env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         search
             .split(':')
             .map(|dir| format!("{}/{arg0}", if dir.is_empty() { "." } else { dir }))
             .find(|candidate| is_executable_file(candidate))
             .with_context(|| format!("exec: {arg0:?}: executable file not found in $PATH"))?
     };
-    let cstrings = |v: &[String]| -> Result<Vec<CString>> { v.iter().map(|s| CString::new(s.as_str()).context("NUL in argument")).collect() };
-    Ok(Exec { path: CString::new(path)?, argv: cstrings(&process.args)?, envp: cstrings(&env)?, seccomp: None })
+    let cstrings = |v: &[String]| -> Result<Vec<CString>> {
+        v.iter()
+            .map(|s| CString::new(s.as_str()).context("NUL in argument"))
+            .collect()
+    };
+    Ok(Exec {
+        path: CString::new(path)?,
+        argv: cstrings(&process.args)?,
+        envp: cstrings(&env)?,
+        seccomp: None,
+    })
 }
 
 fn check_executable(path: &str) -> Result<()> {
-    let st = rustix::fs::stat(path).map_err(std::io::Error::from).with_context(|| format!("exec: {path:?}: stat {path}"))?;
+    let st = rustix::fs::stat(path)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("exec: {path:?}: stat {path}"))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
         bail!("exec: {path:?}: is a directory");
     }
-    rustix::fs::access(path, Access::EXEC_OK).map_err(std::io::Error::from).with_context(|| format!("exec: {path:?}"))?;
+    rustix::fs::access(path, Access::EXEC_OK)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("exec: {path:?}"))?;
     Ok(())
 }
 
@@ -117,13 +151,21 @@ fn home_of(uid: u32) -> String {
 /// able to stall create with a FIFO or feed it an endless file.
 fn read_passwd() -> Option<String> {
     use std::io::Read;
-    let fd = rustix::fs::open("/etc/passwd", OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let fd = rustix::fs::open(
+        "/etc/passwd",
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
     let st = rustix::fs::fstat(&fd).ok()?;
     if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
         return None;
     }
     let mut text = String::new();
-    std::fs::File::from(fd).take(1 << 20).read_to_string(&mut text).ok()?;
+    std::fs::File::from(fd)
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
     Some(text)
 }
 
@@ -132,8 +174,13 @@ fn read_passwd() -> Option<String> {
 /// from the `O_PATH` fd `fifo` that create opened.
 pub fn wait_for_start(proc_self_fd: OwnedFd, fifo: OwnedFd) -> Result<()> {
     let name = fifo.as_raw_fd().to_string();
-    let writer = rustix::fs::openat(proc_self_fd.as_fd(), name.as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-        .context("open the exec fifo")?;
+    let writer = rustix::fs::openat(
+        proc_self_fd.as_fd(),
+        name.as_str(),
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open the exec fifo")?;
     drop(proc_self_fd);
     drop(fifo);
     rustix::io::write(&writer, b"0").context("write the exec fifo")?;
@@ -158,7 +205,10 @@ pub fn ignored_signals() -> Option<u64> {
 
 /// The `SigIgn:` mask (hexadecimal, bit `n - 1` for signal `n`) of a `/proc/<pid>/status` text.
 fn parse_sig_ign(status: &str) -> Option<u64> {
-    let hex = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?.trim();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))?
+        .trim();
     u64::from_str_radix(hex, 16).ok()
 }
 

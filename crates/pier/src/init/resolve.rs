@@ -28,8 +28,18 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &str) -> rustix::io::Result<Owne
 }
 
 /// Open `path` inside `root` with `flags` (for reads and writes of /proc/sys, /etc/passwd).
-pub fn open_in_root_with(root: BorrowedFd<'_>, path: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    openat2(root, relative(path), flags | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS)
+pub fn open_in_root_with(
+    root: BorrowedFd<'_>,
+    path: &str,
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    openat2(
+        root,
+        relative(path),
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
 }
 
 /// Open `path` inside `root`, creating missing components (directories, and `leaf` at the
@@ -77,7 +87,11 @@ fn ensure(root: BorrowedFd<'_>, path: &str, leaf: Leaf, depth: u32) -> Result<Ow
             let target = rustix::fs::readlinkat(&parent_fd, name, Vec::new())
                 .with_context(|| format!("{path} exists but cannot be opened"))?;
             let target = target.to_string_lossy().into_owned();
-            let next = if target.starts_with('/') { target } else { format!("{parent}/{target}") };
+            let next = if target.starts_with('/') {
+                target
+            } else {
+                format!("{parent}/{target}")
+            };
             ensure(root, &next, leaf, depth + 1)
         }
         Err(e) => Err(e).with_context(|| format!("create {path}")),

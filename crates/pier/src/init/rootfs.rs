@@ -8,7 +8,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
-use rustix::mount::{mount, mount_bind_recursive, mount_change, mount_remount, MountFlags, MountPropagationFlags};
+use rustix::mount::{
+    mount, mount_bind_recursive, mount_change, mount_remount, MountFlags, MountPropagationFlags,
+};
 
 use super::mounts::propagation_flags;
 use super::resolve::{ensure_in_root, fd_path, open_in_root, open_in_root_with, Leaf};
@@ -19,14 +21,22 @@ use crate::spec::{Device, DeviceKind, Plan};
 /// mount point for pivot_root. `linux.rootfsPropagation` is applied at the end ([`finish`]).
 /// Returns an `O_PATH` fd of the rootfs mount.
 pub fn prepare(plan: &Plan) -> Result<OwnedFd> {
-    mount_change("/", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
-        .context("make / rslave")?;
+    mount_change(
+        "/",
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+    )
+    .context("make / rslave")?;
     mount_bind_recursive(&plan.rootfs, &plan.rootfs)
         .with_context(|| format!("bind the rootfs {} onto itself", plan.rootfs.display()))?;
     // pivot_root(2) refuses a new root whose parent mount is shared.
-    mount_change(&plan.rootfs, MountPropagationFlags::PRIVATE).context("make the rootfs private")?;
-    let fd = rustix::fs::open(&plan.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .with_context(|| format!("open rootfs {}", plan.rootfs.display()))?;
+    mount_change(&plan.rootfs, MountPropagationFlags::PRIVATE)
+        .context("make the rootfs private")?;
+    let fd = rustix::fs::open(
+        &plan.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open rootfs {}", plan.rootfs.display()))?;
     Ok(fd)
 }
 
@@ -40,7 +50,11 @@ pub fn create_devices(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
 
 fn create_device(d: &Device, root: BorrowedFd<'_>) -> Result<()> {
     let (parent, name) = d.path.rsplit_once('/').context("device path")?;
-    let dir = ensure_in_root(root, if parent.is_empty() { "/" } else { parent }, Leaf::Dir)?;
+    let dir = ensure_in_root(
+        root,
+        if parent.is_empty() { "/" } else { parent },
+        Leaf::Dir,
+    )?;
     let kind = match d.kind {
         DeviceKind::Char => rustix::fs::FileType::CharacterDevice,
         DeviceKind::Block => rustix::fs::FileType::BlockDevice,
@@ -55,7 +69,12 @@ fn create_device(d: &Device, root: BorrowedFd<'_>) -> Result<()> {
     } else {
         made?;
     }
-    let node = rustix::fs::openat(&dir, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let node = rustix::fs::openat(
+        &dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     // mknod applies the umask; set the exact mode and owner asked for.
     rustix::fs::chmodat(&dir, name, mode, rustix::fs::AtFlags::empty())?;
     rustix::fs::chownat(
@@ -72,7 +91,9 @@ fn create_device(d: &Device, root: BorrowedFd<'_>) -> Result<()> {
 /// The /dev symlinks of runtime-spec "Default Devices": fd, stdin, stdout, stderr, ptmx.
 /// An existing entry is left alone.
 pub fn dev_symlinks(root: BorrowedFd<'_>) -> Result<()> {
-    let Ok(dev) = open_in_root(root, "/dev") else { return Ok(()) };
+    let Ok(dev) = open_in_root(root, "/dev") else {
+        return Ok(());
+    };
     let links = [
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -96,8 +117,11 @@ pub fn dev_symlinks(root: BorrowedFd<'_>) -> Result<()> {
 /// Paths the container does not have are skipped.
 pub fn mask_paths(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
     for path in &plan.masked_paths {
-        let Ok(target) = open_in_root(root, path) else { continue };
-        let is_dir = rustix::fs::fstat(&target).is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir());
+        let Ok(target) = open_in_root(root, path) else {
+            continue;
+        };
+        let is_dir = rustix::fs::fstat(&target)
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir());
         let result = if is_dir {
             mount("tmpfs", fd_path(&target), "tmpfs", MountFlags::RDONLY, None)
         } else {
@@ -112,25 +136,37 @@ pub fn mask_paths(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
 /// nosuid/nodev/noexec it had.
 pub fn readonly_paths(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
     for path in &plan.readonly_paths {
-        let Ok(target) = open_in_root(root, path) else { continue };
-        mount_bind_recursive(fd_path(&target), fd_path(&target)).with_context(|| format!("bind {path}"))?;
+        let Ok(target) = open_in_root(root, path) else {
+            continue;
+        };
+        mount_bind_recursive(fd_path(&target), fd_path(&target))
+            .with_context(|| format!("bind {path}"))?;
         let target = open_in_root(root, path)?;
         let kept = kept_flags(&target);
-        mount_remount(fd_path(&target), MountFlags::BIND | MountFlags::RDONLY | kept, "")
-            .with_context(|| format!("remount {path} read-only"))?;
+        mount_remount(
+            fd_path(&target),
+            MountFlags::BIND | MountFlags::RDONLY | kept,
+            "",
+        )
+        .with_context(|| format!("remount {path} read-only"))?;
     }
     Ok(())
 }
 
 /// The nosuid/nodev/noexec flags of the mount `fd` is on (`statvfs(3)` f_flag).
 fn kept_flags(fd: &impl AsFd) -> MountFlags {
-    let Ok(st) = rustix::fs::fstatvfs(fd) else { return MountFlags::empty() };
+    let Ok(st) = rustix::fs::fstatvfs(fd) else {
+        return MountFlags::empty();
+    };
     let pairs = [
         (rustix::fs::StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
         (rustix::fs::StatVfsMountFlags::NODEV, MountFlags::NODEV),
         (rustix::fs::StatVfsMountFlags::NOEXEC, MountFlags::NOEXEC),
     ];
-    pairs.iter().filter(|(v, _)| st.f_flag.contains(*v)).fold(MountFlags::empty(), |a, (_, m)| a | *m)
+    pairs
+        .iter()
+        .filter(|(v, _)| st.f_flag.contains(*v))
+        .fold(MountFlags::empty(), |a, (_, m)| a | *m)
 }
 
 /// `linux.sysctl`: write each value to `/proc/sys/<key with dots as slashes>` inside.
@@ -143,7 +179,8 @@ pub fn sysctl(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
         if !rustix::fs::fstatfs(&fd).is_ok_and(|st| st.f_type == libc::PROC_SUPER_MAGIC) {
             anyhow::bail!("sysctl {key}: {path} is not on procfs");
         }
-        rustix::io::write(&fd, value.as_bytes()).with_context(|| format!("sysctl {key}={value}"))?;
+        rustix::io::write(&fd, value.as_bytes())
+            .with_context(|| format!("sysctl {key}={value}"))?;
     }
     Ok(())
 }
@@ -157,8 +194,12 @@ pub fn ensure_cwd(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
 /// a cwd in the old root (an fd opened before), make it rslave and detach it. Or `MS_MOVE` +
 /// `chroot` with `--no-pivot`.
 pub fn switch_root(plan: &Plan, no_pivot: bool) -> Result<()> {
-    let old_root = rustix::fs::open("/", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .context("open the old root")?;
+    let old_root = rustix::fs::open(
+        "/",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open the old root")?;
     rustix::process::chdir(&plan.rootfs).context("chdir to the rootfs")?;
     if no_pivot {
         rustix::mount::mount_move(".", "/").context("move the rootfs onto /")?;
@@ -167,9 +208,13 @@ pub fn switch_root(plan: &Plan, no_pivot: bool) -> Result<()> {
         rustix::process::pivot_root(".", ".").context("pivot_root")?;
         rustix::process::fchdir(&old_root).context("fchdir to the old root")?;
         // Our unmount must not propagate back to the host.
-        mount_change(".", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
-            .context("make the old root rslave")?;
-        rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH).context("detach the old root")?;
+        mount_change(
+            ".",
+            MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+        )
+        .context("make the old root rslave")?;
+        rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+            .context("detach the old root")?;
     }
     drop(old_root);
     rustix::process::chdir("/").context("chdir /")?;
@@ -183,7 +228,8 @@ pub fn finish(plan: &Plan) -> Result<()> {
             let root = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
             kept_flags(&root)
         };
-        mount_remount("/", MountFlags::BIND | MountFlags::RDONLY | kept, "").context("remount / read-only")?;
+        mount_remount("/", MountFlags::BIND | MountFlags::RDONLY | kept, "")
+            .context("remount / read-only")?;
     }
     // `/` itself only: the mounts below keep the propagation their options asked for.
     let mut root_only = plan.rootfs_propagation;

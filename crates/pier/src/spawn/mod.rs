@@ -34,11 +34,21 @@ impl Spawned {
     /// # Errors
     /// The init is gone.
     pub fn commit(&mut self) -> Result<()> {
-        let Some(channel) = self.channel.take() else { return Ok(()) };
-        channel.send(&ToChild::Committed).context("tell the container init it is recorded")?;
-        match channel.recv::<ToParent>().context("read from the container init")? {
+        let Some(channel) = self.channel.take() else {
+            return Ok(());
+        };
+        channel
+            .send(&ToChild::Committed)
+            .context("tell the container init it is recorded")?;
+        match channel
+            .recv::<ToParent>()
+            .context("read from the container init")?
+        {
             Some(ToParent::Committed) => Ok(()),
-            _ => bail!("container init exited before it was recorded ({})", exit_status(self)),
+            _ => bail!(
+                "container init exited before it was recorded ({})",
+                exit_status(self)
+            ),
         }
     }
 }
@@ -49,9 +59,15 @@ impl Spawned {
 /// # Errors
 /// clone3 fails, cgroup placement fails, or the child reports an error (its chain is
 /// returned) or dies. The child is killed and reaped before returning an error.
-pub fn spawn_init(ctx: &InitContext<'_>, cgroup: &Cgroup, fifo: OwnedFd, lock: BorrowedFd<'_>) -> Result<Spawned> {
+pub fn spawn_init(
+    ctx: &InitContext<'_>,
+    cgroup: &Cgroup,
+    fifo: OwnedFd,
+    lock: BorrowedFd<'_>,
+) -> Result<Spawned> {
     let (parent, child) = Channel::pair().context("socketpair")?;
-    rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable).context("PR_SET_DUMPABLE")?;
+    rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)
+        .context("PR_SET_DUMPABLE")?;
     let flags = clone_flags(ctx.plan);
     let forked = with_joined_pid_namespace(ctx.plan, || clone(flags, cgroup))?;
     match forked {
@@ -63,7 +79,12 @@ pub fn spawn_init(ctx: &InitContext<'_>, cgroup: &Cgroup, fifo: OwnedFd, lock: B
         Forked::Parent { pid, pidfd } => {
             drop(child);
             drop(fifo);
-            let mut spawned = Spawned { pid, pidfd, console: None, channel: None };
+            let mut spawned = Spawned {
+                pid,
+                pidfd,
+                console: None,
+                channel: None,
+            };
             match handshake(&mut spawned, cgroup, &parent) {
                 Ok(()) => {
                     spawned.channel = Some(parent);
@@ -110,16 +131,26 @@ fn with_joined_pid_namespace(plan: &Plan, f: impl FnOnce() -> Result<Forked>) ->
         .collect();
     let mut restore = Vec::new();
     for ns in &joined {
-        let own = if ns.kind == NamespaceKind::Pid { "/proc/self/ns/pid_for_children" } else { "/proc/self/ns/time_for_children" };
+        let own = if ns.kind == NamespaceKind::Pid {
+            "/proc/self/ns/pid_for_children"
+        } else {
+            "/proc/self/ns/time_for_children"
+        };
         restore.push((open_ns(own.as_ref())?, ns.kind));
         let target = open_ns(ns.path.as_ref().expect("filtered on path"))?;
-        rustix::thread::move_into_link_name_space(target.as_fd(), Some(crate::init::link_type(ns.kind)))
-            .with_context(|| format!("join {:?} namespace", ns.kind))?;
+        rustix::thread::move_into_link_name_space(
+            target.as_fd(),
+            Some(crate::init::link_type(ns.kind)),
+        )
+        .with_context(|| format!("join {:?} namespace", ns.kind))?;
     }
     let result = f();
     if !matches!(result, Ok(Forked::Child)) {
         for (fd, kind) in restore {
-            let _ = rustix::thread::move_into_link_name_space(fd.as_fd(), Some(crate::init::link_type(kind)));
+            let _ = rustix::thread::move_into_link_name_space(
+                fd.as_fd(),
+                Some(crate::init::link_type(kind)),
+            );
         }
     }
     result
@@ -132,16 +163,26 @@ fn open_ns(path: &std::path::Path) -> Result<OwnedFd> {
 
 /// Steps 2, 3b and 4 of the protocol table, on the parent side.
 fn handshake(spawned: &mut Spawned, cgroup: &Cgroup, channel: &Channel) -> Result<()> {
-    cgroup.add_process(spawned.pid).context("join the container's cgroup")?;
-    channel.send(&ToChild::Go).context("release the container init")?;
+    cgroup
+        .add_process(spawned.pid)
+        .context("join the container's cgroup")?;
+    channel
+        .send(&ToChild::Go)
+        .context("release the container init")?;
     loop {
-        match channel.recv_with_fd::<ToParent>().context("read from the container init")? {
+        match channel
+            .recv_with_fd::<ToParent>()
+            .context("read from the container init")?
+        {
             Some((ToParent::Ready, _)) => return Ok(()),
             Some((ToParent::Console(name), Some(master))) => spawned.console = Some((name, master)),
             Some((ToParent::Console(_), None)) => bail!("container init sent no pty master"),
             Some((ToParent::Error(chain), _)) => bail!("{chain}"),
             Some((ToParent::Committed, _)) => bail!("unexpected Committed from the container init"),
-            None => bail!("container init exited during setup ({})", exit_status(spawned)),
+            None => bail!(
+                "container init exited during setup ({})",
+                exit_status(spawned)
+            ),
         }
     }
 }
@@ -149,11 +190,17 @@ fn handshake(spawned: &mut Spawned, cgroup: &Cgroup, channel: &Channel) -> Resul
 /// SIGKILL the child and reap it.
 pub fn kill_and_reap(spawned: &Spawned) {
     let _ = rustix::process::pidfd_send_signal(&spawned.pidfd, Signal::KILL);
-    let _ = rustix::process::waitid(rustix::process::WaitId::PidFd(spawned.pidfd.as_fd()), rustix::process::WaitIdOptions::EXITED);
+    let _ = rustix::process::waitid(
+        rustix::process::WaitId::PidFd(spawned.pidfd.as_fd()),
+        rustix::process::WaitIdOptions::EXITED,
+    );
 }
 
 fn exit_status(spawned: &Spawned) -> String {
-    match rustix::process::waitid(rustix::process::WaitId::PidFd(spawned.pidfd.as_fd()), rustix::process::WaitIdOptions::EXITED) {
+    match rustix::process::waitid(
+        rustix::process::WaitId::PidFd(spawned.pidfd.as_fd()),
+        rustix::process::WaitIdOptions::EXITED,
+    ) {
         Ok(Some(status)) => describe_status(&status),
         _ => "status unknown".to_string(),
     }

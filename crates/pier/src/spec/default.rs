@@ -61,7 +61,9 @@ fn make_rootless(spec: &mut Value, uid: u32, gid: u32) {
     linux["resources"] = json!({});
     linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
     linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
-    let namespaces = linux["namespaces"].as_array_mut().expect("namespaces is an array");
+    let namespaces = linux["namespaces"]
+        .as_array_mut()
+        .expect("namespaces is an array");
     namespaces.retain(|ns| ns["type"] != "network");
     namespaces.push(json!({"type": "user"}));
     let mounts = spec["mounts"].as_array_mut().expect("mounts is an array");
@@ -89,7 +91,8 @@ mod tests {
 
     #[test]
     fn default_spec_parses_into_a_plan() {
-        let spec: oci_spec::runtime::Spec = serde_json::from_value(default_spec(false, 0, 0)).unwrap();
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_value(default_spec(false, 0, 0)).unwrap();
         let plan = super::super::plan_from_spec(&spec, std::path::Path::new("/b")).unwrap();
         assert_eq!(plan.process.args, ["sh"]);
         assert!(plan.root_readonly);
@@ -98,7 +101,12 @@ mod tests {
     #[test]
     fn rootless_spec_has_a_user_namespace_and_no_network_namespace() {
         let spec = default_spec(true, 1000, 1000);
-        let types: Vec<_> = spec["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].clone()).collect();
+        let types: Vec<_> = spec["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].clone())
+            .collect();
         assert!(types.contains(&json!("user")) && !types.contains(&json!("network")));
         assert_eq!(spec["linux"]["uidMappings"][0]["hostID"], 1000);
     }

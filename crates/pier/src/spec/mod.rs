@@ -18,8 +18,10 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
 pub use mounts::parse_propagation;
 pub use plan::*;
-pub use seccomp::{Seccomp, SeccompAction, SeccompArg, SeccompFlags, SeccompOp, SyscallRule, DEFAULT_ERRNO};
 pub use process::parse_process;
+pub use seccomp::{
+    Seccomp, SeccompAction, SeccompArg, SeccompFlags, SeccompOp, SyscallRule, DEFAULT_ERRNO,
+};
 
 /// Read `<bundle>/config.json` and build its Plan. `bundle` should be absolute.
 ///
@@ -48,7 +50,10 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
         bail!("unsupported ociVersion {version:?}: pier runs runtime-spec 1.x");
     }
     refuse_unsupported(spec)?;
-    let root = spec.root().as_ref().context("config.json: root must be set")?;
+    let root = spec
+        .root()
+        .as_ref()
+        .context("config.json: root must be set")?;
     let rootfs = bundle.join(root.path());
     let linux = spec.linux().clone().unwrap_or_default();
     let process = spec
@@ -63,21 +68,28 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
         hostname: spec.hostname().clone(),
         domainname: spec.domainname().clone(),
         namespaces: namespaces(&linux)?,
-        mounts: spec
-            .mounts()
-            .iter()
-            .flatten()
-            .map(mount_of)
-            .collect(),
+        mounts: spec.mounts().iter().flatten().map(mount_of).collect(),
         rootfs_propagation: rootfs_propagation(linux.rootfs_propagation().as_deref())?,
         devices: devices(&linux)?,
         masked_paths: linux.masked_paths().clone().unwrap_or_default(),
         readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
-        sysctl: linux.sysctl().clone().unwrap_or_default().into_iter().collect(),
+        sysctl: linux
+            .sysctl()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         process: process::process_of(process)?,
-        seccomp: linux.seccomp().as_ref().map(seccomp::seccomp_of).transpose()?,
+        seccomp: linux
+            .seccomp()
+            .as_ref()
+            .map(seccomp::seccomp_of)
+            .transpose()?,
         cgroup: CgroupPlan {
-            path: linux.cgroups_path().as_ref().map(|p| p.display().to_string()),
+            path: linux
+                .cgroups_path()
+                .as_ref()
+                .map(|p| p.display().to_string()),
             resources: linux.resources().clone(),
         },
         annotations: spec
@@ -99,8 +111,9 @@ fn check_namespaces_cover(plan: &Plan) -> Result<()> {
         bail!("config.json: a mount namespace is required (linux.namespaces has no \"mount\")");
     }
     for key in plan.sysctl.keys() {
-        let needs = sysctl_namespace(key)
-            .with_context(|| format!("config.json: sysctl {key:?} is not in a separate kernel namespace"))?;
+        let needs = sysctl_namespace(key).with_context(|| {
+            format!("config.json: sysctl {key:?} is not in a separate kernel namespace")
+        })?;
         if !plan.has_namespace(needs) {
             bail!("config.json: sysctl {key:?} needs a {needs:?} namespace");
         }
@@ -111,8 +124,14 @@ fn check_namespaces_cover(plan: &Plan) -> Result<()> {
 /// The namespace a sysctl belongs to, if it is namespaced at all.
 fn sysctl_namespace(key: &str) -> Option<NamespaceKind> {
     const IPC: [&str; 8] = [
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
     if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
         Some(NamespaceKind::Ipc)
@@ -131,15 +150,29 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
     let process = spec.process().clone().unwrap_or_default();
     let hooks = spec.hooks().clone().unwrap_or_default();
-    let has_hooks = [hooks.prestart(), hooks.create_runtime(), hooks.create_container(), hooks.start_container(), hooks.poststart(), hooks.poststop()]
+    let has_hooks = [
+        hooks.prestart(),
+        hooks.create_runtime(),
+        hooks.create_container(),
+        hooks.start_container(),
+        hooks.poststart(),
+        hooks.poststop(),
+    ]
+    .iter()
+    .any(|h| h.as_ref().is_some_and(|v| !v.is_empty()));
+    let uses_userns = linux
+        .namespaces()
         .iter()
-        .any(|h| h.as_ref().is_some_and(|v| !v.is_empty()));
-    let uses_userns = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User)
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User)
         || linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     let unsupported = [
         (has_hooks, "hooks"),
-        (uses_userns, "user namespaces (linux.uidMappings, gidMappings, a user namespace)"),
+        (
+            uses_userns,
+            "user namespaces (linux.uidMappings, gidMappings, a user namespace)",
+        ),
         (linux.personality().is_some(), "linux.personality"),
         (linux.intel_rdt().is_some(), "linux.intelRdt"),
         (linux.time_offsets().is_some(), "linux.timeOffsets"),
@@ -168,15 +201,26 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Vec<Namespace>> {
         if out.iter().any(|n| n.kind == kind) {
             bail!("config.json: namespace type {:?} listed twice", ns.typ());
         }
-        out.push(Namespace { kind, path: ns.path().clone() });
+        out.push(Namespace {
+            kind,
+            path: ns.path().clone(),
+        });
     }
     Ok(out)
 }
 
 fn mount_of(m: &oci_spec::runtime::Mount) -> Mount {
     let destination = m.destination().display().to_string();
-    let destination = if destination.starts_with('/') { destination } else { format!("/{destination}") };
-    let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_default();
+    let destination = if destination.starts_with('/') {
+        destination
+    } else {
+        format!("/{destination}")
+    };
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.display().to_string())
+        .unwrap_or_default();
     let fstype = m.typ().clone().unwrap_or_default();
     let options = m.options().clone().unwrap_or_default();
     mounts::parse_mount(&destination, &fstype, &source, &options)
@@ -184,7 +228,10 @@ fn mount_of(m: &oci_spec::runtime::Mount) -> Mount {
 
 fn rootfs_propagation(value: Option<&str>) -> Result<Propagation> {
     match value {
-        None | Some("") => Ok(Propagation { kind: PropagationKind::Slave, recursive: true }),
+        None | Some("") => Ok(Propagation {
+            kind: PropagationKind::Slave,
+            recursive: true,
+        }),
         Some(v) => parse_propagation(v)
             .with_context(|| format!("config.json: invalid linux.rootfsPropagation {v:?}")),
     }
@@ -215,7 +262,10 @@ fn devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<Device>> {
             LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
             LinuxDeviceType::B => DeviceKind::Block,
             LinuxDeviceType::P => DeviceKind::Fifo,
-            other => bail!("config.json: device {} has unsupported type {other:?}", d.path().display()),
+            other => bail!(
+                "config.json: device {} has unsupported type {other:?}",
+                d.path().display()
+            ),
         };
         let path = d.path().display().to_string();
         if !path.starts_with("/dev/") {

@@ -92,7 +92,12 @@ mod tests {
 
     #[test]
     fn runc_default_dev_tmpfs() {
-        let m = parse_mount("/dev", "tmpfs", "tmpfs", &opts(&["nosuid", "strictatime", "mode=755", "size=65536k"]));
+        let m = parse_mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &opts(&["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        );
         assert!(m.flags.nosuid && m.flags.strictatime && !m.flags.readonly);
         assert_eq!(m.data, "mode=755,size=65536k");
         assert_eq!(m.bind, None);
@@ -100,10 +105,21 @@ mod tests {
 
     #[test]
     fn bind_options_and_propagation() {
-        let m = parse_mount("/m", "none", "/src", &opts(&["rbind", "ro", "nodev", "rslave"]));
+        let m = parse_mount(
+            "/m",
+            "none",
+            "/src",
+            &opts(&["rbind", "ro", "nodev", "rslave"]),
+        );
         assert_eq!(m.bind, Some(BindKind::Recursive));
         assert!(m.flags.readonly && m.flags.nodev);
-        assert_eq!(m.propagation, Some(Propagation { kind: PropagationKind::Slave, recursive: true }));
+        assert_eq!(
+            m.propagation,
+            Some(Propagation {
+                kind: PropagationKind::Slave,
+                recursive: true
+            })
+        );
         let m = parse_mount("/m", "bind", "/src", &opts(&["rw"]));
         assert_eq!(m.bind, Some(BindKind::Single));
         assert!(!m.flags.readonly);
@@ -117,7 +133,10 @@ mod tests {
 
     #[test]
     fn propagation_names() {
-        assert_eq!(parse_propagation("private").unwrap().kind, PropagationKind::Private);
+        assert_eq!(
+            parse_propagation("private").unwrap().kind,
+            PropagationKind::Private
+        );
         assert!(parse_propagation("runbindable").unwrap().recursive);
         assert!(parse_propagation("ro").is_none());
         assert!(parse_propagation("rw").is_none());

@@ -228,7 +228,9 @@ pub struct CgroupPlan {
 impl Plan {
     /// Whether config.json asks for a new (not joined) namespace of `kind`.
     pub fn creates_namespace(&self, kind: NamespaceKind) -> bool {
-        self.namespaces.iter().any(|n| n.kind == kind && n.path.is_none())
+        self.namespaces
+            .iter()
+            .any(|n| n.kind == kind && n.path.is_none())
     }
 
     /// Whether the container has a namespace of `kind` at all (new or joined).

@@ -18,9 +18,13 @@ pub fn drop_unknown_capabilities(config: &mut serde_json::Value) {
     for (set, names) in sets.iter_mut() {
         if let Some(list) = names.as_array_mut() {
             list.retain(|name| {
-                let known = name.as_str().is_some_and(|n| caps::Capability::from_str(n).is_ok());
+                let known = name
+                    .as_str()
+                    .is_some_and(|n| caps::Capability::from_str(n).is_ok());
                 if !known {
-                    tracing::warn!("ignoring unknown capability {name} in process.capabilities.{set}");
+                    tracing::warn!(
+                        "ignoring unknown capability {name} in process.capabilities.{set}"
+                    );
                 }
                 known
             });
@@ -37,7 +41,8 @@ pub fn parse_process(bytes: &[u8]) -> Result<Process> {
     let value: serde_json::Value = serde_json::from_slice(bytes).context("invalid JSON")?;
     let mut wrapped = serde_json::json!({ "process": value });
     drop_unknown_capabilities(&mut wrapped);
-    let p: oci_spec::runtime::Process = serde_json::from_value(wrapped["process"].take()).context("not a runtime-spec process")?;
+    let p: oci_spec::runtime::Process =
+        serde_json::from_value(wrapped["process"].take()).context("not a runtime-spec process")?;
     process_of(&p)
 }
 
@@ -62,7 +67,9 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
         env,
         cwd,
         terminal: p.terminal().unwrap_or(false),
-        console_size: p.console_size().map(|b| (clamp_u16(b.height()), clamp_u16(b.width()))),
+        console_size: p
+            .console_size()
+            .map(|b| (clamp_u16(b.height()), clamp_u16(b.width()))),
         uid: user.uid(),
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
@@ -99,9 +106,17 @@ fn rlimits(p: &oci_spec::runtime::Process) -> Result<Vec<Rlimit>> {
         let resource = rlimit_resource(name)
             .with_context(|| format!("config.json: unknown rlimit type {name:?}"))?;
         if r.soft() > r.hard() {
-            bail!("config.json: rlimit {name}: soft limit {} exceeds hard limit {}", r.soft(), r.hard());
+            bail!(
+                "config.json: rlimit {name}: soft limit {} exceeds hard limit {}",
+                r.soft(),
+                r.hard()
+            );
         }
-        out.push(Rlimit { resource, soft: r.soft(), hard: r.hard() });
+        out.push(Rlimit {
+            resource,
+            soft: r.soft(),
+            hard: r.hard(),
+        });
     }
     Ok(out)
 }
@@ -126,7 +141,10 @@ fn rlimit_resource(name: &str) -> Option<i32> {
         ("RLIMIT_RTPRIO", libc::RLIMIT_RTPRIO),
         ("RLIMIT_RTTIME", libc::RLIMIT_RTTIME),
     ];
-    table.iter().find(|(n, _)| *n == name).map(|(_, r)| *r as i32)
+    table
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, r)| *r as i32)
 }
 
 fn capabilities(p: &oci_spec::runtime::Process) -> Result<Capabilities> {
@@ -138,7 +156,11 @@ fn capabilities(p: &oci_spec::runtime::Process) -> Result<Capabilities> {
         for cap in s.iter().flatten() {
             let name = serde_json::to_value(cap)?;
             let name = name.as_str().unwrap_or_default().to_string();
-            let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+            let name = if name.starts_with("CAP_") {
+                name
+            } else {
+                format!("CAP_{name}")
+            };
             out.push(caps::Capability::from_str(&name).map_err(|e| anyhow::anyhow!("{e}"))?);
         }
         out.sort_by_key(|c| c.index());

@@ -29,7 +29,13 @@ fn minimal_config() {
     assert!(p.creates_namespace(NamespaceKind::Pid));
     assert!(!p.has_namespace(NamespaceKind::Network));
     assert_eq!(p.devices.len(), 6, "the six default devices");
-    assert_eq!(p.rootfs_propagation, Propagation { kind: PropagationKind::Slave, recursive: true });
+    assert_eq!(
+        p.rootfs_propagation,
+        Propagation {
+            kind: PropagationKind::Slave,
+            recursive: true
+        }
+    );
 }
 
 #[test]
@@ -72,7 +78,8 @@ fn duplicate_namespace_is_refused() {
 #[test]
 fn joined_namespace_keeps_its_path() {
     let mut c = minimal();
-    c["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}]);
+    c["linux"]["namespaces"] =
+        json!([{"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}]);
     let p = plan(c).unwrap();
     assert!(p.has_namespace(NamespaceKind::Network));
     assert!(!p.creates_namespace(NamespaceKind::Network));
@@ -88,15 +95,32 @@ fn relative_cwd_is_refused() {
 #[test]
 fn capabilities_rlimits_user() {
     let mut c = minimal();
-    c["process"]["capabilities"] = json!({"bounding": ["CAP_KILL", "CAP_FUTURE_THING"], "ambient": ["CAP_CHOWN"]});
+    c["process"]["capabilities"] =
+        json!({"bounding": ["CAP_KILL", "CAP_FUTURE_THING"], "ambient": ["CAP_CHOWN"]});
     c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]);
     c["process"]["user"] = json!({"uid": 5, "gid": 6, "additionalGids": [7, 8], "umask": 63});
     c["process"]["oomScoreAdj"] = json!(100);
     let p = plan(c).unwrap();
-    assert_eq!(p.process.capabilities.bounding, [caps::Capability::CAP_KILL]);
-    assert_eq!(p.process.capabilities.ambient, [caps::Capability::CAP_CHOWN]);
-    assert_eq!(p.process.rlimits, [Rlimit { resource: libc::RLIMIT_NOFILE as i32, soft: 100, hard: 200 }]);
-    assert_eq!((p.process.uid, p.process.gid, p.process.umask), (5, 6, Some(63)));
+    assert_eq!(
+        p.process.capabilities.bounding,
+        [caps::Capability::CAP_KILL]
+    );
+    assert_eq!(
+        p.process.capabilities.ambient,
+        [caps::Capability::CAP_CHOWN]
+    );
+    assert_eq!(
+        p.process.rlimits,
+        [Rlimit {
+            resource: libc::RLIMIT_NOFILE as i32,
+            soft: 100,
+            hard: 200
+        }]
+    );
+    assert_eq!(
+        (p.process.uid, p.process.gid, p.process.umask),
+        (5, 6, Some(63))
+    );
     assert_eq!(p.process.additional_gids, [7, 8]);
     assert_eq!(p.process.oom_score_adj, Some(100));
 }
@@ -117,7 +141,14 @@ fn devices_replace_defaults_and_stay_under_dev() {
     ]);
     let p = plan(c).unwrap();
     assert_eq!(p.devices.len(), 7);
-    assert_eq!(p.devices.iter().find(|d| d.path == "/dev/null").unwrap().mode, 0o600);
+    assert_eq!(
+        p.devices
+            .iter()
+            .find(|d| d.path == "/dev/null")
+            .unwrap()
+            .mode,
+        0o600
+    );
     let mut c = minimal();
     c["linux"]["devices"] = json!([{"path": "/etc/evil", "type": "c", "major": 1, "minor": 3}]);
     assert!(plan(c).is_err());
@@ -134,7 +165,10 @@ fn relative_mount_destination_is_made_absolute() {
 fn rootfs_propagation_is_parsed() {
     let mut c = minimal();
     c["linux"]["rootfsPropagation"] = json!("shared");
-    assert_eq!(plan(c).unwrap().rootfs_propagation.kind, PropagationKind::Shared);
+    assert_eq!(
+        plan(c).unwrap().rootfs_propagation.kind,
+        PropagationKind::Shared
+    );
     let mut c = minimal();
     c["linux"]["rootfsPropagation"] = json!("sideways");
     assert!(plan(c).is_err());
@@ -164,17 +198,36 @@ fn sysctls_need_their_namespace() {
 #[test]
 fn settings_pier_cannot_apply_are_refused() {
     let cases = [
-        ("/hooks", json!({"prestart": [{"path": "/bin/true"}]}), "hooks"),
-        ("/linux/uidMappings", json!([{"containerID": 0, "hostID": 1000, "size": 1}]), "user namespaces"),
-        ("/process/scheduler", json!({"policy": "SCHED_OTHER"}), "scheduler"),
+        (
+            "/hooks",
+            json!({"prestart": [{"path": "/bin/true"}]}),
+            "hooks",
+        ),
+        (
+            "/linux/uidMappings",
+            json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
+            "user namespaces",
+        ),
+        (
+            "/process/scheduler",
+            json!({"policy": "SCHED_OTHER"}),
+            "scheduler",
+        ),
     ];
     for (pointer, value, needle) in cases {
         let mut c = minimal();
         let (parent, key) = pointer.rsplit_once('/').unwrap();
-        let target = if parent.is_empty() { &mut c } else { c.pointer_mut(parent).unwrap() };
+        let target = if parent.is_empty() {
+            &mut c
+        } else {
+            c.pointer_mut(parent).unwrap()
+        };
         target[key] = value;
         let err = format!("{:#}", plan(c).unwrap_err());
-        assert!(err.contains(needle) && err.contains("not supported"), "{pointer}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("not supported"),
+            "{pointer}: {err}"
+        );
     }
     let mut c = minimal();
     c["hooks"] = json!({"prestart": []});
@@ -194,10 +247,17 @@ fn seccomp_is_carried_into_the_plan() {
 
 #[test]
 fn ids_that_mean_unchanged_are_refused() {
-    for user in [json!({"uid": 4294967295u32, "gid": 0}), json!({"uid": 0, "gid": 2147483648u32}), json!({"uid": 0, "gid": 0, "additionalGids": [4294967295u32]})] {
+    for user in [
+        json!({"uid": 4294967295u32, "gid": 0}),
+        json!({"uid": 0, "gid": 2147483648u32}),
+        json!({"uid": 0, "gid": 0, "additionalGids": [4294967295u32]}),
+    ] {
         let mut c = minimal();
         c["process"]["user"] = user.clone();
-        assert!(format!("{:#}", plan(c).unwrap_err()).contains("range"), "{user}");
+        assert!(
+            format!("{:#}", plan(c).unwrap_err()).contains("range"),
+            "{user}"
+        );
     }
 }
 
@@ -206,6 +266,9 @@ fn env_entries_must_be_key_value() {
     for bad in ["NOEQUALS", "=value"] {
         let mut c = minimal();
         c["process"]["env"] = json!(["PATH=/bin", bad]);
-        assert!(format!("{:#}", plan(c).unwrap_err()).contains("KEY=VALUE"), "{bad}");
+        assert!(
+            format!("{:#}", plan(c).unwrap_err()).contains("KEY=VALUE"),
+            "{bad}"
+        );
     }
 }

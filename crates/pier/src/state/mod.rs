@@ -97,7 +97,8 @@ impl ContainerDir {
     /// [`ContainerError::InvalidId`], [`ContainerError::Exists`], or an I/O error.
     pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
-        fs::create_dir_all(root).with_context(|| format!("create state root {}", root.display()))?;
+        fs::create_dir_all(root)
+            .with_context(|| format!("create state root {}", root.display()))?;
         let path = root.join(id);
         match rustix::fs::mkdir(&path, Mode::from_raw_mode(0o711)) {
             Err(rustix::io::Errno::EXIST) => return Err(ContainerError::Exists.into()),
@@ -127,7 +128,11 @@ impl ContainerDir {
     pub fn open_unlocked(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
         let path = root.join(id);
-        match rustix::fs::open(&path, OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY, Mode::empty()) {
+        match rustix::fs::open(
+            &path,
+            OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY,
+            Mode::empty(),
+        ) {
             Ok(fd) => Ok(ContainerDir { path, fd }),
             Err(rustix::io::Errno::NOENT) => Err(ContainerError::NotExist.into()),
             Err(e) => Err(e).with_context(|| format!("open {}", path.display())),
@@ -148,11 +153,14 @@ impl ContainerDir {
     }
 
     fn lock(path: PathBuf, op: FlockOperation) -> Result<ContainerDir> {
-        let fd = rustix::fs::open(&path, OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY, Mode::empty())
-            .map_err(io::Error::from)
-            .with_context(|| format!("open {}", path.display()))?;
-        rustix::fs::flock(&fd, op)
-            .with_context(|| format!("lock {}", path.display()))?;
+        let fd = rustix::fs::open(
+            &path,
+            OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)
+        .with_context(|| format!("open {}", path.display()))?;
+        rustix::fs::flock(&fd, op).with_context(|| format!("lock {}", path.display()))?;
         Ok(ContainerDir { path, fd })
     }
 
@@ -178,7 +186,9 @@ impl ContainerDir {
     /// Read `state.json`; `None` when the container is still being created.
     pub fn read_state(&self) -> Result<Option<State>> {
         match fs::read(self.path.join("state.json")) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).context("parse state.json")?)),
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).context("parse state.json")?,
+            )),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).context("read state.json"),
         }
@@ -202,7 +212,8 @@ impl ContainerDir {
 
 fn is_not_found(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == ErrorKind::NotFound)
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == ErrorKind::NotFound)
             || c.downcast_ref::<rustix::io::Errno>() == Some(&rustix::io::Errno::NOENT)
     })
 }
@@ -231,7 +242,11 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     // fields used here (3 and 22) end within its first ~250 bytes (fs::read_to_string would
     // stat the file, see size 0, and read it 32, 32, 64, ... bytes at a time).
     let mut buf = [0u8; 1024];
-    let len = io::Read::read(&mut fs::File::open(format!("/proc/{pid}/stat")).ok()?, &mut buf).ok()?;
+    let len = io::Read::read(
+        &mut fs::File::open(format!("/proc/{pid}/stat")).ok()?,
+        &mut buf,
+    )
+    .ok()?;
     let stat = std::str::from_utf8(&buf[..len]).ok()?;
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     let after = &stat[stat.rfind(')')? + 2..];
@@ -276,7 +291,18 @@ mod tests {
             assert!(validate_id(ok).is_ok(), "{ok}");
         }
         let long = "a".repeat(256);
-        for bad in ["", "..", "a/b", "/a", ".a", "-a", "a..b", "a b", "a\nb", long.as_str()] {
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "/a",
+            ".a",
+            "-a",
+            "a..b",
+            "a b",
+            "a\nb",
+            long.as_str(),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
     }
@@ -292,9 +318,15 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = ContainerDir::create(root.path(), "c1").unwrap();
         let err = ContainerDir::create(root.path(), "c1").err().unwrap();
-        assert_eq!(err.downcast_ref::<ContainerError>(), Some(&ContainerError::Exists));
+        assert_eq!(
+            err.downcast_ref::<ContainerError>(),
+            Some(&ContainerError::Exists)
+        );
         dir.remove().unwrap();
         let err = ContainerDir::open(root.path(), "c1").err().unwrap();
-        assert_eq!(err.downcast_ref::<ContainerError>(), Some(&ContainerError::NotExist));
+        assert_eq!(
+            err.downcast_ref::<ContainerError>(),
+            Some(&ContainerError::NotExist)
+        );
     }
 }

@@ -85,7 +85,10 @@ pub fn clone3(ns_flags: libc::c_int, cgroup: Option<BorrowedFd<'_>>) -> io::Resu
         pid => {
             // SAFETY: on success with CLONE_PIDFD the kernel stored a new, owned pidfd.
             let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok(Forked::Parent { pid: pid as i32, pidfd })
+            Ok(Forked::Parent {
+                pid: pid as i32,
+                pidfd,
+            })
         }
     }
 }
@@ -199,7 +202,9 @@ pub fn signalfd(set: &SigSet) -> io::Result<OwnedFd> {
 pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
     let mut info = [0u8; 128];
     match rustix::io::read(fd, &mut info) {
-        Ok(128) => Ok(Some(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32)),
+        Ok(128) => Ok(Some(
+            u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32,
+        )),
         Ok(_) => Ok(None),
         Err(rustix::io::Errno::AGAIN) => Ok(None),
         Err(e) => Err(e.into()),
@@ -236,7 +241,8 @@ pub fn reset_signals_in(mask: u64) {
 pub fn join_session_keyring(name: &CStr) -> io::Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
-    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     if ret == -1 {
         return Err(io::Error::last_os_error());
     }
@@ -275,7 +281,11 @@ pub fn fd_is_open(fd: RawFd) -> bool {
 /// process. Values in memory that own the closed fds must never be dropped afterwards (the
 /// caller only `_exit`s).
 pub fn close_all_except(keep: &[RawFd]) {
-    let mut keep: Vec<u32> = keep.iter().filter(|fd| **fd >= 0).map(|fd| *fd as u32).collect();
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|fd| **fd >= 0)
+        .map(|fd| *fd as u32)
+        .collect();
     keep.sort_unstable();
     keep.dedup();
     let mut first = 0u32;
