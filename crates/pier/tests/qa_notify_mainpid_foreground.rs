@@ -9,29 +9,10 @@
 mod support;
 
 use std::mem::MaybeUninit;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::process::Command;
 
 use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use support::{host_tempdir, runner, unique_id, Bundle, Runtime, TIMEOUT};
-
-/// Copies the test sender (tests/fixtures/sd-notify-send.c, built with gcc -static) into
-/// the bundle as /bin/sd-notify-send.
-fn install_sender(b: &Bundle) {
-    let src = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sd-notify-send.c"
-    );
-    let out = b.host("/bin/sd-notify-send");
-    let ok = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(src)
-        .status();
-    assert!(ok.is_ok_and(|s| s.success()), "gcc -static {src} failed");
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 /// One datagram as systemd sees it: the text and the SCM_CREDENTIALS pid.
 fn recv(sock: &UnixDatagram) -> (String, i32) {
@@ -60,7 +41,7 @@ fn after_a_forwarded_mainpid_every_datagram_comes_from_that_pid() {
     rustix::net::sockopt::set_socket_passcred(&sock, true).unwrap();
     sock.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut b = Bundle::new();
-    install_sender(&b);
+    b.install_sender();
     b.sh(r#"sd-notify-send "READY=1\nMAINPID=1" && sd-notify-send STATUS=later"#);
     let rt = Runtime::new();
     let mut cmd = rt.command(&["run", "--bundle", b.save(), &unique_id("qa-mainpid")]);

@@ -6,29 +6,10 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::process::Command;
 
 use rustix::process::Signal;
 use support::{host_tempdir, runner, unique_id, Bundle, Runtime};
-
-/// Copies the test sender (tests/fixtures/sd-notify-send.c, built with gcc -static) into
-/// the bundle as /bin/sd-notify-send.
-fn install_sender(b: &Bundle) {
-    let src = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sd-notify-send.c"
-    );
-    let out = b.host("/bin/sd-notify-send");
-    let ok = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(src)
-        .status();
-    assert!(ok.is_ok_and(|s| s.success()), "gcc -static {src} failed");
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 /// Fills the receive queue of the socket bound at `path` until a send would block.
 fn fill(path: &std::path::Path) {
@@ -44,7 +25,7 @@ fn sigterm_reaches_the_container_while_the_host_does_not_read() {
     let _never_read = UnixDatagram::bind(&path).unwrap();
     fill(&path);
     let mut b = Bundle::new();
-    install_sender(&b);
+    b.install_sender();
     b.sh(r#"trap 'echo term > /events; exit 0' TERM
             ( i=0; while :; do sd-notify-send STATUS=$i; echo "sent $i" > /events; i=$((i+1)); done ) &
             while :; do sleep 0.1; done"#);

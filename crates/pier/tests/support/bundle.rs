@@ -58,6 +58,24 @@ impl Bundle {
     }
 
     /// Host path of `inner` (absolute, in-container) inside the rootfs.
+    /// Builds the test sender (tests/fixtures/sd-notify-send.c, `gcc -static`) into the
+    /// rootfs as /bin/sd-notify-send.
+    pub fn install_sender(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let src = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sd-notify-send.c"
+        );
+        let out = self.host("/bin/sd-notify-send");
+        let ok = std::process::Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&out)
+            .arg(src)
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "gcc -static {src} failed");
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
     pub fn host(&self, inner: &str) -> PathBuf {
         self.rootfs().join(inner.trim_start_matches('/'))
     }
