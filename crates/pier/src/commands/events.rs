@@ -12,8 +12,7 @@ use serde::Serialize;
 
 use crate::cgroups::Cgroup;
 use crate::cli::{EventsArgs, Global};
-use crate::error::ContainerError;
-use crate::state::{self, ContainerDir, Status};
+use crate::state::{self, ContainerDir};
 
 /// One event line (runc `types.Event`).
 #[derive(Serialize)]
@@ -33,13 +32,7 @@ pub fn run(global: &Global, args: &EventsArgs) -> Result<()> {
     let interval = parse_interval(&args.interval)?;
     let (cgroup, pidfd) = {
         let dir = ContainerDir::open(&global.root, &args.id)?;
-        let saved = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
-        if matches!(
-            state::status(&dir, Some(&saved)),
-            Status::Stopped | Status::Creating
-        ) {
-            return Err(ContainerError::NotRunning.into());
-        }
+        let (saved, _) = state::live_state(&dir)?;
         (
             Cgroup::from_state(&saved.cgroup),
             super::kill::open_init(&saved)?,

@@ -5,7 +5,6 @@ use anyhow::{Context, Result};
 
 use crate::cgroups::Cgroup;
 use crate::cli::Global;
-use crate::error::ContainerError;
 use crate::state::{self, ContainerDir, Status};
 
 /// Pause the container.
@@ -14,11 +13,9 @@ use crate::state::{self, ContainerDir, Status};
 /// [`ContainerError::NotRunning`] unless it is running or created; a freezer failure.
 pub fn run(global: &Global, id: &str) -> Result<()> {
     let dir = ContainerDir::open(&global.root, id)?;
-    let saved = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
-    match state::status(&dir, Some(&saved)) {
-        Status::Running | Status::Created => {}
-        Status::Paused => return Ok(()),
-        Status::Stopped | Status::Creating => return Err(ContainerError::NotRunning.into()),
+    let (saved, status) = state::live_state(&dir)?;
+    if status == Status::Paused {
+        return Ok(());
     }
     Cgroup::from_state(&saved.cgroup)
         .freeze()

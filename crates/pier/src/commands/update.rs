@@ -10,8 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cgroups::Cgroup;
 use crate::cli::{Global, UpdateArgs};
-use crate::error::ContainerError;
-use crate::state::{self, ContainerDir, Status};
+use crate::state::{self, ContainerDir};
 
 /// Update the container's resources.
 ///
@@ -20,13 +19,7 @@ use crate::state::{self, ContainerDir, Status};
 /// value (the file is named).
 pub fn run(global: &Global, args: &UpdateArgs) -> Result<()> {
     let dir = ContainerDir::open(&global.root, &args.id)?;
-    let saved = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
-    if matches!(
-        state::status(&dir, Some(&saved)),
-        Status::Stopped | Status::Creating
-    ) {
-        return Err(ContainerError::NotRunning.into());
-    }
+    let (saved, _) = state::live_state(&dir)?;
     let resources = match &args.resources {
         Some(path) => read_resources(path)?,
         None => from_flags(args)?,

@@ -281,6 +281,19 @@ pub fn status(dir: &ContainerDir, state: Option<&State>) -> Status {
     Status::Running
 }
 
+/// The recorded state of a container whose init is alive (created, running or paused), with
+/// its status: what `update`, `events` and `pause` act on.
+///
+/// # Errors
+/// [`ContainerError::NotRunning`] when it is still being created or has stopped.
+pub fn live_state(dir: &ContainerDir) -> Result<(State, Status)> {
+    let saved = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
+    match status(dir, Some(&saved)) {
+        Status::Stopped | Status::Creating => Err(ContainerError::NotRunning.into()),
+        live => Ok((saved, live)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
