@@ -38,11 +38,10 @@ fn exec(global: &Global, args: &ExecArgs) -> Result<u8> {
     let dir = ContainerDir::open_unlocked(&global.root, &args.id)?;
     let saved = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
     check_status(state::status(&dir, Some(&saved)), args.ignore_paused)?;
-    let process = super::exec_process::build(args, &saved)?;
-    // The container's seccomp profile applies to every process in it (fail closed: no
-    // readable config.json, no exec).
-    let config = crate::spec::load(&saved.bundle)
-        .context("read the container's config.json for its seccomp profile")?;
+    // The container's config: the defaults of the process, and its seccomp profile, which
+    // applies to every process in it (fail closed: no readable config.json, no exec).
+    let config = crate::spec::load(&saved.bundle).context("read the container's config.json")?;
+    let process = super::exec_process::build(args, &config.process)?;
     let seccomp = config.seccomp.as_ref();
     check_host_side(args, process.terminal)?;
     let init = super::kill::open_init(&saved)?;

@@ -8,14 +8,14 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::ExecArgs;
 use crate::spec::Process;
-use crate::state::State;
 
-/// The process for `args` in the container recorded in `saved`.
+/// The process for `args`: `--process`, or the container's own `process` (from its
+/// config.json) with the command and flags applied.
 ///
 /// # Errors
-/// An unreadable or invalid `--process` file or config.json, no command, a malformed
-/// `--user`, `--env` or `--cap`.
-pub fn build(args: &ExecArgs, saved: &State) -> Result<Process> {
+/// An unreadable or invalid `--process` file, no command, a malformed `--user`, `--env` or
+/// `--cap`.
+pub fn build(args: &ExecArgs, container: &Process) -> Result<Process> {
     if let Some(path) = &args.process {
         let bytes =
             std::fs::read(path).with_context(|| format!("read --process {}", path.display()))?;
@@ -25,8 +25,7 @@ pub fn build(args: &ExecArgs, saved: &State) -> Result<Process> {
     if args.command.is_empty() {
         bail!("process args cannot be empty");
     }
-    let plan = crate::spec::load(&saved.bundle).context("read the container's config.json")?;
-    let mut process = plan.process;
+    let mut process = container.clone();
     process.args = args.command.clone();
     process.terminal = args.tty;
     override_from_flags(&mut process, args)?;
