@@ -40,7 +40,7 @@ pub fn run(global: &Global, args: &StartArgs) -> Result<u8> {
         signals.as_fd(),
         session,
         mode,
-        || exit_code_of_zombie(saved.pid),
+        || state::zombie_exit_code(saved.pid),
     );
     let _ = crate::sys::sigprocmask_set(&old_mask);
     code
@@ -89,20 +89,6 @@ pub fn wait_ready(
             Ok(code.filter(|c| *c != 0).unwrap_or(1))
         }
     }
-}
-
-/// The exit code of a zombie not yet reaped by its new parent (`proc_pid_stat(5)` field 52);
-/// best effort for `start`, which is not the init's parent.
-fn exit_code_of_zombie(pid: i32) -> Option<u8> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    let raw: i32 = after.split(' ').nth(49)?.trim().parse().ok()?;
-    let (code, sig) = ((raw >> 8) & 0xff, raw & 0x7f);
-    Some(if sig != 0 {
-        (128 + sig) as u8
-    } else {
-        code as u8
-    })
 }
 
 /// Open the exec fifo, wait for the init's byte (or its death), and remove the fifo.

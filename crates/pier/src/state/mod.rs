@@ -238,9 +238,31 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
 /// Start time of `pid` in clock ticks since boot, or None if it does not exist or is a zombie
 /// (`proc_pid_stat(5)`: field 3 state, field 22 starttime).
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    // One read of up to 1 KiB: procfs returns as much of the line as asked for, and the
-    // fields used here (3 and 22) end within its first ~250 bytes (fs::read_to_string would
-    // stat the file, see size 0, and read it 32, 32, 64, ... bytes at a time).
+    let stat = stat_fields(pid)?;
+    let fields: Vec<&str> = stat.split(' ').collect();
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// The exit status of a zombie not yet reaped by its parent (`proc_pid_stat(5)` field 52,
+/// a wait status), as an exit code (128+N when killed by signal N).
+pub fn zombie_exit_code(pid: i32) -> Option<u8> {
+    let raw: i32 = stat_fields(pid)?.split(' ').nth(49)?.trim().parse().ok()?;
+    let (code, sig) = ((raw >> 8) & 0xff, raw & 0x7f);
+    Some(if sig != 0 {
+        (128 + sig) as u8
+    } else {
+        code as u8
+    })
+}
+
+/// `/proc/<pid>/stat` from field 3 on, space-separated. The command name (field 2) may hold
+/// spaces and parentheses, so the line is split after its last ')'. One read of up to 1 KiB:
+/// procfs returns as much of the line as asked for (fs::read_to_string would stat the file,
+/// see size 0, and read it 32, 32, 64, ... bytes at a time).
+fn stat_fields(pid: i32) -> Option<String> {
     let mut buf = [0u8; 1024];
     let len = io::Read::read(
         &mut fs::File::open(format!("/proc/{pid}/stat")).ok()?,
@@ -248,13 +270,7 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     )
     .ok()?;
     let stat = std::str::from_utf8(&buf[..len]).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
+    Some(stat.get(stat.rfind(')')? + 2..)?.to_string())
 }
 
 impl State {
