@@ -60,19 +60,7 @@ pub fn spawn_exec(
         }
         Forked::Parent { pid, pidfd } => {
             drop(child);
-            let mut spawned = Spawned {
-                pid,
-                pidfd,
-                console: None,
-                channel: None,
-            };
-            match handshake(&mut spawned, cgroup, &parent) {
-                Ok(()) => Ok(spawned),
-                Err(e) => {
-                    super::kill_and_reap(&spawned);
-                    Err(e)
-                }
-            }
+            super::after_clone(pid, pidfd, |spawned| handshake(spawned, cgroup, &parent))
         }
     }
 }

@@ -79,22 +79,32 @@ pub fn spawn_init(
         Forked::Parent { pid, pidfd } => {
             drop(child);
             drop(fifo);
-            let mut spawned = Spawned {
-                pid,
-                pidfd,
-                console: None,
-                channel: None,
-            };
-            match handshake(&mut spawned, cgroup, &parent) {
-                Ok(()) => {
-                    spawned.channel = Some(parent);
-                    Ok(spawned)
-                }
-                Err(e) => {
-                    kill_and_reap(&spawned);
-                    Err(e)
-                }
-            }
+            after_clone(pid, pidfd, |spawned| {
+                handshake(spawned, cgroup, &parent)?;
+                spawned.channel = Some(parent);
+                Ok(())
+            })
+        }
+    }
+}
+
+/// The parent's side of a clone: run `handshake`, or kill and reap the child if it fails.
+pub(crate) fn after_clone(
+    pid: i32,
+    pidfd: OwnedFd,
+    handshake: impl FnOnce(&mut Spawned) -> Result<()>,
+) -> Result<Spawned> {
+    let mut spawned = Spawned {
+        pid,
+        pidfd,
+        console: None,
+        channel: None,
+    };
+    match handshake(&mut spawned) {
+        Ok(()) => Ok(spawned),
+        Err(e) => {
+            kill_and_reap(&spawned);
+            Err(e)
         }
     }
 }
