@@ -11,25 +11,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use rustix::process::Signal;
 use serde_json::json;
-use support::{host_tempdir, mount_at, parse_mountinfo, unique_id, Bundle, HostMount, Runtime};
-
-/// Runs `b` in the foreground (extra `flags` before `--bundle`) and returns its stdout; panics
-/// unless it exits 0; checks that nothing is left.
-fn output_with(flags: &[&str], b: &Bundle) -> String {
-    let rt = Runtime::new();
-    let id = unique_id("setup");
-    let mut args = vec!["run"];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["--bundle", b.save(), &id]);
-    let out = rt.run(&args);
-    out.ok();
-    rt.assert_clean(b, &id);
-    out.stdout
-}
-
-fn output_of(b: &Bundle) -> String {
-    output_with(&[], b)
-}
+use support::{
+    host_tempdir, mount_at, output_of, parse_mountinfo, unique_id, Bundle, HostMount, Runtime,
+};
 
 /// Script printing `<type> <ns link>` for each namespace type.
 const PRINT_NAMESPACES: &str =

@@ -6,18 +6,7 @@
 mod support;
 
 use serde_json::json;
-use support::{unique_id, Bundle, Runtime};
-
-/// Runs `b` in the foreground and returns its stdout (panics unless it exits 0), then checks
-/// that nothing is left.
-fn output_of(b: &Bundle) -> String {
-    let rt = Runtime::new();
-    let id = unique_id("proc");
-    let out = rt.run_fg(b, &id);
-    out.ok();
-    rt.assert_clean(b, &id);
-    out.stdout
-}
+use support::{output_of, unique_id, Bundle, Runtime};
 
 /// The value of `Key:` in a `/proc/self/status` dump (tabs collapsed to single spaces).
 fn status_field(status: &str, key: &str) -> String {

@@ -9,25 +9,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 
 use serde_json::json;
-use support::{host_tempdir, mount_at, parse_mountinfo, unique_id, Bundle, Runtime};
-
-/// Runs `b` in the foreground (extra `flags` first) and returns its stdout; panics unless it
-/// exits 0; checks that nothing is left.
-fn output_with(flags: &[&str], b: &Bundle) -> String {
-    let rt = Runtime::new();
-    let id = unique_id("rootfs");
-    let mut args = vec!["run"];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["--bundle", b.save(), &id]);
-    let out = rt.run(&args);
-    out.ok();
-    rt.assert_clean(b, &id);
-    out.stdout
-}
-
-fn output_of(b: &Bundle) -> String {
-    output_with(&[], b)
-}
+use support::{host_tempdir, mount_at, output_of, output_with, parse_mountinfo, unique_id, Bundle};
 
 #[test]
 fn default_devices_are_the_right_character_devices() {

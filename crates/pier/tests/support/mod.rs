@@ -28,6 +28,25 @@ pub use hostmount::HostMount;
 pub use leftovers::{assert_no_leftovers, find_leftovers};
 pub use runner::{Output, Running, TIMEOUT};
 
+/// Runs `b` in the foreground (extra `flags` before `--bundle`) in a fresh root and returns
+/// its stdout; panics unless it exits 0; checks that nothing is left.
+pub fn output_with(flags: &[&str], b: &Bundle) -> String {
+    let rt = Runtime::new();
+    let id = unique_id("fg");
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--bundle", b.save(), &id]);
+    let out = rt.run(&args);
+    out.ok();
+    rt.assert_clean(b, &id);
+    out.stdout
+}
+
+/// [`output_with`] without extra flags.
+pub fn output_of(b: &Bundle) -> String {
+    output_with(&[], b)
+}
+
 /// The runtime under test: `$PIER_BIN`, else Cargo's `pier`.
 pub fn runtime_bin() -> OsString {
     std::env::var_os("PIER_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_pier").into())
