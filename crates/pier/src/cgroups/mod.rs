@@ -191,14 +191,58 @@ impl Cgroup {
         read_pids(dir)
     }
 
-    /// Send `signal` to every process of the cgroup.
+    /// Whether any of the container's cgroup directories still exists (a systemd scope's
+    /// go when its last process exits).
+    pub fn exists(&self) -> bool {
+        self.state.dirs.iter().any(|d| d.is_dir())
+    }
+
+    /// Send `signal` to every process of the cgroup and its sub-cgroups, in every hierarchy,
+    /// as runc's `signalAllProcesses`: SIGKILL through cgroup2's `cgroup.kill` where the
+    /// kernel has it; otherwise the cgroup is frozen (when a freezer is there) while the pids
+    /// are collected and signalled, so no fork escapes, then thawed (a paused container too,
+    /// as runc: frozen processes would not act on the signal). Processes that are already
+    /// gone are skipped; nothing left is success.
+    ///
+    /// # Errors
+    /// A `cgroup.procs` that cannot be read.
     pub fn kill_all(&self, signal: rustix::process::Signal) -> Result<()> {
-        for pid in self.pids()? {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, signal);
+        if signal == rustix::process::Signal::KILL {
+            let v2 = self.state.dirs.iter().find(|d| hierarchy::is_cgroup2(d));
+            match v2.map(|d| fs::write(d.join("cgroup.kill"), "1")) {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(e)) if e.kind() != ErrorKind::NotFound => {
+                    return Err(e).context("write cgroup.kill");
+                }
+                _ => {} // no cgroup2 directory, or a kernel before 5.14
             }
         }
-        Ok(())
+        let frozen = self.freeze();
+        if let Err(e) = &frozen {
+            tracing::warn!("signal every process unfrozen: {e:#}");
+        }
+        let pids = self.all_pids();
+        for pid in pids.iter().flatten().filter_map(|p| rustix::process::Pid::from_raw(*p)) {
+            match rustix::process::kill_process(pid, signal) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => tracing::warn!("signal {pid:?}: {e}"),
+            }
+        }
+        if frozen.is_ok() {
+            self.thaw()?;
+        }
+        pids.map(drop)
+    }
+
+    /// Every pid of the cgroup and its sub-cgroups in every hierarchy, each once.
+    fn all_pids(&self) -> Result<Vec<i32>> {
+        let mut pids = Vec::new();
+        for dir in &self.state.dirs {
+            read_pids_recursive(dir, &mut pids)?;
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
     }
 
     /// Which directory serves each controller.
@@ -443,6 +487,20 @@ fn read_pids(dir: &Path) -> Result<Vec<i32>> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e).with_context(|| format!("read {}", procs.display())),
     }
+}
+
+/// Append the pids of `dir` and of every cgroup below it.
+fn read_pids_recursive(dir: &Path, pids: &mut Vec<i32>) -> Result<()> {
+    pids.extend(read_pids(dir)?);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(()); // removed meanwhile
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            read_pids_recursive(&entry.path(), pids)?;
+        }
+    }
+    Ok(())
 }
 
 /// rmdir a cgroup directory and its sub-cgroups, deepest first (`rmdir(2)` on cgroupfs).

@@ -10,18 +10,23 @@ use crate::error::ContainerError;
 use crate::state::{ContainerDir, State};
 
 /// Deliver the signal.
+///
+/// With `--all`, as runc: every process of the container's cgroup, whatever the state of the
+/// init (the containerd shim sends `kill --all ID 9` on every stop and exit, after the init
+/// may have exited and left daemonized children); success when the cgroup is gone or empty.
 pub fn run(global: &Global, args: &KillArgs) -> Result<()> {
     let signal = crate::signals::parse(&args.signal)?;
     let dir = ContainerDir::open_unlocked(&global.root, &args.id)?;
     let state = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
     let signal = Signal::from_named_raw(signal).context("signal")?;
-    // The init first: it must be running for kill to succeed, and once a SIGKILL of the whole
-    // cgroup has reached it, it no longer is.
-    signal_init(&state, signal)?;
     if args.all {
-        Cgroup::from_state(&state.cgroup).kill_all(signal)?;
+        let cgroup = Cgroup::from_state(&state.cgroup);
+        if !cgroup.exists() {
+            return Ok(());
+        }
+        return cgroup.kill_all(signal);
     }
-    Ok(())
+    signal_init(&state, signal)
 }
 
 /// Send `signal` to the container's init if it is still the process recorded in `state`.
