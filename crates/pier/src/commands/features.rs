@@ -13,12 +13,7 @@ pub fn run() -> Result<()> {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": [],
-        "mountOptions": [
-            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand",
-            "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime",
-            "nosuid", "private", "rbind", "relatime", "ro", "rprivate", "rshared", "rslave",
-            "runbindable", "rw", "shared", "slave", "strictatime", "suid", "sync", "unbindable"
-        ],
+        "mountOptions": crate::spec::MOUNT_OPTIONS,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "uts"],
             "capabilities": caps,

@@ -18,6 +18,7 @@
 //!   `create` or `start` fail (never run the container unfiltered).
 
 mod console;
+mod copyup;
 mod exec;
 mod identity;
 mod mounts;
@@ -126,7 +127,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     namespaces::set_uts_names(plan)?;
     namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
     let root = rootfs::prepare(plan)?;
-    mounts::mount_all(plan, root.as_fd(), &ctx.cgroup_dirs)?;
+    let readonly_later = mounts::mount_all(plan, root.as_fd(), &ctx.cgroup_dirs)?;
     mounts::mount_notify_dir(plan, root.as_fd(), ctx.notify_dir.as_deref())?;
     rootfs::create_devices(plan, root.as_fd())?;
     rootfs::dev_symlinks(root.as_fd())?;
@@ -140,7 +141,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     process::apply_limits(&plan.process)?;
     rootfs::switch_root(plan, ctx.no_pivot)?;
     console::setup(&plan.process, channel)?;
-    rootfs::finish(plan)?;
+    rootfs::finish(plan, readonly_later)?;
     process::enter_cwd(&plan.process)?;
     // Built here, loaded here or right before execve: see the module documentation.
     let mut filter = plan.seccomp.as_ref().map(seccomp::build).transpose()?;

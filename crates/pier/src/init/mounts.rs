@@ -1,30 +1,63 @@
 //! `mounts` of config.json, in order, each onto a destination resolved inside the rootfs
 //! (`mount(2)`, runtime-spec "Mounts"). Bind mounts take their flags in a second, remount
-//! step, as the kernel ignores them on the first `MS_BIND`.
+//! step, as the kernel ignores them on the first `MS_BIND`; `r<flag>` options then go to the
+//! whole tree with `mount_setattr(2)`. A tmpfs or /dev asked read-only is mounted writable
+//! and made read-only as the very last step ([`ReadonlyLater`]), as runc does: /dev still
+//! gets /dev/pts, the devices and the console, a tmpfs its copied-up files and its mode.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use anyhow::{Context, Result};
+use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount, mount_change, mount_remount, MountFlags, MountPropagationFlags};
 
-use super::resolve::{ensure_in_root, fd_path, open_in_root, Leaf};
+use super::copyup;
+use super::resolve::{ensure_in_root, fd_path, open_in_root, open_in_root_with, Leaf};
 use crate::cgroups::Hierarchy;
 use crate::spec::{BindKind, Mount, NamespaceKind, Plan, Propagation, PropagationKind};
 
-/// Mount every entry of `plan.mounts` under the rootfs opened as `root`.
+/// `MS_REMOUNT`, which rustix's `MountFlags` leaves to `mount_remount`.
+const MS_REMOUNT: MountFlags = MountFlags::from_bits_retain(libc::MS_REMOUNT as _);
+
+/// A mount that config.json wants read-only but that was mounted writable: an `O_PATH` fd of
+/// its root and the flags to remount it with (read-only added).
+pub struct ReadonlyLater {
+    root: OwnedFd,
+    flags: MountFlags,
+    destination: String,
+}
+
+/// Mount every entry of `plan.mounts` under the rootfs opened as `root`. Returns the mounts
+/// to make read-only last ([`remount_readonly`]).
 pub fn mount_all(
     plan: &Plan,
     root: BorrowedFd<'_>,
     cgroup_dirs: &[std::path::PathBuf],
-) -> Result<()> {
+) -> Result<Vec<ReadonlyLater>> {
+    let mut later = Vec::new();
     for m in &plan.mounts {
         let result = if m.fstype == "cgroup" || m.fstype == "cgroup2" {
             mount_cgroup(plan, m, root, cgroup_dirs)
         } else {
-            mount_one(plan, m, root)
+            mount_one(plan, m, root, &mut later)
         };
         result.with_context(|| format!("mount {} on {}", describe(m), m.destination))?;
     }
+    Ok(later)
+}
+
+/// The last step before the process: remount what [`mount_all`] left writable read-only
+/// (after `pivot_root`, so through the fds kept, never a path the container may have moved).
+///
+/// # Errors
+/// The remount fails.
+pub fn remount_readonly(later: Vec<ReadonlyLater>) -> Result<()> {
+    for m in later {
+        rustix::process::fchdir(&m.root)
+            .and_then(|()| mount_remount(".", m.flags, ""))
+            .with_context(|| format!("remount {} read-only", m.destination))?;
+    }
+    rustix::process::chdir("/").context("chdir /")?;
     Ok(())
 }
 
@@ -36,26 +69,25 @@ fn describe(m: &Mount) -> String {
     }
 }
 
+/// Whether `m` is read-only only at the end: a tmpfs, or anything on /dev (runc's rule).
+fn readonly_last(m: &Mount) -> bool {
+    m.flags.readonly && (m.fstype == "tmpfs" || m.destination.trim_end_matches('/') == "/dev")
+}
+
 /// Mount one entry.
-pub fn mount_one(plan: &Plan, m: &Mount, root: BorrowedFd<'_>) -> Result<()> {
+fn mount_one(
+    plan: &Plan,
+    m: &Mount,
+    root: BorrowedFd<'_>,
+    later: &mut Vec<ReadonlyLater>,
+) -> Result<()> {
     let Some(bind) = m.bind else {
-        let target = ensure_in_root(root, &m.destination, Leaf::Dir)?;
-        if matches!(m.fstype.as_str(), "proc" | "sysfs") {
-            refuse_symlinked_destination(root, &m.destination)?;
-        }
-        let data = (!m.data.is_empty())
-            .then(|| std::ffi::CString::new(m.data.clone()))
-            .transpose()?;
-        mount(
-            &m.source,
-            fd_path(&target),
-            &m.fstype,
-            flags_of(m),
-            data.as_deref(),
-        )?;
-        return apply_propagation(root, &m.destination, m.propagation);
+        return mount_fs(m, root, later);
     };
     let source = plan.bundle.join(&m.source);
+    if m.copy_symlink && source.is_symlink() {
+        return copy_symlink(&source, root, &m.destination);
+    }
     let meta =
         std::fs::metadata(&source).with_context(|| format!("bind source {}", source.display()))?;
     let leaf = if meta.is_dir() { Leaf::Dir } else { Leaf::File };
@@ -66,14 +98,106 @@ pub fn mount_one(plan: &Plan, m: &Mount, root: BorrowedFd<'_>) -> Result<()> {
     }
     mount(&source, fd_path(&target), "", flags, None)?;
     drop(target);
-    let extra = flags_of(m);
+    let mut extra = flags_of(m);
+    if readonly_last(m) {
+        extra -= MountFlags::RDONLY;
+    }
+    // Reopen: the old fd names the covered directory, not the new mount.
+    let target = open_in_root(root, &m.destination)?;
     if !extra.is_empty() {
-        // Reopen: the old fd names the covered directory, not the new mount.
-        let target = open_in_root(root, &m.destination)?;
         mount_remount(fd_path(&target), MountFlags::BIND | extra, "")
             .context("remount the bind mount with its options")?;
     }
-    apply_propagation(root, &m.destination, m.propagation)
+    finish_mount(m, root, target, MountFlags::BIND | extra, later)
+}
+
+/// A filesystem (not bind) mount: tmpfs, proc, sysfs, devpts, mqueue, overlay...
+fn mount_fs(m: &Mount, root: BorrowedFd<'_>, later: &mut Vec<ReadonlyLater>) -> Result<()> {
+    let tmpfs = m.fstype == "tmpfs";
+    // runc gives a tmpfs the mode of the directory it covers, and copies that up if asked.
+    let covered = open_in_root_with(root, &m.destination, OFlags::RDONLY | OFlags::DIRECTORY)
+        .ok()
+        .filter(|_| tmpfs);
+    let covered_mode = covered
+        .as_ref()
+        .and_then(|fd| rustix::fs::fstat(fd).ok())
+        .map(|st| Mode::from_raw_mode(st.st_mode & 0o7777));
+    let target = ensure_in_root(root, &m.destination, Leaf::Dir)?;
+    if matches!(m.fstype.as_str(), "proc" | "sysfs") {
+        refuse_symlinked_destination(root, &m.destination)?;
+    }
+    let data = (!m.data.is_empty())
+        .then(|| std::ffi::CString::new(m.data.clone()))
+        .transpose()?;
+    let mut flags = flags_of(m);
+    if readonly_last(m) {
+        flags -= MountFlags::RDONLY;
+    }
+    mount(
+        &m.source,
+        fd_path(&target),
+        &m.fstype,
+        flags,
+        data.as_deref(),
+    )?;
+    drop(target);
+    if tmpfs {
+        let new = open_in_root_with(root, &m.destination, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        if let (Some(from), true) = (&covered, m.tmpcopyup) {
+            copyup::copy_dir(from.as_fd(), new.as_fd())?;
+        }
+        if let Some(mode) = covered_mode {
+            rustix::fs::fchmod(&new, mode).context("give the tmpfs the covered directory's mode")?;
+        }
+    }
+    let target = open_in_root(root, &m.destination)?;
+    finish_mount(m, root, target, flags - MS_REMOUNT, later)
+}
+
+/// After mounting `m` (whose root `target` is), with `flags`: its recursive attributes, its
+/// propagation, and the read-only remount to do last.
+fn finish_mount(
+    m: &Mount,
+    root: BorrowedFd<'_>,
+    target: OwnedFd,
+    flags: MountFlags,
+    later: &mut Vec<ReadonlyLater>,
+) -> Result<()> {
+    if m.recursive != crate::spec::MountAttrs::default() {
+        crate::sys::mount_setattr_recursive(target.as_fd(), m.recursive.set, m.recursive.clear)
+            .context("set the recursive mount attributes (mount_setattr)")?;
+    }
+    apply_propagation(root, &m.destination, m.propagation)?;
+    if readonly_last(m) {
+        later.push(ReadonlyLater {
+            root: target,
+            flags: flags | MountFlags::RDONLY,
+            destination: m.destination.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// crun's `copy-symlink`: the bind source is a symlink, so the destination becomes the same
+/// symlink (its parent directories created inside the rootfs).
+fn copy_symlink(source: &std::path::Path, root: BorrowedFd<'_>, destination: &str) -> Result<()> {
+    let link = std::fs::read_link(source)
+        .with_context(|| format!("read the symlink {}", source.display()))?;
+    let (parent, name) = destination
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .context("destination")?;
+    let dir = ensure_in_root(root, if parent.is_empty() { "/" } else { parent }, Leaf::Dir)?;
+    match rustix::fs::symlinkat(link.as_path(), &dir, name) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST)
+            if rustix::fs::readlinkat(&dir, name, Vec::new())
+                .is_ok_and(|t| t.as_bytes() == link.as_os_str().as_encoded_bytes()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).context("create the symlink"),
+    }
 }
 
 /// The MS_* flags an entry's options asked for.
@@ -91,6 +215,12 @@ fn flags_of(m: &Mount) -> MountFlags {
         (f.nodiratime, MountFlags::NODIRATIME),
         (f.relatime, MountFlags::RELATIME),
         (f.strictatime, MountFlags::STRICTATIME),
+        (f.nosymfollow, MountFlags::NOSYMFOLLOW),
+        (f.lazytime, MountFlags::LAZYTIME),
+        (f.silent, MountFlags::SILENT),
+        (f.iversion, MountFlags::from_bits_retain(libc::MS_I_VERSION as _)),
+        (f.posixacl, MountFlags::from_bits_retain(libc::MS_POSIXACL as _)),
+        (f.remount, MS_REMOUNT),
     ];
     pairs
         .iter()

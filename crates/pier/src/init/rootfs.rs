@@ -221,8 +221,10 @@ pub fn switch_root(plan: &Plan, no_pivot: bool) -> Result<()> {
     Ok(())
 }
 
-/// After the switch: `root.readonly` and `linux.rootfsPropagation`.
-pub fn finish(plan: &Plan) -> Result<()> {
+/// After the switch, the last steps on the mounts: the tmpfs and /dev mounts asked read-only
+/// ([`super::mounts::remount_readonly`]), `root.readonly`, then `linux.rootfsPropagation`.
+pub fn finish(plan: &Plan, readonly_later: Vec<super::mounts::ReadonlyLater>) -> Result<()> {
+    super::mounts::remount_readonly(readonly_later)?;
     if plan.root_readonly {
         let kept = {
             let root = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;

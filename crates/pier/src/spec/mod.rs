@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
-pub use mounts::parse_propagation;
+pub use mounts::{attr as mount_attr, parse_propagation, MOUNT_OPTIONS};
 pub use plan::*;
 pub use process::parse_process;
 pub use seccomp::{
@@ -68,7 +68,12 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
         hostname: spec.hostname().clone(),
         domainname: spec.domainname().clone(),
         namespaces: namespaces(&linux)?,
-        mounts: spec.mounts().iter().flatten().map(mount_of).collect(),
+        mounts: spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(mount_of)
+            .collect::<Result<_>>()?,
         rootfs_propagation: rootfs_propagation(linux.rootfs_propagation().as_deref())?,
         devices: devices(&linux)?,
         masked_paths: linux.masked_paths().clone().unwrap_or_default(),
@@ -209,7 +214,7 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Vec<Namespace>> {
     Ok(out)
 }
 
-fn mount_of(m: &oci_spec::runtime::Mount) -> Mount {
+fn mount_of(m: &oci_spec::runtime::Mount) -> Result<Mount> {
     let destination = m.destination().display().to_string();
     let destination = if destination.starts_with('/') {
         destination

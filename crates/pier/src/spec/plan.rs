@@ -114,8 +114,17 @@ pub struct Mount {
     pub bind: Option<BindKind>,
     /// MS_* flags from the options (ro, nosuid, nodev, noexec, atime family, sync...).
     pub flags: MountFlags,
+    /// The `r<flag>` options (`rro`, `rnosuid`...): attributes set on the mount and every
+    /// mount below it with `mount_setattr(2)` `AT_RECURSIVE`, after mounting.
+    pub recursive: MountAttrs,
     /// Propagation options on this mount (`rprivate`, `shared`...), applied after mounting.
     pub propagation: Option<Propagation>,
+    /// `tmpcopyup` (a tmpfs only): copy what the image has at the destination into the new
+    /// tmpfs, as runc and crun do (podman's `--tmpfs`, `--read-only`).
+    pub tmpcopyup: bool,
+    /// `copy-symlink` (crun; a bind mount only): a source that is a symlink is recreated as
+    /// the same symlink at the destination instead of being mounted.
+    pub copy_symlink: bool,
     /// Options that are not flags, joined with commas (`mode=755,size=65536k`).
     pub data: String,
 }
@@ -143,6 +152,26 @@ pub struct MountFlags {
     pub nodiratime: bool,
     pub relatime: bool,
     pub strictatime: bool,
+    /// `nosymfollow` (MS_NOSYMFOLLOW, Linux 5.10).
+    pub nosymfollow: bool,
+    /// `lazytime` (MS_LAZYTIME).
+    pub lazytime: bool,
+    /// `iversion` (MS_I_VERSION).
+    pub iversion: bool,
+    /// `silent` (MS_SILENT).
+    pub silent: bool,
+    /// `acl` (MS_POSIXACL).
+    pub posixacl: bool,
+    /// `remount` (MS_REMOUNT): change an existing mount at the destination.
+    pub remount: bool,
+}
+
+/// A `mount_setattr(2)` change: `MOUNT_ATTR_*` bits to set and to clear (see
+/// `spec::mounts::attr`). Both zero: nothing to change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountAttrs {
+    pub set: u64,
+    pub clear: u64,
 }
 
 /// A device node to create inside the container's /dev.
