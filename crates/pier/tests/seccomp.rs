@@ -165,3 +165,54 @@ fn an_invalid_profile_fails_create_cleanly() {
         rt.assert_clean(&b, &id);
     }
 }
+
+/// A profile that denies close_range(2) (as runtime-tools' default profile does, and as
+/// kernels before 5.11 lack it) still runs the init and an exec'd process, and the fds the
+/// caller did not pass (3 and 7 here, inherited without close-on-exec) still do not reach
+/// them: pier marks what the host's /proc/self/fd lists instead.
+#[test]
+fn a_profile_denying_close_range_runs_and_still_closes_the_fds() {
+    use std::process::Command;
+    use support::runner::run_command;
+    use support::{runtime_bin, TIMEOUT};
+    let deny = allow_but(json!([
+        {"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+    ]));
+    let script = "for fd in 3 7; do (true <&$fd) 2>/dev/null && echo leaked-$fd; done; echo ran";
+    let files = host_tempdir("fds");
+    let data = files.path().join("data");
+    std::fs::write(&data, "x").unwrap();
+    // The host shell opens fds 3 and 7 without close-on-exec and execs the runtime.
+    let with_fds = |rt: &Runtime, args: &[&str]| {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("exec \"$@\" 3<{0} 7<{0}", data.display()))
+            .arg("sh")
+            .arg(runtime_bin())
+            .args(["--root", rt.root_str()])
+            .args(args);
+        run_command(cmd, TIMEOUT)
+    };
+    for nnp in [false, true] {
+        let rt = Runtime::new();
+        let b = bundle(script, deny.clone(), nnp);
+        let id = unique_id("scmp-closerange");
+        let out = with_fds(&rt, &["run", "--bundle", b.save(), &id]);
+        assert_eq!(out.ok().stdout, "ran\n", "noNewPrivileges {nnp}:\n{out}");
+        rt.assert_clean(&b, &id);
+
+        let mut b = bundle("", deny.clone(), nnp);
+        b.args(&["sleep", "1000"]);
+        let id = unique_id("scmp-closerange-exec");
+        rt.create(&b, &id);
+        rt.start(&id);
+        let out = with_fds(&rt, &["exec", &id, "sh", "-c", script]);
+        assert_eq!(
+            out.ok().stdout,
+            "ran\n",
+            "exec, noNewPrivileges {nnp}:\n{out}"
+        );
+        rt.run(&["delete", "--force", &id]).ok();
+        rt.assert_clean(&b, &id);
+    }
+}

@@ -4,7 +4,7 @@
 //! no exec fifo. Steps are the init's own functions; only the order and the namespace join
 //! are specific to exec.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{bail, Context, Result};
 use rustix::thread::ThreadNameSpaceType;
@@ -30,6 +30,11 @@ pub struct ExecContext<'a> {
 /// Run the exec'd process's set-up in the child; never returns.
 pub fn run(ctx: &ExecContext<'_>, channel: Channel) -> ! {
     let ignored_signals = process::ignored_signals();
+    // The host's, for close-on-exec where close_range(2) fails (`process::exec`).
+    let proc_self_fd = match process::open_proc_self_fd() {
+        Ok(fd) => fd,
+        Err(e) => super::fail(&channel, e),
+    };
     let exec = match prepare(ctx, &channel) {
         Ok(exec) => exec,
         Err(e) => super::fail(&channel, e),
@@ -38,7 +43,7 @@ pub fn run(ctx: &ExecContext<'_>, channel: Channel) -> ! {
     if channel.send(&ToParent::Ready).is_err() {
         crate::sys::exit_immediately(1);
     }
-    let err = process::exec(&exec, ctx.keep_fds, ignored_signals);
+    let err = process::exec(&exec, ctx.keep_fds, ignored_signals, proc_self_fd.as_fd());
     super::fail(&channel, err)
 }
 

@@ -32,7 +32,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use rustix::fs::{Mode, OFlags};
 
 use crate::spawn::protocol::{Channel, ToChild, ToParent};
 use crate::spec::Plan;
@@ -69,16 +68,9 @@ pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
     {
         crate::sys::exit_immediately(1);
     }
-    let proc_self_fd = match rustix::fs::open(
-        "/proc/self/fd",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    let proc_self_fd = match process::open_proc_self_fd() {
         Ok(fd) => fd,
-        Err(e) => fail(
-            &channel,
-            anyhow::Error::from(e).context("open /proc/self/fd"),
-        ),
+        Err(e) => fail(&channel, e),
     };
     let ignored_signals = process::ignored_signals();
     let exec = match prepare(ctx, &channel) {
@@ -99,11 +91,11 @@ pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
         _ => crate::sys::exit_immediately(1),
     }
     drop(channel);
-    if let Err(e) = process::wait_for_start(proc_self_fd, fifo) {
+    if let Err(e) = process::wait_for_start(proc_self_fd.as_fd(), fifo) {
         eprintln!("pier: container init: {e:#}");
         crate::sys::exit_immediately(1);
     }
-    let err = process::exec(&exec, ctx.keep_fds, ignored_signals);
+    let err = process::exec(&exec, ctx.keep_fds, ignored_signals, proc_self_fd.as_fd());
     // The parent is gone by now (create returned): stderr is the container's.
     eprintln!("pier: container init: {err:#}");
     crate::sys::exit_immediately(127)

@@ -2,7 +2,7 @@
 //! environment, the exec fifo wait, and closing every fd not asked for.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{Access, Mode, OFlags};
@@ -169,19 +169,29 @@ fn read_passwd() -> Option<String> {
     Some(text)
 }
 
+/// An `O_PATH` fd of the host's /proc/self/fd, opened before any root switch or namespace
+/// join: the exec fifo is reopened through it, and it lists the fds to mark close-on-exec.
+pub fn open_proc_self_fd() -> Result<OwnedFd> {
+    rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open /proc/self/fd")
+}
+
 /// Block until `start` opens the exec fifo, then hand it one byte. The fifo is reopened for
 /// writing through `proc_self_fd` (the host's /proc/self/fd, opened before the root switch),
 /// from the `O_PATH` fd `fifo` that create opened.
-pub fn wait_for_start(proc_self_fd: OwnedFd, fifo: OwnedFd) -> Result<()> {
+pub fn wait_for_start(proc_self_fd: BorrowedFd<'_>, fifo: OwnedFd) -> Result<()> {
     let name = fifo.as_raw_fd().to_string();
     let writer = rustix::fs::openat(
-        proc_self_fd.as_fd(),
+        proc_self_fd,
         name.as_str(),
         OFlags::WRONLY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .context("open the exec fifo")?;
-    drop(proc_self_fd);
     drop(fifo);
     rustix::io::write(&writer, b"0").context("write the exec fifo")?;
     Ok(())
@@ -216,15 +226,26 @@ fn parse_sig_ign(status: &str) -> Option<u64> {
 /// it on the kept ones, reset signals, load the seccomp filter if it is still pending, and
 /// `execve`. Only returns on failure.
 ///
+/// Close-on-exec is `close_range(2)`; where it fails (an old kernel, or a seccomp profile
+/// already loaded that denies it) every fd that `proc_self_fd` (the host's /proc/self/fd)
+/// lists is marked instead.
+///
 /// `execve(2)` itself resets every caught signal to its default; an ignored one stays ignored,
 /// so with the `ignored` mask of [`ignored_signals`] only those are reset (pier's own SIGPIPE,
 /// and whatever pier's caller ignored), else every signal one by one.
-pub fn exec(exec: &Exec, keep: u32, ignored: Option<u64>) -> anyhow::Error {
+pub fn exec(
+    exec: &Exec,
+    keep: u32,
+    ignored: Option<u64>,
+    proc_self_fd: BorrowedFd<'_>,
+) -> anyhow::Error {
     for fd in 0..3 + keep as i32 {
         let _ = crate::sys::clear_cloexec(fd);
     }
-    if let Err(e) = crate::sys::close_range_cloexec(3 + keep) {
-        return anyhow::Error::from(e).context("close_range");
+    if let Err(e) = crate::sys::close_range_cloexec(3 + keep)
+        .or_else(|_| crate::sys::cloexec_listed_from(3 + keep, proc_self_fd))
+    {
+        return anyhow::Error::from(e).context("mark the fds close-on-exec");
     }
     match ignored {
         Some(mask) => crate::sys::reset_signals_in(mask),

@@ -129,6 +129,45 @@ pub fn close_range_cloexec(first: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `fcntl(fd, F_SETFD, FD_CLOEXEC)` on every fd from `first` up that the directory `fd_dir`
+/// lists (an `O_PATH` fd of the host's `/proc/self/fd`, opened before the root switch so that
+/// a `/proc` in the container cannot hide an fd): the fallback of [`close_range_cloexec`]
+/// where that syscall fails (Linux < 5.11, or a seccomp profile that denies it, as the
+/// runtime-tools default profile does), as runc's `CloseExecFrom` falls back.
+///
+/// Errors: opening or reading `fd_dir`; an fd closed meanwhile (`EBADF`) is skipped.
+pub fn cloexec_listed_from(first: u32, fd_dir: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let dir = rustix::fs::openat(
+        fd_dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut fds = Vec::new();
+    for entry in rustix::fs::Dir::new(dir)? {
+        let entry = entry?;
+        if let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            fds.extend((fd >= first).then_some(fd));
+        }
+    }
+    for fd in fds {
+        // SAFETY: F_SETFD touches only the fd's flags; a closed fd yields EBADF, no UB.
+        if unsafe { libc::fcntl(fd as RawFd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EBADF) {
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `dup3(old, new, 0)`: make fd number `new` a copy of `old` without `O_CLOEXEC`, so it
 /// survives `execve` (LISTEN_FDS and `--preserve-fds` placement). Any fd at `new` is closed.
 pub fn dup3_inheritable(old: BorrowedFd<'_>, new: RawFd) -> io::Result<()> {
