@@ -2,7 +2,7 @@
 """pier vs crun vs runc, side by side in one run (stdlib only; started by bench/run).
 
 usage: bench.py --work DIR --exec BENCH_EXEC --bundles DIR --out JSON [--pier PATH]
-  DIR/{true,notify,relay} are the bundles built by bench/run; the runtimes' state roots and
+  DIR/{true,ready,notify,relay} are the bundles built by bench/run; the runtimes' state roots and
   logs go under --work. Knobs come from BENCH_* variables (README.md). Prints the table on
   stdout, progress on stderr, writes the JSON record to --out.
 """
@@ -26,6 +26,8 @@ PR_SET_CHILD_SUBREAPER = 36
 SCENARIOS = {
     "run": scenarios.scenario_run,
     "csd": scenarios.scenario_create_start_delete,
+    "nrun": scenarios.scenario_run_ready,
+    "ncsd": scenarios.scenario_csd_ready,
     "seq": scenarios.scenario_sequential,
     "detach": scenarios.scenario_detach_ready,
     "relay": scenarios.scenario_relay,
@@ -81,12 +83,15 @@ def hyperfine(ctx: scenarios.Ctx, out_dir: str) -> dict | None:
 
 
 def runtimes_for(work: str, pier: str) -> list[Runtime]:
-    """pier, crun, runc in table order; each with its own root under `work`."""
+    """pier, crun (Debian 12), crun-1.21 (Debian 13, CRUN2), runc in table order; each with
+    its own root under `work`."""
     pier_root = os.path.join(work, "root-pier")
     runtimes = [
         probe("pier", pier, pier_root) if pier
         else Runtime("pier", None, pier_root, why="no pier binary (not buildable yet? PIER=/path)"),
         probe("crun", os.environ.get("CRUN", "crun"), os.path.join(work, "root-crun")),
+        probe("crun-1.21", os.environ.get("CRUN2") or None, os.path.join(work, "root-crun2"))
+        if os.environ.get("CRUN2") else Runtime("crun-1.21", None, "", why="CRUN2 unset (bench/crun-trixie.sh)"),
         probe("runc", os.environ.get("RUNC", "runc"), os.path.join(work, "root-runc")),
     ]
     for rt in runtimes:
@@ -127,7 +132,7 @@ def main() -> int:
     os.makedirs(logs, exist_ok=True)
     store = Store()
     ctx = scenarios.Ctx(cfg, [rt for rt in runtimes if rt.present], Exec(getattr(a, "exec"), cfg.timeout_s),
-                        {k: os.path.join(a.bundles, k) for k in ("true", "notify", "relay")},
+                        {k: os.path.join(a.bundles, k) for k in ("true", "ready", "notify", "relay")},
                         NotifyListener(os.path.join(a.work, "notify.sock")), logs, store)
     t0 = time.monotonic()
     cross = measure(ctx, only, os.path.dirname(a.out))

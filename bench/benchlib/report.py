@@ -8,7 +8,8 @@ import time
 from .runtimes import Runtime
 from .store import Metric, Store, ratio, ratio_ci
 
-COLUMNS = ("pier", "crun", "runc")
+COLUMNS = ("pier", "crun", "crun-1.21", "runc")
+OTHERS = COLUMNS[1:]  # pier/<other> ratio columns
 
 # Reference figures measured on this machine (busybox /bin/true, runc spec defaults), used
 # only for the sanity line crun/runc: if ours is far off, the harness is measuring something else.
@@ -20,10 +21,16 @@ def metrics(seq: int) -> list[Metric]:
     return [
         Metric("run_ms", "run /bin/true", "ms"),
         Metric("csd_ms", "create+start+delete", "ms"),
+        Metric("csd_cpu_ms", "CPU, create+start+delete", "ms"),
         Metric("seq_s", f"{seq} sequential runs", "s"),
         Metric("cpu_ms", "CPU user+sys per run", "ms"),
         Metric("seq_cpu_ms", f"CPU per run, {seq}-run loop", "ms"),
         Metric("rss_mib", "peak RSS per run", "MiB"),
+        Metric("nrun_ms", "run, READY=1 service", "ms"),
+        Metric("ncpu_ms", "CPU, run READY=1 service", "ms"),
+        Metric("nrss_mib", "peak RSS, run READY=1", "MiB"),
+        Metric("ncsd_ms", "c+s+d, READY=1 service", "ms"),
+        Metric("ncsd_cpu_ms", "CPU, c+s+d READY=1", "ms"),
         Metric("detach_return_ms", "run -d (NOTIFY_SOCKET) returns", "ms"),
         Metric("detach_ready_ms", "run -d: READY at host", "ms"),
         Metric("ready_hop_ms", "READY hop container->host", "ms"),
@@ -63,11 +70,11 @@ def _cell(store: Store, key: str, rt: str) -> str:
 
 def table(store: Store, rows: list[Metric]) -> str:
     """Fixed-width table: metric, unit, medians per runtime, pier/crun and pier/runc."""
-    head = ("metric", "unit", *COLUMNS, "pier/crun", "pier/runc")
+    head = ("metric", "unit", *COLUMNS, *(f"pier/{o}" for o in OTHERS))
     lines = [head]
     for m in rows:
         lines.append((m.label, m.unit, *(_cell(store, m.key, rt) for rt in COLUMNS),
-                      _ratio_cell(store, m.key, "pier", "crun"), _ratio_cell(store, m.key, "pier", "runc")))
+                      *(_ratio_cell(store, m.key, "pier", o) for o in OTHERS)))
     widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
     out = []
     for n, line in enumerate(lines):
@@ -129,10 +136,9 @@ def record(store: Store, rows: list[Metric], runtimes: list[Runtime], config: di
         meds = {rt: store.median(m.key, rt) for rt in COLUMNS}
         out["metrics"][m.key] = {
             "label": m.label, "unit": m.unit, "better": m.better, "median": meds,
-            "ratio": {"pier/crun": ratio(meds["pier"], meds["crun"]),
-                      "pier/runc": ratio(meds["pier"], meds["runc"])},
+            "ratio": {f"pier/{o}": ratio(meds["pier"], meds[o]) for o in OTHERS},
             "ratio_ci95": {f"pier/{o}": ratio_ci(store.values(m.key, "pier"), store.values(m.key, o))
-                           for o in ("crun", "runc")},
+                           for o in OTHERS},
             "spread": {rt: store.spread(m.key, rt) for rt in COLUMNS},
             "samples": {rt: store.samples.get(m.key, {}).get(rt, []) for rt in COLUMNS},
             "failures": store.failures.get(m.key, {}),

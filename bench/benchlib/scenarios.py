@@ -49,7 +49,7 @@ class Ctx:
     cfg: Config
     runtimes: list[Runtime]
     exe: Exec
-    bundles: dict[str, str]  # "true", "notify", "relay" -> bundle dir
+    bundles: dict[str, str]  # "true", "ready", "notify", "relay" -> bundle dir
     listener: NotifyListener
     logs: str  # directory for per-invocation output
     store: Store
@@ -138,33 +138,73 @@ def _checked(ctx: Ctx, rt: Runtime, res: dict, cid: str) -> dict:
     return res
 
 
-def scenario_run(ctx: Ctx) -> None:
-    """`run` of /bin/true: wall time, CPU of the whole tree, peak RSS (one invocation each)."""
+def _expect_ready(ctx: Ctx, bundle: str, mark: int) -> None:
+    """The READY=1 bundle's datagram must have reached our listener (else the sample measured
+    something other than a relayed READY=1)."""
+    if bundle == "ready" and ctx.listener.wait_for(mark, lambda d: d.is_ready(), 2.0) is None:
+        raise SampleError("no READY=1 reached the host listener")
+
+
+def _run_sample(ctx: Ctx, bundle: str, env: dict[str, str], what: str, keys: tuple[str, str, str]):
+    """One `run -b bundle`: {wall key: ms, CPU key: ms (whole tree), RSS key: MiB}."""
 
     def sample(rt: Runtime, i):
-        cid = ctx.cid(rt, "run", i)
-        res = ctx.exe.run([rt.argv("run", "-b", ctx.bundles["true"], cid)], ctx.log(rt, "run"), base_env())
+        cid = ctx.cid(rt, what, i)
+        mark = ctx.listener.mark()
+        res = ctx.exe.run([rt.argv("run", "-b", ctx.bundles[bundle], cid)], ctx.log(rt, what), env)
         _checked(ctx, rt, res, cid)
         rt.cleanup(cid, ctx.cfg.timeout_s)
-        return {"run_ms": res["wall_ns"] / 1e6, "cpu_ms": (res["user_us"] + res["sys_us"]) / 1e3,
-                "rss_mib": res["maxrss_kb"] / 1024}
+        _expect_ready(ctx, bundle, mark)
+        return dict(zip(keys, (res["wall_ns"] / 1e6, (res["user_us"] + res["sys_us"]) / 1e3,
+                               res["maxrss_kb"] / 1024)))
 
-    alternate(ctx, "run", ["run_ms", "cpu_ms", "rss_mib"], ctx.cfg.n, sample)
+    return sample
+
+
+def _csd_sample(ctx: Ctx, bundle: str, env: dict[str, str], what: str, keys: tuple[str, str]):
+    """create, start, delete -f of one container in one helper invocation: {wall key: ms,
+    CPU key: ms of the three commands' trees}."""
+
+    def sample(rt: Runtime, i):
+        cid = ctx.cid(rt, what, i)
+        cmds = [rt.argv("create", "-b", ctx.bundles[bundle], cid), rt.argv("start", cid),
+                rt.argv("delete", "-f", cid)]
+        mark = ctx.listener.mark()
+        res = _checked(ctx, rt, ctx.exe.run(cmds, ctx.log(rt, what), env), cid)
+        _expect_ready(ctx, bundle, mark)
+        if i != "w":
+            ctx.store.add_extra(f"{what}_steps_ms", rt.name, [s / 1e6 for s in res["step_ns"]])
+        return dict(zip(keys, (res["wall_ns"] / 1e6, (res["user_us"] + res["sys_us"]) / 1e3)))
+
+    return sample
+
+
+def scenario_run(ctx: Ctx) -> None:
+    """`run` of /bin/true: wall time, CPU of the whole tree, peak RSS (one invocation each)."""
+    keys = ("run_ms", "cpu_ms", "rss_mib")
+    alternate(ctx, "run", list(keys), ctx.cfg.n, _run_sample(ctx, "true", base_env(), "run", keys))
 
 
 def scenario_create_start_delete(ctx: Ctx) -> None:
-    """create, start, delete -f of one container, in one helper invocation."""
+    """create, start, delete -f of /bin/true, in one helper invocation."""
+    keys = ("csd_ms", "csd_cpu_ms")
+    alternate(ctx, "create+start+delete", list(keys), ctx.cfg.n,
+              _csd_sample(ctx, "true", base_env(), "csd", keys))
 
-    def sample(rt: Runtime, i):
-        cid = ctx.cid(rt, "csd", i)
-        cmds = [rt.argv("create", "-b", ctx.bundles["true"], cid), rt.argv("start", cid),
-                rt.argv("delete", "-f", cid)]
-        res = _checked(ctx, rt, ctx.exe.run(cmds, ctx.log(rt, "csd"), base_env()), cid)
-        if i != "w":
-            ctx.store.add_extra("csd_steps_ms", rt.name, [s / 1e6 for s in res["step_ns"]])
-        return {"csd_ms": res["wall_ns"] / 1e6}
 
-    alternate(ctx, "create+start+delete", ["csd_ms"], ctx.cfg.n, sample)
+def scenario_run_ready(ctx: Ctx) -> None:
+    """`run` with NOTIFY_SOCKET of a service that sends READY=1 and exits (every runtime
+    relays READY=1 to our listener before the service exits)."""
+    keys = ("nrun_ms", "ncpu_ms", "nrss_mib")
+    alternate(ctx, "run, READY=1 service", list(keys), ctx.cfg.n,
+              _run_sample(ctx, "ready", ctx.notify_env(), "nrun", keys))
+
+
+def scenario_csd_ready(ctx: Ctx) -> None:
+    """create+start+delete with NOTIFY_SOCKET of the READY=1 service."""
+    keys = ("ncsd_ms", "ncsd_cpu_ms")
+    alternate(ctx, "create+start+delete, READY=1 service", list(keys), ctx.cfg.n,
+              _csd_sample(ctx, "ready", ctx.notify_env(), "ncsd", keys))
 
 
 def scenario_sequential(ctx: Ctx) -> None:
