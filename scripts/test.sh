@@ -8,5 +8,6 @@ cargo build --workspace --release --bins
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/pier-cargo-test.log
 # The cgroup tests again on a pure cgroup v2 tree (a service of a real systemd in nspawn).
 bash crates/pier/tests/cgroups/run-v2.sh
-# Type=notify units under a real systemd; its last line is the summary ("8 passed, 0 failed").
+# Type=notify units under real systemds (252: the host, 257: a cached Debian 13 root it builds
+# when missing); its last line is the summary ("16 passed, 0 failed").
 python3 tests/systemd/run.py --runtime "$PWD/target/x86_64-unknown-linux-gnu/release/pier"

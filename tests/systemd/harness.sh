@@ -1,6 +1,7 @@
 #!/bin/bash
 # harness.sh: boot one throwaway systemd (PID 1 of a systemd-nspawn container that runs the
-# host's own /usr on a tmpfs root), run commands inside it, and power it off again.
+# host's own /usr on a tmpfs root, or the tree SD_ROOT names under a tmpfs overlay), run commands
+# inside it, and power it off again.
 #
 #   harness.sh up DIR [NSPAWN-ARG...]  boot; DIR -> /h (rw), DIR/units -> /etc/systemd/system (ro);
 #                                      extra args go to systemd-nspawn (e.g. --bind-ro=BIN:/opt/x)
@@ -9,6 +10,8 @@
 #   harness.sh down DIR                power off (SIGKILL of the inner PID 1 after DOWN_GRACE s),
 #                                      wait for nspawn, remove this instance's cgroups. Idempotent.
 #
+# Env: SD_ROOT=DIR boots DIR (e.g. a Debian 13 root made by mmdebstrap) with --volatile=overlay:
+#      writes go to a tmpfs above it, DIR itself is never changed, so it can be cached and shared.
 # Needs root, systemd-container, systemd on the host's /usr (PID 1 need not be systemd).
 # What this machine needs (cgroup v1 hybrid host, PID 1 not systemd):
 #   --register=no --keep-unit     no machined/PID 1 to register with; nspawn stays in the cgroup
@@ -49,10 +52,12 @@ boot() {
     [ -e "$dir/units/systemd-firstboot.service" ] || ln -s /dev/null "$dir/units/systemd-firstboot.service"
     [ -e "$dir/units/default.target" ] || ln -s /usr/lib/systemd/system/multi-user.target "$dir/units/default.target"
     rm -f "$dir/.nspawn.leader"
+    local root=(-D / --volatile=yes)
+    [ -n "${SD_ROOT:-}" ] && root=(-D "$SD_ROOT" --volatile=overlay)
     (
         for c in $(cgroup_dirs); do mkdir -p "$c"; echo "$BASHPID" >"$c/cgroup.procs"; done
         export SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
-        exec setsid systemd-nspawn -D / --volatile=yes --boot --register=no --keep-unit \
+        exec setsid systemd-nspawn "${root[@]}" --boot --register=no --keep-unit \
             --console=pipe --machine="$name" --capability=all \
             --bind="$dir:/h" --bind-ro="$dir/units:/etc/systemd/system" "$@" \
             -- systemd.log_color=0 </dev/null >"$dir/.nspawn.log" 2>&1

@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
-"""pier's real-systemd suite: boot ONE systemd (PID 1 in systemd-nspawn), run every scenario of
-issue 4 as units whose ExecStart runs the runtime under test, judge them with `systemctl show`
-and `journalctl`, power off.
+"""pier's real-systemd suite: for each systemd under test, boot ONE systemd (PID 1 in
+systemd-nspawn), run every scenario as units whose ExecStart runs the runtime under test, judge
+them with `systemctl show` and `journalctl`, power off.
 
-usage: run.py [--runtime PATH|none] [--only N[,N..]] [--jobs N] [--deadline S] [--keep] [--print-units]
+usage: run.py [--runtime PATH|none] [--systemd host,debian13] [--only N[,N..]] [--jobs N]
+              [--deadline S] [--keep] [--print-units]
   --runtime PATH  the runtime binary (bind-mounted into the machine); default: pier from
                   $CARGO_TARGET_DIR or target/{release,debug}. "none" = host mode: each unit
                   runs its payload directly, without a container (validates scenarios + judging)
+  --systemd       which systemds, one after the other (default: both): "host" boots the host's
+                  own /usr (Debian 12: systemd 252), "debian13" a Debian 13 root (systemd 257)
+                  that mmdebstrap builds into /var/cache/pier-tests/trixie when missing
   --only          scenarios ("3") or cases ("3b"), comma-separated or repeated
   --jobs          cases judged at once (default: all; they use separate units)
   --deadline      seconds any single expected state may take to appear (default 10)
   --keep          keep the work dir (bundles, units, console log) for debugging
   --print-units   print the units the selected cases install, and exit
-Prints one row per step (scenario, expected, seen, seconds), the total wall time and a last line
-"N passed, M failed" counting scenarios. Exit status 0 only when every scenario passed.
-Needs root, systemd-container, busybox-static, gcc + libc6-dev (see docs/systemd.md).
+Prints, per systemd, one row per step (scenario, expected, seen, seconds), a line per scenario
+and the wall time; then a last line "N passed, M failed" counting scenarios of all systemds.
+Exit status 0 only when every scenario passed under every systemd.
+Needs root, systemd-container, busybox-static, gcc + libc6-dev, mmdebstrap (see docs/systemd.md).
 """
 
 import argparse
@@ -30,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sdtest import build, cases, units  # noqa: E402
+from sdtest import build, cases, debroot, units  # noqa: E402
 from sdtest.judge import Judge, Row, StepFailed  # noqa: E402
 from sdtest.machine import Machine, MachineGone  # noqa: E402
 
@@ -54,6 +59,7 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runtime", default=None, help='runtime binary, or "none" for host mode')
+    ap.add_argument("--systemd", default="host,debian13", help="host, debian13 or both (default)")
     ap.add_argument("--only", action="append", default=[], help="scenarios/cases, e.g. 1,3b")
     ap.add_argument("--jobs", type=int, default=0, help="cases judged at once (0 = all)")
     ap.add_argument("--deadline", type=float, default=10.0, help="seconds per expected state")
@@ -61,6 +67,10 @@ def parse_args(argv):
     ap.add_argument("--print-units", action="store_true", help="print the units and exit")
     a = ap.parse_args(argv)
     a.only = [o.strip() for item in a.only for o in item.split(",") if o.strip()]
+    a.systemd = [t.strip() for t in a.systemd.split(",") if t.strip()]
+    bad = [t for t in a.systemd if t not in SYSTEMDS]
+    if bad or not a.systemd:
+        ap.error(f"--systemd: unknown {', '.join(bad) or '(empty)'}; known: {', '.join(SYSTEMDS)}")
     if a.runtime is None and a.print_units:
         a.runtime = units.RUNTIME_IN_MACHINE
     if a.runtime is None:
@@ -104,13 +114,13 @@ def run_cases(machine, selected, mode, a):
     return {key: f.result() for f, key in futures.items() if f.done() and not f.cancelled()}
 
 
-def print_report(selected, results, timings):
-    """The table, the wall time and "N passed, M failed" (per scenario); returns failures."""
+def print_report(label, selected, results, timings):
+    """The table, a line per scenario and the wall time; returns {scenario: passed}."""
     rows = [r for case in selected
             for r in results.get(case.key, [Row(case.key, "case ran", "not run", 0.0, False)])]
     w_exp = max([len("expected")] + [len(r.expected) for r in rows])
     w_seen = max([len("seen")] + [len(r.seen) for r in rows])
-    print(f"\n{'scen':<5}{'ok':<5}{'expected':<{w_exp}}  {'seen':<{w_seen}}  {'seconds':>7}")
+    print(f"\n{label}\n{'scen':<5}{'ok':<5}{'expected':<{w_exp}}  {'seen':<{w_seen}}  {'seconds':>7}")
     for r in rows:
         print(f"{r.key:<5}{'ok' if r.ok else 'FAIL':<5}{r.expected:<{w_exp}}  {r.seen:<{w_seen}}  {r.seconds:>7.2f}")
     verdict = {}
@@ -121,11 +131,9 @@ def print_report(selected, results, timings):
     print()
     for scen, ok in verdict.items():
         print(f"scenario {scen}: {'passed' if ok else 'FAILED'}  ({cases.SCENARIOS[scen]})")
-    print("total wall time: {:.2f} s ({})".format(
+    print("wall time: {:.2f} s ({})".format(
         timings["total"], ", ".join(f"{k} {v:.2f} s" for k, v in timings.items() if k != "total")))
-    failed = sum(1 for ok in verdict.values() if not ok)
-    print(f"{len(verdict) - failed} passed, {failed} failed")
-    return failed
+    return verdict
 
 
 def print_units(selected, mode):
@@ -140,31 +148,43 @@ def _interrupt(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv):
+class Systemd:
+    """One systemd under test: its label, root (None: the host's /usr) and major version."""
+
+    def __init__(self, name, root, version):
+        self.name, self.root, self.version = name, root, version
+
+    @property
+    def label(self):
+        where = "host /usr" if self.root is None else str(self.root)
+        return f"systemd {self.version} ({self.name}: {where})"
+
+
+def host_systemd():
+    """The host's systemd (what `harness.sh` boots from /usr without SD_ROOT)."""
+    out = subprocess.run(["systemd-nspawn", "--version"], capture_output=True, text=True).stdout
+    words = out.split()
+    return Systemd("host", None, int(words[1]) if len(words) > 1 and words[1].isdigit() else 0)
+
+
+def debian13_systemd():
+    """Debian 13's systemd, in the cached mmdebstrap root (built now when missing)."""
+    root = debroot.ensure_root(log=lambda m: print(f"run.py: {m}", flush=True))
+    return Systemd("debian13", root, debroot.systemd_version(root))
+
+
+SYSTEMDS = {"host": host_systemd, "debian13": debian13_systemd}
+
+
+def run_one(sd, a, mode):
+    """Build, boot `sd`, judge its cases, power off; returns (cases, results, timings)."""
     t0 = time.monotonic()
-    a = parse_args(argv)
-    try:
-        selected = cases.select(a.only)
-    except ValueError as exc:
-        sys.exit(f"run.py: {exc}")
-    mode = "host" if a.runtime == "none" else "runtime"
-    if a.print_units:
-        print_units(selected, mode)
-        return
-    if os.geteuid() != 0:
-        sys.exit("run.py: needs root (it boots systemd in systemd-nspawn)")
-    if not shutil.which("systemd-nspawn"):
-        sys.exit("run.py: needs systemd-nspawn (apt install systemd-container)")
+    selected = cases.select(a.only, sd.version)
     workdir = Path(tempfile.mkdtemp(prefix="pier-sdt-", dir="/tmp"))
     timings, results = {}, {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     binds = [] if mode == "host" else [f"--bind-ro={a.runtime}:{units.RUNTIME_IN_MACHINE}"]
-    machine = Machine(workdir, binds)
-    print(f"runtime: {a.runtime if mode == 'runtime' else 'none (host mode: payloads run without a container)'}")
-    version = subprocess.run(["systemd-nspawn", "--version"], capture_output=True, text=True).stdout
-    print(f"systemd: {version.splitlines()[0] if version else '?'}")
+    machine = Machine(workdir, binds, sd.root)
+    print(f"{sd.label}: {len(selected)} cases", flush=True)
     try:
         build.build_all(workdir, selected)
         units.write_units(workdir / "units", selected, mode)
@@ -177,10 +197,6 @@ def main(argv):
         timings["scenarios"] = time.monotonic() - t
     except build.BuildError as exc:
         print(f"run.py: build failed: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("run.py: interrupted, powering off", file=sys.stderr)
-        machine.down()
-        sys.exit(130)
     except RuntimeError as exc:
         print(f"run.py: {exc}", file=sys.stderr)
     finally:
@@ -192,7 +208,52 @@ def main(argv):
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     timings["total"] = time.monotonic() - t0
-    sys.exit(1 if print_report(selected, results, timings) else 0)
+    return selected, results, timings
+
+
+def main(argv):
+    t0 = time.monotonic()
+    a = parse_args(argv)
+    mode = "host" if a.runtime == "none" else "runtime"
+    try:
+        cases.select(a.only)
+    except ValueError as exc:
+        sys.exit(f"run.py: {exc}")
+    if a.print_units:
+        print_units(cases.select(a.only), mode)
+        return
+    if os.geteuid() != 0:
+        sys.exit("run.py: needs root (it boots systemd in systemd-nspawn)")
+    if not shutil.which("systemd-nspawn"):
+        sys.exit("run.py: needs systemd-nspawn (apt install systemd-container)")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    print(f"runtime: {a.runtime if mode == 'runtime' else 'none (host mode: payloads run without a container)'}")
+    reports, verdicts = [], {}
+    try:
+        for name in a.systemd:
+            try:
+                sd = SYSTEMDS[name]()
+            except debroot.RootError as exc:
+                print(f"run.py: {name}: {exc}", file=sys.stderr)
+                verdicts[f"{name}: root"] = False
+                continue
+            selected, results, timings = run_one(sd, a, mode)
+            reports.append((sd, selected, results, timings))
+    except KeyboardInterrupt:
+        print("run.py: interrupted", file=sys.stderr)
+        sys.exit(130)
+    for sd, selected, results, timings in reports:
+        for scen, ok in print_report(sd.label, selected, results, timings).items():
+            verdicts[f"{sd.version}/{scen}"] = ok
+    failed = sum(1 for ok in verdicts.values() if not ok)
+    print(f"\ntotal wall time: {time.monotonic() - t0:.2f} s; "
+          f"{', '.join(sd.label for sd, *_ in reports)}")
+    if failed:
+        print("failed: " + ", ".join(k for k, ok in verdicts.items() if not ok))
+    print(f"{len(verdicts) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ class Case:
     files: dict = field(default_factory=dict)
     socket: tuple = ()
     preserve_fds: int = 0
+    #: the oldest systemd (major version) that has what the case uses, e.g. 253 for notify-reload
+    min_systemd: int = 0
 
     @property
     def scenario(self):
@@ -55,8 +57,10 @@ CASES = [
          service=NOTIFY + (("WatchdogSec", "2s"),)),
     Case("3c", "WATCHDOG=trigger", sh("s3-trigger.sh"), nj.watchdog_trigger,
          service=NOTIFY + (("WatchdogSec", "60s"),), fifos=("go1",)),
-    Case("4", "reload: RELOADING=1 + MONOTONIC_USEC, READY=1", sh("s4.sh"), nj.reload,
+    Case("4a", "reload: RELOADING=1 + MONOTONIC_USEC, READY=1", sh("s4.sh"), nj.reload,
          fifos=("go1", "go2")),
+    Case("4b", "Type=notify-reload: systemctl reload -> SIGHUP", sh("s4-hup.sh"), nj.notify_reload,
+         service=(("Type", "notify-reload"),) + COMMON, fifos=("go1",), min_systemd=253),
     Case("5a", "exit 7 before READY, foreground run", sh("s5.sh"), nj.early_exit,
          service=NOTIFY + (("TimeoutStartSec", f"{nj.EARLY_EXIT_TIMEOUT_S}s"),)),
     Case("5b", "exit 7 before READY, run -d", sh("s5.sh"), nj.early_exit, launch="run-d",
@@ -79,7 +83,7 @@ SCENARIOS = {
     "1": "Type=notify, foreground: READY, STATUS, stop",
     "2": "detached (run -d, create+start): MainPID, STATUS, stop",
     "3": "watchdog: pings, silence, WATCHDOG_USEC, trigger",
-    "4": "reload: RELOADING=1 + MONOTONIC_USEC, READY=1",
+    "4": "reload: RELOADING=1 + MONOTONIC_USEC, READY=1 (253+: Type=notify-reload)",
     "5": "exit before READY fails promptly with its status",
     "6": "EXTEND_TIMEOUT_USEC, STOPPING=1",
     "7": "fd store across restart",
@@ -87,11 +91,13 @@ SCENARIOS = {
 }
 
 
-def select(only):
-    """Cases for --only values ("3" = all of scenario 3, "3b" = that case); all when empty."""
+def select(only, systemd=None):
+    """Cases for --only values ("3" = all of scenario 3, "3b" = that case; all when empty) that
+    the systemd major version `systemd` has what they need for (None: no version filter)."""
+    usable = [c for c in CASES if systemd is None or systemd >= c.min_systemd]
     if not only:
-        return list(CASES)
-    picked = [c for c in CASES if c.key in only or c.scenario in only]
+        return usable
+    picked = [c for c in usable if c.key in only or c.scenario in only]
     unknown = [o for o in only if not any(o in (c.key, c.scenario) for c in CASES)]
     if unknown:
         raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: "

@@ -68,12 +68,16 @@ class Judge:
 
     def start(self, unit=None, block=False):
         """`systemctl start` (queued only unless block); a refused start is a failed step."""
+        self.job("start", unit, block)
+
+    def job(self, verb, unit=None, block=False):
+        """`systemctl VERB` (start, reload, ...; queued only unless block); refused: failed step."""
         t0 = time.monotonic()
         unit = unit or self.unit
-        args = ["start", unit] if block else ["start", "--no-block", unit]
+        args = [verb, unit] if block else [verb, "--no-block", unit]
         res = self.machine.systemctl(*args, timeout=self.deadline + 10)
         if res.returncode != 0:
-            self.record(f"systemctl start {unit}", res.stderr.strip()[-200:], False, t0)
+            self.record(f"systemctl {verb} {unit}", res.stderr.strip()[-200:], False, t0)
 
     def go(self, fifo):
         """Let the payload go on: write a line to its FIFO once it is reading (step on failure)."""

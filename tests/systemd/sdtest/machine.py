@@ -6,6 +6,7 @@ deadline passes, or the suite is aborted. Waits are for state changes only, neve
 about elapsed time.
 """
 
+import os
 import subprocess
 import threading
 import time
@@ -22,18 +23,21 @@ class MachineGone(Exception):
 
 
 class Machine:
-    """One systemd-nspawn instance booted by harness.sh in workdir."""
+    """One systemd-nspawn instance booted by harness.sh in workdir; root=None boots the host's
+    /usr, a directory boots that tree (harness.sh SD_ROOT, under a tmpfs overlay)."""
 
-    def __init__(self, workdir, nspawn_args=()):
+    def __init__(self, workdir, nspawn_args=(), root=None):
         self.workdir = Path(workdir)
         self.nspawn_args = list(nspawn_args)
+        self.root = root
         self.leader = None
         self.aborted = threading.Event()
 
     def up(self):
         """Boot; raises RuntimeError with the console log tail when it does not come up."""
+        env = dict(os.environ, SD_ROOT=str(self.root)) if self.root else None
         res = subprocess.run(["bash", str(HARNESS), "up", str(self.workdir), *self.nspawn_args],
-                             capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True, timeout=120, env=env)
         if res.returncode != 0:
             log = (self.workdir / ".nspawn.log")
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""

@@ -135,16 +135,34 @@ def watchdog_trigger(j):
 
 
 def reload(j):
-    """4: RELOADING=1 + MONOTONIC_USEC, then READY=1: a reload cycle systemd sees complete."""
+    """4a: RELOADING=1 + MONOTONIC_USEC, then READY=1: a reload cycle systemd sees complete."""
     j.start()
     j.state("active/running, StatusText=s4-ready",
             {"ActiveState": "active", "SubState": "running", "StatusText": "s4-ready"})
     j.go("go1")
-    j.state("RELOADING=1: reloading/reload, StatusText=s4-reloading",
-            {"ActiveState": "reloading", "SubState": "reload", "StatusText": "s4-reloading"})
+    # systemd 253+ names the state of a reload the service announced itself reload-notify
+    j.state("RELOADING=1: reloading/reload (253+: reload-notify), StatusText=s4-reloading",
+            {"ActiveState": "reloading", "SubState": {"reload", "reload-notify"},
+             "StatusText": "s4-reloading"})
     j.go("go2")
     j.state("READY=1 completes the reload: active/running, StatusText=s4-reloaded",
             {"ActiveState": "active", "SubState": "running", "StatusText": "s4-reloaded"})
+    stop_clean(j, None)
+
+
+def notify_reload(j):
+    """4b: Type=notify-reload: `systemctl reload` -> SIGHUP to the runtime -> the container, which
+    answers RELOADING=1 + MONOTONIC_USEC, then READY=1; the reload job completes."""
+    j.start()
+    j.state("active/running, StatusText=s4b-ready",
+            {"ActiveState": "active", "SubState": "running", "StatusText": "s4b-ready"})
+    j.job("reload")
+    j.state("SIGHUP reached the container: RELOADING=1, reloading/reload-notify, StatusText=s4b-reloading",
+            {"ActiveState": "reloading", "SubState": "reload-notify", "StatusText": "s4b-reloading"})
+    j.go("go1")
+    j.state("READY=1 completes the reload job: active/running, StatusText=s4b-reloaded, no job",
+            {"ActiveState": "active", "SubState": "running", "StatusText": "s4b-reloaded", "Job": ""})
+    j.journal("systemd logged the reload as done", "Reloaded ")
     stop_clean(j, None)
 
 
