@@ -117,6 +117,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     namespaces::join(plan)?;
     namespaces::unshare_cgroup(plan)?;
     namespaces::set_uts_names(plan)?;
+    namespaces::loopback_up(plan)?;
     namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
     let root = rootfs::prepare(plan)?;
     let readonly_later = mounts::mount_all(plan, root.as_fd(), &ctx.cgroup_dirs)?;

@@ -53,6 +53,23 @@ pub fn link_type(kind: NamespaceKind) -> LinkNameSpaceType {
     }
 }
 
+/// In a new network namespace, bring the loopback interface up (the kernel then gives it
+/// 127.0.0.1 and ::1), as runc does: podman `--network none`, pods and Docker's networks
+/// expect a working `lo`. A joined namespace is left as its owner set it up.
+pub fn loopback_up(plan: &Plan) -> Result<()> {
+    if !plan.creates_namespace(NamespaceKind::Network) {
+        return Ok(());
+    }
+    let socket = rustix::net::socket_with(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .context("bring lo up: socket")?;
+    crate::sys::set_link_up(socket.as_fd(), c"lo").context("bring lo up")
+}
+
 /// `hostname` and `domainname` (`sethostname(2)`, `setdomainname(2)`).
 pub fn set_uts_names(plan: &Plan) -> Result<()> {
     if let Some(name) = &plan.hostname {

@@ -385,3 +385,31 @@ pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::
     }
     Ok(())
 }
+
+/// Bring the network interface `name` up (`netdevice(7)`: `SIOCGIFFLAGS`, then
+/// `SIOCSIFFLAGS` with `IFF_UP` added), through `socket`, an `AF_INET` datagram socket.
+///
+/// # Errors
+/// `ENODEV` for no such interface, `EPERM` without CAP_NET_ADMIN in its network namespace.
+pub fn set_link_up(socket: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let bytes = name.to_bytes_with_nul();
+    if bytes.len() > libc::IFNAMSIZ {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags of the live `req`.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS filled the ifru_flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS only reads the live `req`.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! Issue 13: what engines send and runc quietly handles: loopback up in a new network
+//! namespace, `linux.personality`, no PATH in `process.env`, the cgroup mount of a hybrid
+//! host. Proven from inside the container (foreground run). Needs root. Run against runc with
+//! `PIER_BIN=/usr/sbin/runc`.
+
+mod support;
+
+use support::{output_of, Bundle};
+
+#[test]
+fn a_new_network_namespace_has_lo_up_with_its_addresses() {
+    let mut b = Bundle::new();
+    b.sh("cat /sys/class/net/lo/flags; ip -o addr show dev lo | awk '{print $3, $4}'");
+    // IFF_UP|IFF_LOOPBACK|IFF_RUNNING is 0x49 (the kernel sets RUNNING once up).
+    let out = output_of(&b);
+    let lines: Vec<&str> = out.lines().collect();
+    let flags = u32::from_str_radix(lines[0].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 0x9, 0x9, "lo not up: {out}");
+    assert!(lines.contains(&"inet 127.0.0.1/8"), "{out}");
+}
