@@ -18,3 +18,27 @@ fn a_new_network_namespace_has_lo_up_with_its_addresses() {
     assert_eq!(flags & 0x9, 0x9, "lo not up: {out}");
     assert!(lines.contains(&"inet 127.0.0.1/8"), "{out}");
 }
+
+#[test]
+fn linux_personality_sets_the_domain_and_flags() {
+    let mut b = Bundle::new();
+    b.config["linux"]["personality"] =
+        serde_json::json!({ "domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"] });
+    b.sh("uname -m; cat /proc/self/personality");
+    // PER_LINUX32 (8) | ADDR_NO_RANDOMIZE (0x40000); uname reports the 32-bit machine.
+    assert_eq!(output_of(&b), "i686\n00040008\n");
+    b.config["linux"]["personality"] = serde_json::json!({ "domain": "LINUX" });
+    assert_eq!(output_of(&b), "x86_64\n00000000\n");
+}
+
+#[test]
+fn an_unknown_personality_flag_is_refused() {
+    let rt = support::Runtime::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["personality"] = serde_json::json!({ "domain": "LINUX", "flags": ["NOPE"] });
+    let id = support::unique_id("persona");
+    let out = rt.run(&["run", "--bundle", b.save(), &id]);
+    out.code_is(1);
+    assert!(out.stderr.contains("NOPE"), "{out}");
+    rt.assert_clean(&b, &id);
+}

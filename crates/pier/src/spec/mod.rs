@@ -85,6 +85,7 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
             .into_iter()
             .collect(),
         process: process::process_of(process)?,
+        personality: linux.personality().as_ref().map(personality).transpose()?,
         seccomp: linux
             .seccomp()
             .as_ref()
@@ -178,7 +179,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
             uses_userns,
             "user namespaces (linux.uidMappings, gidMappings, a user namespace)",
         ),
-        (linux.personality().is_some(), "linux.personality"),
         (linux.intel_rdt().is_some(), "linux.intelRdt"),
         (linux.time_offsets().is_some(), "linux.timeOffsets"),
         (process.io_priority().is_some(), "process.ioPriority"),
@@ -229,6 +229,37 @@ fn mount_of(m: &oci_spec::runtime::Mount) -> Result<Mount> {
     let fstype = m.typ().clone().unwrap_or_default();
     let options = m.options().clone().unwrap_or_default();
     mounts::parse_mount(&destination, &fstype, &source, &options)
+}
+
+/// `linux.personality` (runtime-spec config-linux "Personality") as the argument of
+/// `personality(2)`: domain `LINUX` (PER_LINUX, 0) or `LINUX32` (PER_LINUX32, 8), or'd with
+/// each flag, named as in `<sys/personality.h>` (`ADDR_NO_RANDOMIZE`...). runc 1.2 applies
+/// the domain and ignores flags with a warning; pier applies them and refuses unknown names.
+fn personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<u32> {
+    const FLAGS: [(&str, u32); 11] = [
+        ("UNAME26", 0x0002_0000),
+        ("ADDR_NO_RANDOMIZE", 0x0004_0000),
+        ("FDPIC_FUNCPTRS", 0x0008_0000),
+        ("MMAP_PAGE_ZERO", 0x0010_0000),
+        ("ADDR_COMPAT_LAYOUT", 0x0020_0000),
+        ("READ_IMPLIES_EXEC", 0x0040_0000),
+        ("ADDR_LIMIT_32BIT", 0x0080_0000),
+        ("SHORT_INODE", 0x0100_0000),
+        ("WHOLE_SECONDS", 0x0200_0000),
+        ("STICKY_TIMEOUTS", 0x0400_0000),
+        ("ADDR_LIMIT_3GB", 0x0800_0000),
+    ];
+    let mut persona = match p.domain() {
+        oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
+        oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 8,
+    };
+    for flag in p.flags().iter().flatten() {
+        let Some((_, bit)) = FLAGS.iter().find(|(name, _)| name == flag) else {
+            bail!("config.json: unknown linux.personality flag {flag:?}");
+        };
+        persona |= bit;
+    }
+    Ok(persona)
 }
 
 fn rootfs_propagation(value: Option<&str>) -> Result<Propagation> {

@@ -40,6 +40,8 @@ pub struct Plan {
     pub sysctl: BTreeMap<String, String>,
     /// `process`.
     pub process: Process,
+    /// `linux.personality` as the `personality(2)` argument (domain | flags).
+    pub personality: Option<u32>,
     /// `linux.seccomp`: the syscall filter loaded last before `execve` (see `init`).
     pub seccomp: Option<super::Seccomp>,
     /// `linux.cgroupsPath` (None: the runtime's default) and `linux.resources`.

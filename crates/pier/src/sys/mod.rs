@@ -413,3 +413,16 @@ pub fn set_link_up(socket: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `personality(persona)` (`personality(2)`): set the execution domain and flags of this
+/// process, which `execve(2)` keeps.
+///
+/// # Errors
+/// `EINVAL` for a persona the kernel does not know.
+pub fn set_personality(persona: u32) -> io::Result<()> {
+    // SAFETY: personality only changes this process's execution domain; no memory is passed.
+    if unsafe { libc::personality(libc::c_ulong::from(persona)) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
