@@ -73,7 +73,8 @@ pub fn enter_cwd(process: &Process) -> Result<()> {
     Ok(())
 }
 
-/// Find the executable as `execvp(3)` would, in the container's PATH, as the container user,
+/// Find the executable as runc does (Go's `exec.LookPath`), in the container's PATH (none:
+/// nothing is found, unlike `execvp(3)`'s default), as the container user,
 /// and build argv and envp. `HOME` is set from /etc/passwd (or `/`) when the config has none.
 ///
 /// # Errors
@@ -94,13 +95,16 @@ pub fn resolve(process: &Process, extra_env: &[String]) -> Result<Exec> {
         check_executable(arg0)?;
         arg0.clone()
     } else {
+        // As runc (Go's exec.LookPath): no PATH, or an empty one, finds nothing; an empty
+        // entry of a non-empty PATH is the current directory.
         let search = env
             .iter()
             .rev()
             .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            .unwrap_or_default();
         search
             .split(':')
+            .filter(|_| !search.is_empty())
             .map(|dir| format!("{}/{arg0}", if dir.is_empty() { "." } else { dir }))
             .find(|candidate| is_executable_file(candidate))
             .with_context(|| format!("exec: {arg0:?}: executable file not found in $PATH"))?
