@@ -328,7 +328,10 @@ impl Cgroup {
                 limits::order_v1_memory(&mut writes, current.trim().parse().unwrap_or(u64::MAX));
             }
             for w in &writes {
-                write_limit(t.dir, &w.file, &w.value)?;
+                match write_limit(t.dir, &w.file, &w.value) {
+                    Err(_) if w.optional && !t.dir.join(&w.file).exists() => {}
+                    other => other?,
+                }
             }
         }
         let v2_dir = layout.v2_dir();
@@ -419,12 +422,16 @@ impl Cgroup {
 }
 
 /// Write one limit, naming the file and value when the kernel refuses it. v1 `blkio.weight`
-/// falls back to `blkio.bfq.weight` on kernels where only BFQ provides weights.
+/// and `blkio.weight_device` fall back to `blkio.bfq.*` on kernels where only BFQ provides
+/// weights (as runc).
 fn write_limit(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
     match fs::write(&path, value) {
         Err(e) if e.kind() == ErrorKind::NotFound && file == "blkio.weight" => {
             write_limit(dir, "blkio.bfq.weight", value)
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound && file == "blkio.weight_device" => {
+            write_limit(dir, "blkio.bfq.weight_device", value)
         }
         Err(e) if e.kind() == ErrorKind::NotFound => Err(e)
             .with_context(|| format!("cannot set {file}: the kernel has no {}", path.display())),

@@ -304,6 +304,37 @@ fn update_changes_the_limit_files() {
     );
 }
 
+/// Docker's create sends `blockIO.weight: 0` and `docker update` sends zeros for what it
+/// does not change: runc treats 0 as unset, field by field, so create works on a kernel
+/// without blkio weights and the update only changes what it names.
+#[test]
+fn zero_resources_are_unset_at_create_and_update() {
+    require_controllers!("memory", "cpu");
+    let pier = Pier::new();
+    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+        resources(c, "memory", json!({"limit": 64 * MIB, "reservation": 0, "swap": 0}));
+        resources(c, "cpu", json!({"shares": 0, "quota": 30000, "period": 0}));
+        resources(c, "blockIO", json!({"weight": 0}));
+    });
+    let id = pier.start("zeros", &bundle);
+    let dirs = pier.cgroup_dirs(&id);
+    let quota = |dirs: &[std::path::PathBuf]| read_limit(dirs, &["cpu.cfs_quota_us", "cpu.max"]).1;
+    let before = quota(&dirs);
+    assert!(before.starts_with("30000"), "{before}");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        r#"{"memory": {"limit": 128000000, "reservation": 0, "swap": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""},
+            "blockIO": {"weight": 0}, "pids": {"limit": 0}}"#,
+    )
+    .unwrap();
+    pier.ok(&["update", "-r", file.path().to_str().unwrap(), &id]);
+    let (_, limit) = read_limit(&dirs, &["memory.limit_in_bytes", "memory.max"]);
+    assert_eq!(limit.parse::<u64>().unwrap() / 4096, 128_000_000 / 4096);
+    assert_eq!(quota(&dirs), before, "a zero quota must leave the quota alone");
+}
+
 /// An absolute cgroupsPath is taken from each hierarchy's root; delete removes every dir.
 #[test]
 fn absolute_cgroups_path_and_delete_removes_it() {

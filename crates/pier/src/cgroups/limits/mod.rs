@@ -5,6 +5,12 @@
 //! conversions (cpu shares -> weight, blkio weight -> io weight, memory+swap -> swap) are the
 //! ones the runtime-spec's "cgroup v2" notes and runc's documentation describe. Devices are
 //! in [`super::devices`].
+//!
+//! As runc, a zero is "unset", field by field (runc's configs carry 0 for a field the spec
+//! left out): Docker sends `blockIO.weight: 0` at create and `docker update` sends cpu
+//! shares/period/quota, memory reservation and blkio weight as 0 for what it does not change.
+//! The exceptions are runc's too: `swappiness`, `cpu.burst` and `cpu.idle` are written when
+//! present, a pids limit below zero means unlimited.
 
 use anyhow::{bail, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxResources};
@@ -16,13 +22,21 @@ use super::layout::{Controller, Version};
 pub struct Write {
     pub file: String,
     pub value: String,
+    /// Skipped when the kernel has no such file (v1 `memsw` without swap accounting).
+    pub optional: bool,
 }
 
 fn w(file: impl Into<String>, value: impl ToString) -> Write {
     Write {
         file: file.into(),
         value: value.to_string(),
+        optional: false,
     }
+}
+
+/// A field the spec gives, unless it is 0 (runc's "unset").
+fn set<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
+    v.filter(|x| *x != T::default())
 }
 
 /// Every write `r` asks for, grouped by controller, for the versions `version_of` reports
@@ -72,7 +86,7 @@ pub fn plan(
     }
     if let Some(n) = r.network() {
         add(Controller::NetCls, &|_| {
-            Ok(n.class_id()
+            Ok(set(n.class_id())
                 .map(|id| w("net_cls.classid", id))
                 .into_iter()
                 .collect())
@@ -105,26 +119,32 @@ pub fn memory(m: &LinuxMemory, v: Version) -> Result<Vec<Write>> {
     let mut out = Vec::new();
     match v {
         Version::V1 => {
-            out.extend(m.limit().map(|l| w("memory.limit_in_bytes", l)));
-            out.extend(m.swap().map(|s| w("memory.memsw.limit_in_bytes", s)));
-            out.extend(m.reservation().map(|r| w("memory.soft_limit_in_bytes", r)));
+            out.extend(set(m.limit()).map(|l| w("memory.limit_in_bytes", l)));
+            match (set(m.limit()), set(m.swap())) {
+                // Unlimited memory lifts memory+swap too, where swap is accounted (runc).
+                (Some(-1), None) => out.push(Write {
+                    optional: true,
+                    ..w("memory.memsw.limit_in_bytes", -1)
+                }),
+                (_, swap) => out.extend(swap.map(|s| w("memory.memsw.limit_in_bytes", s))),
+            }
+            out.extend(set(m.reservation()).map(|r| w("memory.soft_limit_in_bytes", r)));
             if let Some(s) = m.swappiness() {
                 if s > 100 {
                     bail!("invalid memory.swappiness {s}: must be 0..=100");
                 }
                 out.push(w("memory.swappiness", s));
             }
-            out.extend(
-                m.disable_oom_killer()
-                    .map(|d| w("memory.oom_control", u8::from(d))),
-            );
+            if m.disable_oom_killer() == Some(true) {
+                out.push(w("memory.oom_control", 1));
+            }
         }
         Version::V2 => {
-            out.extend(m.limit().map(|l| w("memory.max", max_or(l))));
-            if let Some(swap) = v2_swap(m.limit(), m.swap())? {
+            out.extend(set(m.limit()).map(|l| w("memory.max", max_or(l))));
+            if let Some(swap) = v2_swap(set(m.limit()), m.swap())? {
                 out.push(w("memory.swap.max", swap));
             }
-            out.extend(m.reservation().map(|r| w("memory.low", max_or(r))));
+            out.extend(set(m.reservation()).map(|r| w("memory.low", max_or(r))));
             if m.swappiness().is_some() || m.disable_oom_killer() == Some(true) {
                 tracing::warn!("memory.swappiness and memory.disableOOMKiller have no cgroup v2 equivalent: ignored");
             }
@@ -148,7 +168,7 @@ fn v2_swap(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
         (Some(-1), None) => Ok(Some("max".into())),
         (_, None) | (_, Some(0)) => Ok(None),
         (_, Some(-1)) => Ok(Some("max".into())),
-        (None | Some(-1) | Some(0), Some(_)) => {
+        (None | Some(-1), Some(_)) => {
             bail!("memory.swap needs a memory.limit on cgroup v2")
         }
         (Some(l), Some(s)) if s < l => {
@@ -180,23 +200,23 @@ pub fn cpu(c: &LinuxCpu, v: Version) -> Result<Vec<Write>> {
     let mut out = Vec::new();
     match v {
         Version::V1 => {
-            out.extend(c.shares().map(|s| w("cpu.shares", s)));
-            out.extend(c.period().map(|p| w("cpu.cfs_period_us", p)));
-            out.extend(c.quota().map(|q| w("cpu.cfs_quota_us", q)));
+            out.extend(set(c.shares()).map(|s| w("cpu.shares", s)));
+            out.extend(set(c.period()).map(|p| w("cpu.cfs_period_us", p)));
+            out.extend(set(c.quota()).map(|q| w("cpu.cfs_quota_us", q)));
             out.extend(c.burst().map(|b| w("cpu.cfs_burst_us", b)));
-            out.extend(c.realtime_period().map(|p| w("cpu.rt_period_us", p)));
-            out.extend(c.realtime_runtime().map(|r| w("cpu.rt_runtime_us", r)));
+            out.extend(set(c.realtime_period()).map(|p| w("cpu.rt_period_us", p)));
+            out.extend(set(c.realtime_runtime()).map(|r| w("cpu.rt_runtime_us", r)));
         }
         Version::V2 => {
-            if let Some(s) = c.shares().filter(|s| *s != 0) {
+            if let Some(s) = set(c.shares()) {
                 out.push(w("cpu.weight", shares_to_weight(s)));
             }
-            if c.quota().is_some() || c.period().is_some() {
+            if set(c.quota()).is_some() || set(c.period()).is_some() {
                 let quota = c
                     .quota()
                     .filter(|q| *q > 0)
                     .map_or("max".to_string(), |q| q.to_string());
-                let max = c.period().map_or(quota.clone(), |p| format!("{quota} {p}"));
+                let max = set(c.period()).map_or(quota.clone(), |p| format!("{quota} {p}"));
                 out.push(w("cpu.max", max));
             }
             out.extend(c.burst().map(|b| w("cpu.max.burst", b)));
@@ -269,16 +289,16 @@ pub fn io(b: &LinuxBlockIo, v: Version) -> Vec<Write> {
     ];
     match v {
         Version::V1 => {
-            out.extend(b.weight().map(|x| w("blkio.weight", x)));
-            out.extend(b.leaf_weight().map(|x| w("blkio.leaf_weight", x)));
+            out.extend(set(b.weight()).map(|x| w("blkio.weight", x)));
+            out.extend(set(b.leaf_weight()).map(|x| w("blkio.leaf_weight", x)));
             for d in b.weight_device().iter().flatten() {
-                out.extend(d.weight().map(|x| {
+                out.extend(set(d.weight()).map(|x| {
                     w(
                         "blkio.weight_device",
                         format!("{}:{} {x}", d.major(), d.minor()),
                     )
                 }));
-                out.extend(d.leaf_weight().map(|x| {
+                out.extend(set(d.leaf_weight()).map(|x| {
                     w(
                         "blkio.leaf_weight_device",
                         format!("{}:{} {x}", d.major(), d.minor()),
@@ -295,11 +315,11 @@ pub fn io(b: &LinuxBlockIo, v: Version) -> Vec<Write> {
         }
         Version::V2 => {
             out.extend(
-                b.weight()
+                set(b.weight())
                     .map(|x| w("io.weight", format!("default {}", blkio_to_io_weight(x)))),
             );
             for d in b.weight_device().iter().flatten() {
-                out.extend(d.weight().map(|x| {
+                out.extend(set(d.weight()).map(|x| {
                     w(
                         "io.weight",
                         format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(x)),

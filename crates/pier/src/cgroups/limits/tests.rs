@@ -153,3 +153,36 @@ fn unified_keys() {
     assert!(unified_key("../memory.max").is_err());
     assert!(unified_key("memory").is_err());
 }
+
+#[test]
+fn zeros_are_unset_field_by_field_as_runc() {
+    // docker update's shape: what it does not change comes as 0.
+    let r = resources(
+        r#"{"memory":{"limit":0,"reservation":0,"swap":0},
+            "cpu":{"shares":0,"quota":0,"period":0,"realtimePeriod":0,"realtimeRuntime":0,"cpus":"","mems":""},
+            "blockIO":{"weight":0,"leafWeight":0,"weightDevice":[{"major":8,"minor":0,"weight":0}]},
+            "pids":{"limit":0},"network":{"classID":0}}"#,
+    );
+    for v in [Version::V1, Version::V2] {
+        let planned = plan(&r, |_| Some(v)).unwrap();
+        assert!(planned.is_empty(), "{v:?}: {planned:?}");
+    }
+    // Nothing asked of controllers the host lacks either.
+    assert!(plan(&r, |_| None).unwrap().is_empty());
+    // One field set among zeros: only that one.
+    let r = resources(r#"{"cpu":{"shares":0,"quota":20000,"period":0}}"#);
+    let c = r.cpu().as_ref().unwrap();
+    assert_eq!(files(&cpu(c, Version::V1).unwrap()), [("cpu.cfs_quota_us", "20000")]);
+    assert_eq!(files(&cpu(c, Version::V2).unwrap()), [("cpu.max", "20000")]);
+}
+
+#[test]
+fn unlimited_memory_lifts_swap_where_it_is_accounted() {
+    let r = resources(r#"{"memory":{"limit":-1}}"#);
+    let v1 = memory(r.memory().as_ref().unwrap(), Version::V1).unwrap();
+    assert_eq!(
+        files(&v1),
+        [("memory.limit_in_bytes", "-1"), ("memory.memsw.limit_in_bytes", "-1")]
+    );
+    assert!(v1[1].optional && !v1[0].optional);
+}
