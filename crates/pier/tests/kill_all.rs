@@ -120,8 +120,10 @@ fn kill_all_while_running_signals_the_init_and_its_children() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.namespaces(&["network", "ipc", "uts", "mount"]); // so $! is a host pid
-    b.sh("trap 'echo init-got-usr1 > /events' USR1; sleep 1000 & echo child=$! > /events; \
-          while :; do wait; sleep 1000 & done");
+    b.sh(
+        "trap 'echo init-got-usr1 > /events' USR1; sleep 1000 & echo child=$! > /events; \
+          while :; do wait; sleep 1000 & done",
+    );
     let mut events = b.events();
     let id = unique_id("killall-run");
     rt.create(&b, &id);

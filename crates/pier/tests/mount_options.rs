@@ -11,7 +11,9 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 
 use serde_json::json;
-use support::{host_tempdir, mount_at, output_of, parse_mountinfo, unique_id, Bundle, HostMount, Runtime};
+use support::{
+    host_tempdir, mount_at, output_of, parse_mountinfo, unique_id, Bundle, HostMount, Runtime,
+};
 
 #[test]
 fn tmpcopyup_copies_the_image_directory_into_the_tmpfs() {
@@ -24,11 +26,15 @@ fn tmpcopyup_copies_the_image_directory_into_the_tmpfs() {
     fs::set_permissions(dir.join("sub"), fs::Permissions::from_mode(0o777)).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
     symlink("../etc/passwd", dir.join("link")).unwrap();
-    b.mount(json!({ "destination": "/data", "type": "tmpfs", "source": "tmpfs",
-                    "options": ["tmpcopyup", "nosuid", "size=1m"] }));
-    b.sh("grep ' /data ' /proc/self/mountinfo | cut -d' ' -f9; cat /data/file; \
+    b.mount(
+        json!({ "destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["tmpcopyup", "nosuid", "size=1m"] }),
+    );
+    b.sh(
+        "grep ' /data ' /proc/self/mountinfo | cut -d' ' -f9; cat /data/file; \
           stat -c '%a %u:%g %n' /data /data/sub /data/sub/deeper/owned; readlink /data/link; \
-          echo new > /data/file; echo written");
+          echo new > /data/file; echo written",
+    );
     let out = output_of(&b);
     // runc before 1.1.10 applies its umask to copied directories (opencontainers/runc#3991):
     // 755 for /data/sub there.
@@ -38,7 +44,10 @@ fn tmpcopyup_copies_the_image_directory_into_the_tmpfs() {
          644 1000:100 /data/sub/deeper/owned\n../etc/passwd\nwritten\n",
     );
     // The image itself was not written.
-    assert_eq!(fs::read_to_string(dir.join("file")).unwrap(), "from the image\n");
+    assert_eq!(
+        fs::read_to_string(dir.join("file")).unwrap(),
+        "from the image\n"
+    );
 }
 
 #[test]
@@ -47,7 +56,9 @@ fn a_tmpfs_without_tmpcopyup_is_empty_but_keeps_the_covered_mode() {
     fs::create_dir(b.host("/t")).unwrap();
     fs::write(b.host("/t/file"), "hidden\n").unwrap();
     fs::set_permissions(b.host("/t"), fs::Permissions::from_mode(0o710)).unwrap();
-    b.mount(json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"] }));
+    b.mount(
+        json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"] }),
+    );
     b.mount(json!({ "destination": "/fresh", "type": "tmpfs", "source": "tmpfs" }));
     b.sh("ls -A /t; stat -c '%a %n' /t /fresh");
     assert_eq!(output_of(&b), "710 /t\n1777 /fresh\n");
@@ -66,8 +77,10 @@ fn read_only_dev_and_tmpfs_are_made_read_only_last() {
     }
     fs::create_dir(b.host("/etc/conf.d")).unwrap();
     fs::write(b.host("/etc/conf.d/a"), "kept\n").unwrap();
-    b.mount(json!({ "destination": "/etc/conf.d", "type": "tmpfs", "source": "tmpfs",
-                    "options": ["ro", "tmpcopyup"] }));
+    b.mount(
+        json!({ "destination": "/etc/conf.d", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["ro", "tmpcopyup"] }),
+    );
     b.sh("cat /proc/self/mountinfo; cat /etc/conf.d/a; echo x > /dev/null && echo null-ok; \
           touch /dev/new 2>/dev/null || echo dev-ro; touch /etc/conf.d/b 2>/dev/null || echo conf-ro; \
           touch /new 2>/dev/null || echo root-ro");
@@ -78,7 +91,11 @@ fn read_only_dev_and_tmpfs_are_made_read_only_last() {
     }
     assert!(mount_at(&rows, "/dev/pts").has("rw"), "{out}");
     let tail: Vec<&str> = out.lines().rev().take(5).collect();
-    assert_eq!(tail, ["root-ro", "conf-ro", "dev-ro", "null-ok", "kept"], "{out}");
+    assert_eq!(
+        tail,
+        ["root-ro", "conf-ro", "dev-ro", "null-ok", "kept"],
+        "{out}"
+    );
 }
 
 #[test]
@@ -88,10 +105,14 @@ fn recursive_options_reach_submounts_and_plain_ones_do_not() {
     let _sub = HostMount::tmpfs(&src.path().join("sub"));
     let source = src.path().to_str().unwrap();
     let mut b = Bundle::new();
-    b.mount(json!({ "destination": "/rec", "type": "bind", "source": source,
-                    "options": ["rbind", "rro", "rnosuid", "rnoatime"] }));
-    b.mount(json!({ "destination": "/top", "type": "bind", "source": source,
-                    "options": ["rbind", "ro"] }));
+    b.mount(
+        json!({ "destination": "/rec", "type": "bind", "source": source,
+                    "options": ["rbind", "rro", "rnosuid", "rnoatime"] }),
+    );
+    b.mount(
+        json!({ "destination": "/top", "type": "bind", "source": source,
+                    "options": ["rbind", "ro"] }),
+    );
     b.sh("cat /proc/self/mountinfo");
     let rows = parse_mountinfo(&output_of(&b));
     for point in ["/rec", "/rec/sub"] {
@@ -105,9 +126,11 @@ fn recursive_options_reach_submounts_and_plain_ones_do_not() {
 #[test]
 fn nosymfollow_and_other_flags_are_mount_flags_not_data() {
     let mut b = Bundle::new();
-    b.mount(json!({ "destination": "/nf", "type": "tmpfs", "source": "tmpfs",
+    b.mount(
+        json!({ "destination": "/nf", "type": "tmpfs", "source": "tmpfs",
                     "options": ["nosymfollow", "lazytime", "silent", "loud", "noiversion",
-                                "nolazytime", "lazytime", "size=1m"] }));
+                                "nolazytime", "lazytime", "size=1m"] }),
+    );
     b.sh("grep ' /nf ' /proc/self/mountinfo; echo hi > /nf/f; ln -s f /nf/l; cat /nf/l 2>/dev/null || echo no-follow");
     let out = output_of(&b);
     let rows = parse_mountinfo(&out);
@@ -124,8 +147,10 @@ fn copy_symlink_recreates_a_symlinked_bind_source() {
     let link = src.path().join("zoneinfo");
     symlink("/usr/share/zoneinfo/UTC", &link).unwrap();
     let mut b = Bundle::new();
-    b.mount(json!({ "destination": "/etc/localtime", "type": "bind", "source": link.to_str().unwrap(),
-                    "options": ["bind", "copy-symlink"] }));
+    b.mount(
+        json!({ "destination": "/etc/localtime", "type": "bind", "source": link.to_str().unwrap(),
+                    "options": ["bind", "copy-symlink"] }),
+    );
     b.sh("readlink /etc/localtime");
     assert_eq!(output_of(&b), "/usr/share/zoneinfo/UTC\n");
 }
@@ -138,8 +163,10 @@ fn idmap_is_refused_and_nothing_is_left() {
     let src = host_tempdir("idmap");
     let rt = Runtime::new();
     let mut b = Bundle::new();
-    b.mount(json!({ "destination": "/m", "type": "bind", "source": src.path().to_str().unwrap(),
-                    "options": ["bind", "idmap"] }));
+    b.mount(
+        json!({ "destination": "/m", "type": "bind", "source": src.path().to_str().unwrap(),
+                    "options": ["bind", "idmap"] }),
+    );
     let id = unique_id("idmap");
     let out = rt.run(&["run", "--bundle", b.save(), &id]);
     out.code_is(1);

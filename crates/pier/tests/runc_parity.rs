@@ -54,10 +54,46 @@ fn without_path_in_env_a_bare_command_name_is_not_found() {
     let out = rt.run(&["run", "--bundle", b.save(), &id]);
     assert_ne!(out.code(), Some(0), "{out}");
     assert!(!out.stdout.contains("ran"), "{out}");
-    assert!(out.stderr.contains("executable file not found in $PATH"), "{out}");
+    assert!(
+        out.stderr.contains("executable file not found in $PATH"),
+        "{out}"
+    );
     rt.run(&["delete", "--force", &id]);
     rt.assert_clean(&b, &id);
     // An absolute path needs no PATH.
     b.config["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "echo ran"]);
     assert_eq!(output_of(&b), "ran\n");
+}
+
+/// Whether the host is hybrid: v1 hierarchies and a cgroup2 mount.
+fn host_is_hybrid() -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let types: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(" - ").nth(1)?.split(' ').next())
+        .collect();
+    types.contains(&"cgroup") && types.contains(&"cgroup2")
+}
+
+#[test]
+fn a_hybrid_host_shows_only_its_v1_hierarchies_inside() {
+    if !host_is_hybrid() {
+        return;
+    }
+    for namespaces in [
+        &["pid", "network", "ipc", "uts", "mount"][..],
+        &["pid", "network", "ipc", "uts", "mount", "cgroup"],
+    ] {
+        let mut b = Bundle::new();
+        b.namespaces(namespaces);
+        b.sh("ls /sys/fs/cgroup; grep -c ' - cgroup2 ' /proc/self/mountinfo || true");
+        let out = output_of(&b);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(!lines.contains(&"unified"), "{namespaces:?}: {out}");
+        assert!(
+            lines.contains(&"memory") && lines.contains(&"systemd"),
+            "{namespaces:?}: {out}"
+        );
+        assert_eq!(lines.last(), Some(&"0"), "a cgroup2 mount inside: {out}");
+    }
 }

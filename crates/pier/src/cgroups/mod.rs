@@ -222,7 +222,11 @@ impl Cgroup {
             tracing::warn!("signal every process unfrozen: {e:#}");
         }
         let pids = self.all_pids();
-        for pid in pids.iter().flatten().filter_map(|p| rustix::process::Pid::from_raw(*p)) {
+        for pid in pids
+            .iter()
+            .flatten()
+            .filter_map(|p| rustix::process::Pid::from_raw(*p))
+        {
             match rustix::process::kill_process(pid, signal) {
                 Ok(()) | Err(rustix::io::Errno::SRCH) => {}
                 Err(e) => tracing::warn!("signal {pid:?}: {e}"),

@@ -158,7 +158,12 @@ pub fn properties(scope: &Scope, r: Option<&LinuxResources>) -> Vec<(&'static st
                 .map(|p| ("CPUQuotaPeriodUSec", Prop::U64(p))),
         );
     }
-    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()).filter(|w| *w != 0) {
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w != 0)
+    {
         out.push(("IOWeight", Prop::U64(blkio_to_io_weight(w))));
     }
     out

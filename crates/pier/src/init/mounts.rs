@@ -147,7 +147,8 @@ fn mount_fs(m: &Mount, root: BorrowedFd<'_>, later: &mut Vec<ReadonlyLater>) -> 
             copyup::copy_dir(from.as_fd(), new.as_fd())?;
         }
         if let Some(mode) = covered_mode {
-            rustix::fs::fchmod(&new, mode).context("give the tmpfs the covered directory's mode")?;
+            rustix::fs::fchmod(&new, mode)
+                .context("give the tmpfs the covered directory's mode")?;
         }
     }
     let target = open_in_root(root, &m.destination)?;
@@ -187,7 +188,11 @@ fn copy_symlink(source: &std::path::Path, root: BorrowedFd<'_>, destination: &st
         .trim_end_matches('/')
         .rsplit_once('/')
         .context("destination")?;
-    let dir = ensure_in_root(root, if parent.is_empty() { "/" } else { parent }, Leaf::Dir)?;
+    let dir = ensure_in_root(
+        root,
+        if parent.is_empty() { "/" } else { parent },
+        Leaf::Dir,
+    )?;
     match rustix::fs::symlinkat(link.as_path(), &dir, name) {
         Ok(()) => Ok(()),
         Err(rustix::io::Errno::EXIST)
@@ -218,8 +223,14 @@ fn flags_of(m: &Mount) -> MountFlags {
         (f.nosymfollow, MountFlags::NOSYMFOLLOW),
         (f.lazytime, MountFlags::LAZYTIME),
         (f.silent, MountFlags::SILENT),
-        (f.iversion, MountFlags::from_bits_retain(libc::MS_I_VERSION as _)),
-        (f.posixacl, MountFlags::from_bits_retain(libc::MS_POSIXACL as _)),
+        (
+            f.iversion,
+            MountFlags::from_bits_retain(libc::MS_I_VERSION as _),
+        ),
+        (
+            f.posixacl,
+            MountFlags::from_bits_retain(libc::MS_POSIXACL as _),
+        ),
         (f.remount, MS_REMOUNT),
     ];
     pairs
@@ -256,7 +267,7 @@ pub fn propagation_flags(p: Propagation) -> MountPropagationFlags {
 }
 
 /// A `cgroup` mount. A pure cgroup2 host gets a cgroup2 mount. A v1 or hybrid host gets a
-/// tmpfs with one directory per hierarchy: a fresh cgroup mount of that hierarchy when the
+/// tmpfs with one directory per v1 hierarchy (not the hybrid's cgroup2 one, as runc): a fresh cgroup mount of that hierarchy when the
 /// container has its own cgroup namespace (the namespace root is the container's cgroup),
 /// otherwise a bind mount of the container's own directory, so the host tree stays hidden.
 fn mount_cgroup(
@@ -290,7 +301,9 @@ fn mount_cgroup(
         Some(c"mode=755"),
     )?;
     let own_ns = plan.creates_namespace(crate::spec::NamespaceKind::Cgroup);
-    for h in &hierarchies {
+    // A hybrid host's cgroup2 (`unified`) tree is not shown, as runc does not: the
+    // container gets the v1 hierarchies, named ones included.
+    for h in hierarchies.iter().filter(|h| !h.is_v2()) {
         let name = h
             .mountpoint
             .file_name()

@@ -9,15 +9,74 @@ use super::plan::{BindKind, Mount, MountAttrs, MountFlags, Propagation, Propagat
 
 /// Every option name pier understands, sorted: what `pier features` lists as mountOptions.
 pub const MOUNT_OPTIONS: &[&str] = &[
-    "acl", "async", "atime", "bind", "copy-symlink", "defaults", "dev", "diratime", "dirsync",
-    "exec", "iversion", "lazytime", "loud", "mand", "noacl", "noatime", "nodev", "nodiratime",
-    "noexec", "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid",
-    "nosymfollow", "private", "rasync", "ratime", "rbind", "rdev", "rdiratime", "rdirsync",
-    "relatime", "remount", "rexec", "rmand", "rnoatime", "rnodev", "rnodiratime", "rnoexec",
-    "rnomand", "rnorelatime", "rnostrictatime", "rnosuid", "rnosymfollow", "ro", "rprivate",
-    "rrelatime", "rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid", "rsymfollow",
-    "rsync", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid",
-    "symfollow", "sync", "tmpcopyup", "unbindable",
+    "acl",
+    "async",
+    "atime",
+    "bind",
+    "copy-symlink",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noacl",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "rasync",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "rdirsync",
+    "relatime",
+    "remount",
+    "rexec",
+    "rmand",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnomand",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "rsync",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
 ];
 
 /// `MOUNT_ATTR_*` of `<linux/mount.h>` (`mount_setattr(2)`).
@@ -244,13 +303,21 @@ mod tests {
 
     #[test]
     fn recursive_options_set_the_mount_and_its_submounts() {
-        let m = parse_mount("/m", "none", "/s", &opts(&["rbind", "rro", "rnosuid", "rnoatime"]))
-            .unwrap();
+        let m = parse_mount(
+            "/m",
+            "none",
+            "/s",
+            &opts(&["rbind", "rro", "rnosuid", "rnoatime"]),
+        )
+        .unwrap();
         assert!(m.flags.readonly && m.flags.nosuid && m.flags.noatime);
         assert_eq!(m.recursive.set, attr::RDONLY | attr::NOSUID | attr::NOATIME);
         assert_eq!(m.recursive.clear, attr::ATIME_MASK);
         let m = parse_mount("/m", "none", "/s", &opts(&["rro", "rrw", "rexec"])).unwrap();
-        assert_eq!((m.recursive.set, m.recursive.clear), (0, attr::RDONLY | attr::NOEXEC));
+        assert_eq!(
+            (m.recursive.set, m.recursive.clear),
+            (0, attr::RDONLY | attr::NOEXEC)
+        );
         let m = parse_mount("/m", "none", "/s", &opts(&["rsync"])).unwrap();
         assert!(m.flags.sync);
         assert_eq!(m.recursive, MountAttrs::default());

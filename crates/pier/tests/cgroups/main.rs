@@ -312,7 +312,11 @@ fn zero_resources_are_unset_at_create_and_update() {
     require_controllers!("memory", "cpu");
     let pier = Pier::new();
     let bundle = Bundle::new(&["sleep", "1000"], |c| {
-        resources(c, "memory", json!({"limit": 64 * MIB, "reservation": 0, "swap": 0}));
+        resources(
+            c,
+            "memory",
+            json!({"limit": 64 * MIB, "reservation": 0, "swap": 0}),
+        );
         resources(c, "cpu", json!({"shares": 0, "quota": 30000, "period": 0}));
         resources(c, "blockIO", json!({"weight": 0}));
     });
@@ -332,7 +336,11 @@ fn zero_resources_are_unset_at_create_and_update() {
     pier.ok(&["update", "-r", file.path().to_str().unwrap(), &id]);
     let (_, limit) = read_limit(&dirs, &["memory.limit_in_bytes", "memory.max"]);
     assert_eq!(limit.parse::<u64>().unwrap() / 4096, 128_000_000 / 4096);
-    assert_eq!(quota(&dirs), before, "a zero quota must leave the quota alone");
+    assert_eq!(
+        quota(&dirs),
+        before,
+        "a zero quota must leave the quota alone"
+    );
 }
 
 /// An absolute cgroupsPath is taken from each hierarchy's root; delete removes every dir.

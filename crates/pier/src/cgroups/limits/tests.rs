@@ -172,7 +172,10 @@ fn zeros_are_unset_field_by_field_as_runc() {
     // One field set among zeros: only that one.
     let r = resources(r#"{"cpu":{"shares":0,"quota":20000,"period":0}}"#);
     let c = r.cpu().as_ref().unwrap();
-    assert_eq!(files(&cpu(c, Version::V1).unwrap()), [("cpu.cfs_quota_us", "20000")]);
+    assert_eq!(
+        files(&cpu(c, Version::V1).unwrap()),
+        [("cpu.cfs_quota_us", "20000")]
+    );
     assert_eq!(files(&cpu(c, Version::V2).unwrap()), [("cpu.max", "20000")]);
 }
 
@@ -182,7 +185,10 @@ fn unlimited_memory_lifts_swap_where_it_is_accounted() {
     let v1 = memory(r.memory().as_ref().unwrap(), Version::V1).unwrap();
     assert_eq!(
         files(&v1),
-        [("memory.limit_in_bytes", "-1"), ("memory.memsw.limit_in_bytes", "-1")]
+        [
+            ("memory.limit_in_bytes", "-1"),
+            ("memory.memsw.limit_in_bytes", "-1")
+        ]
     );
     assert!(v1[1].optional && !v1[0].optional);
 }
