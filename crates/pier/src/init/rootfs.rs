@@ -16,19 +16,20 @@ use super::mounts::propagation_flags;
 use super::resolve::{ensure_in_root, fd_path, open_in_root, open_in_root_with, Leaf};
 use crate::spec::{Device, DeviceKind, Plan};
 
-/// Make every mount a slave of the host's (nothing the container mounts or unmounts reaches
-/// the host, host mounts still propagate in), then bind the rootfs onto itself so it is a
-/// mount point for pivot_root. `linux.rootfsPropagation` is applied at the end ([`finish`]).
+/// The first steps on the mounts, as runc's `prepareRoot`: give every mount the requested
+/// `linux.rootfsPropagation` (rslave when unset: nothing the container mounts reaches the
+/// host, host mounts still propagate in), so that with `rshared` a volume bound from a shared
+/// host mount stays in the host's peer group and mounts made inside reach the host (CSI node
+/// plugins, Kubernetes `Bidirectional`). Then make the mount holding the rootfs private if it
+/// is shared (pivot_root(2) refuses a shared parent, and the next bind must not propagate
+/// out), and bind the rootfs onto itself, private, so it is a mount point for pivot_root.
 /// Returns an `O_PATH` fd of the rootfs mount.
 pub fn prepare(plan: &Plan) -> Result<OwnedFd> {
-    mount_change(
-        "/",
-        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
-    )
-    .context("make / rslave")?;
+    mount_change("/", propagation_flags(plan.rootfs_propagation))
+        .context("set the propagation of / (linux.rootfsPropagation, default rslave)")?;
+    make_parent_private(&plan.rootfs)?;
     mount_bind_recursive(&plan.rootfs, &plan.rootfs)
         .with_context(|| format!("bind the rootfs {} onto itself", plan.rootfs.display()))?;
-    // pivot_root(2) refuses a new root whose parent mount is shared.
     mount_change(&plan.rootfs, MountPropagationFlags::PRIVATE)
         .context("make the rootfs private")?;
     let fd = rustix::fs::open(
@@ -38,6 +39,64 @@ pub fn prepare(plan: &Plan) -> Result<OwnedFd> {
     )
     .with_context(|| format!("open rootfs {}", plan.rootfs.display()))?;
     Ok(fd)
+}
+
+/// runc's `rootfsParentMountPrivate`: the mount the rootfs directory is on (found by its
+/// mount id in mountinfo), made private when it is shared.
+fn make_parent_private(rootfs: &std::path::Path) -> Result<()> {
+    let st = rustix::fs::statx(
+        rustix::fs::CWD,
+        rootfs,
+        rustix::fs::AtFlags::empty(),
+        rustix::fs::StatxFlags::MNT_ID,
+    )
+    .with_context(|| format!("statx {}", rootfs.display()))?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let (point, shared) = mount_of_id(&mountinfo, st.stx_mnt_id)
+        .with_context(|| format!("the mount of {} is not in mountinfo", rootfs.display()))?;
+    if shared {
+        mount_change(point.as_str(), MountPropagationFlags::PRIVATE)
+            .with_context(|| format!("make {point}, the rootfs's parent mount, private"))?;
+    }
+    Ok(())
+}
+
+/// The mount point (unescaped) of mount `id` in `/proc/self/mountinfo` text
+/// (`proc_pid_mountinfo(5)`), and whether it is shared (a `shared:N` optional field).
+fn mount_of_id(mountinfo: &str, id: u64) -> Option<(String, bool)> {
+    mountinfo.lines().find_map(|line| {
+        let (fields, _) = line.split_once(" - ")?;
+        let fields: Vec<&str> = fields.split(' ').collect();
+        if fields.first()?.parse::<u64>().ok()? != id {
+            return None;
+        }
+        let shared = fields.get(6..)?.iter().any(|f| f.starts_with("shared:"));
+        Some((unescape_octal(fields.get(4)?), shared))
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\040`-style octal.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let code = b.get(i + 1..i + 4).filter(|_| b[i] == b'\\').and_then(|d| {
+            std::str::from_utf8(d).ok().and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match code {
+            Some(c) => {
+                out.push(c);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Create the device nodes (`mknod(2)`), replacing whatever the image has at those paths.
@@ -238,4 +297,20 @@ pub fn finish(plan: &Plan, readonly_later: Vec<super::mounts::ReadonlyLater>) ->
     root_only.recursive = false;
     mount_change("/", propagation_flags(root_only)).context("set rootfsPropagation")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mount_of_an_id_and_whether_it_is_shared() {
+        let text = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                    61 22 0:5 / /srv/my\\040dir rw master:3 - tmpfs tmpfs rw\n\
+                    62 22 0:6 / /x rw shared:4 master:3 - tmpfs tmpfs rw\n";
+        assert_eq!(mount_of_id(text, 22), Some(("/".into(), true)));
+        assert_eq!(mount_of_id(text, 61), Some(("/srv/my dir".into(), false)));
+        assert_eq!(mount_of_id(text, 62), Some(("/x".into(), true)));
+        assert_eq!(mount_of_id(text, 7), None);
+    }
 }
