@@ -95,7 +95,10 @@ fn crossed(root: Option<&str>, option: Option<&str>) -> (bool, bool, support::Mo
     let (mountinfo, after) = out.stdout.split_once("ready\n").unwrap();
     let row = mount_at(&parse_mountinfo(mountinfo), "/p").clone();
     let to_host = src.path().join("inner/from-container").exists();
-    let _ = rustix::mount::unmount(&src.path().join("inner"), rustix::mount::UnmountFlags::DETACH);
+    let _ = rustix::mount::unmount(
+        &src.path().join("inner"),
+        rustix::mount::UnmountFlags::DETACH,
+    );
     (after == "arrived\n", to_host, row)
 }
 
@@ -148,5 +151,8 @@ fn bidirectional_is_a_plain_peer_of_the_host_mount() {
     // containerd for Kubernetes' Bidirectional: the volume is "shared:N", no "master:".
     let (in_, out, row) = crossed(Some("rshared"), Some("rshared"));
     assert!(in_ && out, "{row:?}");
-    assert!(row.optional.starts_with("shared:") && !row.optional.contains("master:"), "{row:?}");
+    assert!(
+        row.optional.starts_with("shared:") && !row.optional.contains("master:"),
+        "{row:?}"
+    );
 }

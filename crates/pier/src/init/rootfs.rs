@@ -83,7 +83,9 @@ fn unescape_octal(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let code = b.get(i + 1..i + 4).filter(|_| b[i] == b'\\').and_then(|d| {
-            std::str::from_utf8(d).ok().and_then(|d| u8::from_str_radix(d, 8).ok())
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
         });
         match code {
             Some(c) => {

@@ -116,3 +116,76 @@ fn kill_all_signals_every_process_of_the_cgroup() {
         );
     }
 }
+
+/// `kill --all` after the init has exited (issues 13, 17; the containerd shim's stop and
+/// exit path): the process the init left in the cgroup is killed, and with nothing left
+/// `kill --all` still succeeds. `global` adds e.g. `--systemd-cgroup`.
+pub fn kill_all_kills_what_the_init_left(global: &[&str], cgroups_path: Option<String>) {
+    let pier = Pier::new();
+    let bundle = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > /left",
+        ],
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "pid");
+            if let Some(p) = cgroups_path {
+                c["linux"]["cgroupsPath"] = serde_json::json!(p);
+            }
+        },
+    );
+    let id = crate::harness::unique("kill-left");
+    fn with<'a>(global: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        [global, args].concat()
+    }
+    let created = pier
+        .command(&with(
+            global,
+            &["create", "-b", bundle.path().to_str().unwrap(), &id],
+        ))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let init = pier.state(&id)["pid"].as_i64().unwrap() as i32;
+    let pidfd = |pid: i32| {
+        rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(pid).unwrap(),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .unwrap()
+    };
+    let gone = |fd: &std::os::fd::OwnedFd| {
+        let mut poll = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        let bound = rustix::event::Timespec {
+            tv_sec: 30,
+            tv_nsec: 0,
+        };
+        rustix::event::poll(&mut poll, Some(&bound)).unwrap() == 1
+    };
+    let init_fd = pidfd(init);
+    pier.ok(&with(global, &["start", &id]));
+    assert!(gone(&init_fd), "the init did not exit");
+    let left: i32 = std::fs::read_to_string(bundle.path().join("rootfs/left"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let left_fd = pidfd(left);
+    assert_eq!(pier.state(&id)["status"], "stopped");
+    pier.ok(&with(global, &["kill", "--all", &id, "KILL"]));
+    assert!(gone(&left_fd), "kill --all left the init's child running");
+    pier.ok(&with(global, &["kill", "--all", &id, "KILL"]));
+    pier.ok(&with(global, &["delete", &id]));
+}
+
+#[test]
+fn kill_all_after_the_init_exited_kills_its_leftovers() {
+    kill_all_kills_what_the_init_left(&[], None);
+}

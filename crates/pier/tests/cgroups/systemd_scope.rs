@@ -86,3 +86,18 @@ fn systemd_cgroup_makes_a_delegated_scope_that_delete_stops() {
     assert_ne!(systemctl(&["is-active", &unit]), "active");
     assert!(!Path::new(&format!("/sys/fs/cgroup{group}")).exists());
 }
+
+/// `kill --all` in a systemd scope after the init exited: the leftover keeps the scope, kill
+/// --all kills it; then systemd removes the scope and kill --all still succeeds.
+#[test]
+fn kill_all_kills_the_leftovers_of_a_systemd_scope() {
+    if !Path::new("/run/systemd/system").exists() {
+        eprintln!("skipped: systemd is not PID 1 here");
+        return;
+    }
+    let name = unique("sdleft");
+    crate::commands::kill_all_kills_what_the_init_left(
+        &["--systemd-cgroup"],
+        Some(format!("system.slice:pier-test:{name}")),
+    );
+}
