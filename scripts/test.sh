@@ -11,3 +11,5 @@ bash crates/pier/tests/cgroups/run-v2.sh
 # Type=notify units under real systemds (252: the host, 257: a cached Debian 13 root it builds
 # when missing); its last line is the summary ("16 passed, 0 failed").
 python3 tests/systemd/run.py --runtime "$PWD/target/x86_64-unknown-linux-gnu/release/pier"
+# Engines (podman, containerd's ctr) with pier as the runtime, each case beside runc.
+python3 tests/engines/run.py --runtime "$PWD/target/x86_64-unknown-linux-gnu/release/pier"
