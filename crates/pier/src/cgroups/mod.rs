@@ -12,6 +12,7 @@
 //! [`device_filter`]). Why pier has its own layer rather than youki's libcgroups:
 //! `docs/cgroups.md`.
 
+pub mod dbus;
 pub mod device_filter;
 pub mod devices;
 mod freezer;

@@ -7,17 +7,15 @@
 //! process when it is started, and the init must be cloned straight into the cgroup
 //! (`CLONE_INTO_CGROUP`), so pier forks a small *holder* first: the holder asks systemd for
 //! the scope with its own pid, reports the job's result on a pipe and waits; the init is
-//! cloned into the scope's directory and the holder is killed. The D-Bus client (zbus) runs
-//! threads, so it only ever runs in the holder or after every clone: pier stays
-//! single-threaded when it clones the init.
+//! cloned into the scope's directory and the holder is killed. The D-Bus client is pier's
+//! own ([`super::dbus`]): blocking, on the calling thread, no threads anywhere.
 
 use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
 use rustix::process::Signal;
-use zbus::zvariant::{OwnedObjectPath, Value};
-
+use super::dbus::{self, Call, Connection, Writer};
 use super::limits::{blkio_to_io_weight, shares_to_weight};
 
 /// Where the scope goes and what it is called.
@@ -229,57 +227,78 @@ pub fn start_scope(scope: &Scope, resources: Option<&LinuxResources>) -> Result<
     }
 }
 
-fn manager(conn: &zbus::blocking::Connection) -> Result<zbus::blocking::Proxy<'static>> {
-    zbus::blocking::Proxy::new(
-        conn,
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-    )
-    .context("systemd manager proxy")
+const SYSTEMD: &str = "org.freedesktop.systemd1";
+const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+
+/// A call of `org.freedesktop.systemd1.Manager.<member>`.
+fn manager_call<'a>(member: &'a str, signature: &'a str, body: Writer) -> Call<'a> {
+    Call {
+        destination: SYSTEMD,
+        path: MANAGER_PATH,
+        interface: MANAGER,
+        member,
+        signature,
+        body: body.into_bytes(),
+    }
 }
 
 /// In the holder: StartTransientUnit with our pid, then wait for the job's JobRemoved.
 fn start_and_wait(scope: &Scope, resources: Option<&LinuxResources>) -> Result<()> {
-    let conn = zbus::blocking::Connection::system().context("connect to the system bus")?;
-    let manager = manager(&conn)?;
     let mut props = properties(scope, resources);
     props.push(("PIDs", Prop::Pids(vec![std::process::id()])));
-    let props: Vec<(&str, Value<'_>)> = props.into_iter().map(|(k, v)| (k, to_value(v))).collect();
-    let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
-    run_job(&manager, || {
-        manager.call(
-            "StartTransientUnit",
-            &(scope.unit.as_str(), "fail", props, aux),
-        )
-    })
+    // StartTransientUnit(s name, s mode, a(sv) properties, a(sa(sv)) aux) -> o job
+    let mut body = Writer::default();
+    body.str(&scope.unit);
+    body.str("fail");
+    body.array(8, |w| {
+        for (name, value) in &props {
+            w.structure(|w| {
+                w.str(name);
+                write_value(w, value);
+            })
+        }
+    });
+    body.array(8, |_| {});
+    run_job(manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))", body))
 }
 
-fn to_value(p: Prop) -> Value<'static> {
+/// A property's value as the variant systemd expects (`s`, `b`, `t`, `au`).
+fn write_value(w: &mut Writer, p: &Prop) {
     match p {
-        Prop::Str(s) => Value::from(s),
-        Prop::Bool(b) => Value::from(b),
-        Prop::U64(n) => Value::from(n),
-        Prop::Pids(p) => Value::from(p),
+        Prop::Str(s) => w.variant("s", |w| w.str(s)),
+        Prop::Bool(b) => w.variant("b", |w| w.bool(*b)),
+        Prop::U64(n) => w.variant("t", |w| w.u64(*n)),
+        Prop::Pids(p) => w.variant("au", |w| {
+            w.array(4, |w| p.iter().for_each(|pid| w.u32(*pid)))
+        }),
     }
 }
 
-/// Subscribe, start a job with `call`, and wait for its JobRemoved; the job's result must be
-/// `done`.
-fn run_job(
-    manager: &zbus::blocking::Proxy<'_>,
-    call: impl FnOnce() -> zbus::Result<OwnedObjectPath>,
-) -> Result<()> {
-    let _: () = manager
-        .call("Subscribe", &())
+/// Connect, subscribe to the manager's JobRemoved, make `call` (a method returning a job
+/// path), and wait for that job's JobRemoved; its result must be `done`.
+fn run_job(call: Call<'_>) -> Result<()> {
+    let mut conn = Connection::system().context("connect to the system bus")?;
+    let mut rule = Writer::default();
+    rule.str(&format!(
+        "type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',interface='{MANAGER}',member='JobRemoved'"
+    ));
+    conn.call(&Call {
+        destination: "org.freedesktop.DBus",
+        path: "/org/freedesktop/DBus",
+        interface: "org.freedesktop.DBus",
+        member: "AddMatch",
+        signature: "s",
+        body: rule.into_bytes(),
+    })
+    .context("watch JobRemoved")?;
+    conn.call(&manager_call("Subscribe", "", Writer::default()))
         .context("subscribe to systemd signals")?;
-    let removed = manager
-        .receive_signal("JobRemoved")
-        .context("watch JobRemoved")?;
-    let job = call().context("ask systemd")?;
-    for message in removed {
-        let (_, path, unit, result): (u32, OwnedObjectPath, String, String) =
-            message.body().deserialize().context("read JobRemoved")?;
+    let reply = conn.call(&call).context("ask systemd")?;
+    let job = dbus::object_path_reply(&reply).context("ask systemd")?;
+    loop {
+        let signal = conn.next_signal(MANAGER, "JobRemoved")?;
+        let (path, unit, result) = dbus::job_removed(&signal).context("read JobRemoved")?;
         if path == job {
             if result != "done" {
                 bail!("systemd job for {unit} ended with {result:?}");
@@ -287,7 +306,6 @@ fn run_job(
             return Ok(());
         }
     }
-    bail!("the system bus closed before the job ended")
 }
 
 /// Stop the scope and wait for it (pier's `delete`); a unit that is already gone is fine.
@@ -295,10 +313,11 @@ fn run_job(
 /// # Errors
 /// The bus cannot be reached, or the stop job fails.
 pub fn stop_scope(unit: &str) -> Result<()> {
-    let conn = zbus::blocking::Connection::system().context("connect to the system bus")?;
-    let manager = manager(&conn)?;
-    let result = run_job(&manager, || manager.call("StopUnit", &(unit, "replace")));
-    match result {
+    // StopUnit(s name, s mode) -> o job
+    let mut body = Writer::default();
+    body.str(unit);
+    body.str("replace");
+    match run_job(manager_call("StopUnit", "ss", body)) {
         Err(e)
             if format!("{e:#}").contains("NoSuchUnit")
                 || format!("{e:#}").contains("not loaded") =>
