@@ -97,3 +97,19 @@ fn a_hybrid_host_shows_only_its_v1_hierarchies_inside() {
         assert_eq!(lines.last(), Some(&"0"), "a cgroup2 mount inside: {out}");
     }
 }
+
+#[test]
+fn an_exec_d_process_gets_the_container_personality_too() {
+    let rt = support::Runtime::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["personality"] = serde_json::json!({ "domain": "LINUX32" });
+    b.sh("exec sleep 1000");
+    let id = support::unique_id("persona-exec");
+    rt.create(&b, &id);
+    rt.start(&id);
+    let out = rt.run(&["exec", &id, "uname", "-m"]);
+    out.ok();
+    assert_eq!(out.stdout, "i686\n");
+    rt.run(&["delete", "--force", &id]).ok();
+    rt.assert_clean(&b, &id);
+}

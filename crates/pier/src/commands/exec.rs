@@ -41,7 +41,8 @@ fn exec(global: &Global, args: &ExecArgs) -> Result<u8> {
     // The container's config: the defaults of the process, and its seccomp profile, which
     // applies to every process in it (fail closed: no readable config.json, no exec).
     let config = crate::spec::load(&saved.bundle).context("read the container's config.json")?;
-    let process = super::exec_process::build(args, &config.process)?;
+    let mut process = super::exec_process::build(args, &config.process)?;
+    process.personality = config.process.personality; // also with --process FILE, as runc
     let seccomp = config.seccomp.as_ref();
     check_host_side(args, process.terminal)?;
     let init = super::kill::open_init(&saved)?;

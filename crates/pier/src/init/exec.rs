@@ -68,6 +68,7 @@ fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<process::Exec> {
             e.root_cause()
         )
     })?;
+    process::set_personality(ctx.process)?;
     // Built before the identity change; loaded there or right before execve, as for the init.
     let mut filter = ctx.seccomp.map(seccomp::build).transpose()?;
     if seccomp::loads_early(ctx.process) {

@@ -136,9 +136,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     console::setup(&plan.process, channel)?;
     rootfs::finish(plan, readonly_later)?;
     process::enter_cwd(&plan.process)?;
-    if let Some(persona) = plan.personality {
-        crate::sys::set_personality(persona).context("set linux.personality")?;
-    }
+    process::set_personality(&plan.process)?;
     // Built here, loaded here or right before execve: see the module documentation.
     let mut filter = plan.seccomp.as_ref().map(seccomp::build).transpose()?;
     if seccomp::loads_early(&plan.process) {

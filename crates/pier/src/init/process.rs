@@ -60,6 +60,14 @@ fn resource_of(n: i32) -> Option<rustix::process::Resource> {
     all.into_iter().find(|r| *r as i32 == n)
 }
 
+/// `linux.personality` (`personality(2)`), kept across `execve`; nothing when unset.
+pub fn set_personality(process: &Process) -> Result<()> {
+    match process.personality {
+        Some(persona) => crate::sys::set_personality(persona).context("set linux.personality"),
+        None => Ok(()),
+    }
+}
+
 /// `chdir(process.cwd)` inside the new root, then check with `getcwd(2)` that the working
 /// directory is reachable from the new root (a directory outside it reads `(unreachable)`:
 /// the CVE-2024-21626 class).

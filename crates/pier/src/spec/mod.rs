@@ -84,8 +84,10 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
             .unwrap_or_default()
             .into_iter()
             .collect(),
-        process: process::process_of(process)?,
-        personality: linux.personality().as_ref().map(personality).transpose()?,
+        process: Process {
+            personality: linux.personality().as_ref().map(personality).transpose()?,
+            ..process::process_of(process)?
+        },
         seccomp: linux
             .seccomp()
             .as_ref()

@@ -40,8 +40,6 @@ pub struct Plan {
     pub sysctl: BTreeMap<String, String>,
     /// `process`.
     pub process: Process,
-    /// `linux.personality` as the `personality(2)` argument (domain | flags).
-    pub personality: Option<u32>,
     /// `linux.seccomp`: the syscall filter loaded last before `execve` (see `init`).
     pub seccomp: Option<super::Seccomp>,
     /// `linux.cgroupsPath` (None: the runtime's default) and `linux.resources`.
@@ -226,6 +224,9 @@ pub struct Process {
     pub capabilities: Capabilities,
     /// `oomScoreAdj`, written to /proc/<pid>/oom_score_adj.
     pub oom_score_adj: Option<i32>,
+    /// `linux.personality` as the `personality(2)` argument (domain | flags): a container
+    /// setting that runc applies to the init and to every exec'd process alike.
+    pub personality: Option<u32>,
 }
 
 /// One `process.rlimits` entry.

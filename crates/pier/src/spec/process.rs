@@ -78,6 +78,7 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
         no_new_privileges: p.no_new_privileges().unwrap_or(false),
         capabilities: capabilities(p)?,
         oom_score_adj: p.oom_score_adj(),
+        personality: None, // linux.personality, set by plan_from_spec
     })
 }
 
