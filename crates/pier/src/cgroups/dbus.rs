@@ -308,13 +308,7 @@ impl Call<'_> {
             let field = |w: &mut Writer, code: u8, sig: &str, v: &str| {
                 w.structure(|w| {
                     w.byte(code);
-                    w.variant(sig, |w| {
-                        if sig == "g" {
-                            w.signature(v)
-                        } else {
-                            w.str(v)
-                        }
-                    });
+                    w.variant(sig, |w| if sig == "g" { w.signature(v) } else { w.str(v) });
                 })
             };
             field(w, F_PATH, "o", self.path);
@@ -442,7 +436,9 @@ impl Connection {
         let mut line = Vec::new();
         let mut byte = [0u8];
         while !line.ends_with(b"\r\n") {
-            self.stream.read_exact(&mut byte).context("read from the bus")?;
+            self.stream
+                .read_exact(&mut byte)
+                .context("read from the bus")?;
             line.push(byte[0]);
             if line.len() > 4096 {
                 bail!("authentication line too long");
@@ -492,7 +488,8 @@ impl Connection {
     /// # Errors
     /// The connection fails or times out.
     pub fn next_signal(&mut self, interface: &str, member: &str) -> Result<Message> {
-        let wanted = |m: &Message| m.kind == SIGNAL && m.interface == interface && m.member == member;
+        let wanted =
+            |m: &Message| m.kind == SIGNAL && m.interface == interface && m.member == member;
         if let Some(at) = self.pending.iter().position(wanted) {
             return Ok(self.pending.remove(at));
         }
@@ -554,12 +551,20 @@ mod tests {
         assert_eq!(message_len(&fixed).unwrap(), bytes.len());
         let m = Message::parse(&bytes).unwrap();
         assert_eq!(
-            (m.kind, m.path.as_str(), m.interface.as_str(), m.member.as_str()),
+            (
+                m.kind,
+                m.path.as_str(),
+                m.interface.as_str(),
+                m.member.as_str()
+            ),
             (METHOD_CALL, "/o", "i.f", "M")
         );
         assert_eq!(m.signature, "ss");
         let mut r = m.body();
-        assert_eq!((r.str().unwrap(), r.str().unwrap()), ("a.scope".into(), "fail".into()));
+        assert_eq!(
+            (r.str().unwrap(), r.str().unwrap()),
+            ("a.scope".into(), "fail".into())
+        );
         // First field: struct at 16, code 1 (PATH), signature "o", then the path (u32-aligned).
         assert_eq!(&bytes[16..20], &[F_PATH, 1, b'o', 0]);
         assert_eq!(&bytes[20..24], &2u32.to_le_bytes());

@@ -12,11 +12,11 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
+use super::dbus::{self, Call, Connection, Writer};
+use super::limits::{blkio_to_io_weight, shares_to_weight};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
 use rustix::process::Signal;
-use super::dbus::{self, Call, Connection, Writer};
-use super::limits::{blkio_to_io_weight, shares_to_weight};
 
 /// Where the scope goes and what it is called.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -420,13 +420,9 @@ pub fn mount_notify_dir(
 fn refuse_symlinked_destination(root: BorrowedFd<'_>, destination: &str) -> Result<()> {
     let relative = destination.trim_start_matches('/');
     let flags = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_SYMLINKS;
-    rustix::fs::openat2(
-        root,
-        relative,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-        flags,
-    )
-    .map(drop)
-    .with_context(|| format!("{destination} must be a directory, not reached through a symlink"))
+    super::resolve::openat2_retrying(root, relative, rustix::fs::OFlags::PATH, flags)
+        .map(drop)
+        .with_context(|| {
+            format!("{destination} must be a directory, not reached through a symlink")
+        })
 }

@@ -18,13 +18,7 @@ pub enum Leaf {
 
 /// Open `path` (absolute inside the container) as an `O_PATH` fd, resolved inside `root`.
 pub fn open_in_root(root: BorrowedFd<'_>, path: &str) -> rustix::io::Result<OwnedFd> {
-    openat2(
-        root,
-        relative(path),
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+    open_in_root_with(root, path, OFlags::PATH)
 }
 
 /// Open `path` inside `root` with `flags` (for reads and writes of /proc/sys, /etc/passwd).
@@ -33,13 +27,31 @@ pub fn open_in_root_with(
     path: &str,
     flags: OFlags,
 ) -> rustix::io::Result<OwnedFd> {
-    openat2(
+    openat2_retrying(
         root,
         relative(path),
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
+        flags,
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     )
+}
+
+/// `openat2(dir, path, flags | O_CLOEXEC, resolve)`, again while it fails with EAGAIN: with
+/// RESOLVE_IN_ROOT or RESOLVE_BENEATH that means a rename or a mount anywhere on the system
+/// raced the resolution and "the caller should retry" (`openat2(2)`); containers being set
+/// up at the same time make that common.
+pub fn openat2_retrying(
+    dir: BorrowedFd<'_>,
+    path: &str,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match openat2(dir, path, flags | OFlags::CLOEXEC, Mode::empty(), resolve) {
+            Err(Errno::AGAIN) if tries < 1000 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// Open `path` inside `root`, creating missing components (directories, and `leaf` at the
