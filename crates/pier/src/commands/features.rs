@@ -15,7 +15,7 @@ pub fn run() -> Result<()> {
         "hooks": [],
         "mountOptions": crate::spec::MOUNT_OPTIONS,
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false},
             "seccomp": {

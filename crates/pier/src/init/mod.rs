@@ -38,6 +38,7 @@ use crate::spec::Plan;
 
 pub use exec::{run as run_exec, ExecContext};
 pub use namespaces::link_type;
+pub use process::set_limits;
 
 /// Everything the child needs, moved into it by `clone3`.
 pub struct InitContext<'a> {
@@ -118,21 +119,24 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     namespaces::unshare_cgroup(plan)?;
     namespaces::set_uts_names(plan)?;
     namespaces::loopback_up(plan)?;
-    namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
+    // Host paths first, while this is still pier's identity: a user namespace's root may
+    // not reach them.
     let root = rootfs::prepare(plan)?;
-    let readonly_later = mounts::mount_all(plan, root.as_fd(), &ctx.cgroup_dirs)?;
-    mounts::mount_notify_dir(plan, root.as_fd(), ctx.notify_dir.as_deref())?;
+    let sources = mounts::Sources::open(plan, ctx.notify_dir.as_deref())?;
+    namespaces::become_root(plan)?;
+    namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
+    let readonly_later = mounts::mount_all(plan, root.as_fd(), &sources, &ctx.cgroup_dirs)?;
+    mounts::mount_notify_dir(plan, root.as_fd(), &sources)?;
+    drop(sources);
     rootfs::create_devices(plan, root.as_fd())?;
     rootfs::dev_symlinks(root.as_fd())?;
     rootfs::ensure_cwd(plan, root.as_fd())?;
     rootfs::sysctl(plan, root.as_fd())?;
     rootfs::mask_paths(plan, root.as_fd())?;
     rootfs::readonly_paths(plan, root.as_fd())?;
-    drop(root);
-    // Through the host's /proc, before the container's procfs (which config.json controls)
-    // is the only one left.
-    process::apply_limits(&plan.process)?;
-    rootfs::switch_root(plan, ctx.no_pivot)?;
+    // rlimits and oom_score_adj were set by pier before it released this process.
+    process::apply_umask(&plan.process);
+    rootfs::switch_root(root, ctx.no_pivot)?;
     console::setup(&plan.process, channel)?;
     rootfs::finish(plan, readonly_later)?;
     process::enter_cwd(&plan.process)?;

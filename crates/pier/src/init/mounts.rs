@@ -27,19 +27,59 @@ pub struct ReadonlyLater {
     destination: String,
 }
 
-/// Mount every entry of `plan.mounts` under the rootfs opened as `root`. Returns the mounts
-/// to make read-only last ([`remount_readonly`]).
+/// The host paths the mounts come from, opened (`O_PATH`) by the init while it is still
+/// pier's identity: in a user namespace its root may not search the directories they are
+/// in (the state directory is 0700), as runc's init opens bind sources before it joins one.
+pub struct Sources {
+    /// One entry per `plan.mounts` entry: the bind source, None for other mounts.
+    binds: Vec<Option<OwnedFd>>,
+    /// The notify directory, when pier relays sd_notify.
+    notify: Option<OwnedFd>,
+}
+
+impl Sources {
+    /// Open every bind source (relative ones are relative to the bundle) and `notify_dir`.
+    ///
+    /// # Errors
+    /// A bind source that does not exist or cannot be opened, named with its mount.
+    pub fn open(plan: &Plan, notify_dir: Option<&std::path::Path>) -> Result<Sources> {
+        let open = |path: &std::path::Path| {
+            rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        };
+        let mut binds = Vec::with_capacity(plan.mounts.len());
+        for m in &plan.mounts {
+            let source = plan.bundle.join(&m.source);
+            // crun's copy-symlink reads the link itself, by path.
+            if m.bind.is_none() || (m.copy_symlink && source.is_symlink()) {
+                binds.push(None);
+                continue;
+            }
+            let fd = open(&source)
+                .with_context(|| format!("bind source {}", source.display()))
+                .with_context(|| format!("mount {} on {}", describe(m), m.destination))?;
+            binds.push(Some(fd));
+        }
+        let notify = notify_dir
+            .map(|d| open(d).with_context(|| format!("open {}", d.display())))
+            .transpose()?;
+        Ok(Sources { binds, notify })
+    }
+}
+
+/// Mount every entry of `plan.mounts` under the rootfs opened as `root`, bind mounts from
+/// `sources`. Returns the mounts to make read-only last ([`remount_readonly`]).
 pub fn mount_all(
     plan: &Plan,
     root: BorrowedFd<'_>,
+    sources: &Sources,
     cgroup_dirs: &[std::path::PathBuf],
 ) -> Result<Vec<ReadonlyLater>> {
     let mut later = Vec::new();
-    for m in &plan.mounts {
+    for (m, source) in plan.mounts.iter().zip(&sources.binds) {
         let result = if m.fstype == "cgroup" || m.fstype == "cgroup2" {
             mount_cgroup(plan, m, root, cgroup_dirs)
         } else {
-            mount_one(plan, m, root, &mut later)
+            mount_one(plan, m, root, source.as_ref(), &mut later)
         };
         result.with_context(|| format!("mount {} on {}", describe(m), m.destination))?;
     }
@@ -74,45 +114,134 @@ fn readonly_last(m: &Mount) -> bool {
     m.flags.readonly && (m.fstype == "tmpfs" || m.destination.trim_end_matches('/') == "/dev")
 }
 
-/// Mount one entry.
+/// Mount one entry; `source` is a bind mount's opened source ([`Sources`]).
 fn mount_one(
     plan: &Plan,
     m: &Mount,
     root: BorrowedFd<'_>,
+    source: Option<&OwnedFd>,
     later: &mut Vec<ReadonlyLater>,
 ) -> Result<()> {
     let Some(bind) = m.bind else {
-        return mount_fs(m, root, later);
+        return mount_fs(plan, m, root, later);
     };
-    let source = plan.bundle.join(&m.source);
-    if m.copy_symlink && source.is_symlink() {
-        return copy_symlink(&source, root, &m.destination);
-    }
-    let meta =
-        std::fs::metadata(&source).with_context(|| format!("bind source {}", source.display()))?;
-    let leaf = if meta.is_dir() { Leaf::Dir } else { Leaf::File };
+    let Some(source) = source else {
+        return copy_symlink(&plan.bundle.join(&m.source), root, &m.destination);
+    };
+    let meta = rustix::fs::fstat(source).context("stat the bind source")?;
+    let is_dir = rustix::fs::FileType::from_raw_mode(meta.st_mode).is_dir();
+    let leaf = if is_dir { Leaf::Dir } else { Leaf::File };
     let target = ensure_in_root(root, &m.destination, leaf)?;
     let mut flags = MountFlags::BIND;
     if bind == BindKind::Recursive {
         flags |= MountFlags::REC;
     }
-    mount(&source, fd_path(&target), "", flags, None)?;
+    mount(fd_path(source), fd_path(&target), "", flags, None)?;
     drop(target);
+    remount_with_options(m, root, later)
+}
+
+/// A bind mount's flags, in the remount step (read-only maybe left for last); then
+/// [`finish_mount`].
+fn remount_with_options(
+    m: &Mount,
+    root: BorrowedFd<'_>,
+    later: &mut Vec<ReadonlyLater>,
+) -> Result<()> {
     let mut extra = flags_of(m);
     if readonly_last(m) {
         extra -= MountFlags::RDONLY;
     }
     // Reopen: the old fd names the covered directory, not the new mount.
     let target = open_in_root(root, &m.destination)?;
+    let mut flags = MountFlags::BIND | extra;
     if !extra.is_empty() {
-        mount_remount(fd_path(&target), MountFlags::BIND | extra, "")
-            .context("remount the bind mount with its options")?;
+        flags = remount_bind(&target, extra).context("remount the bind mount with its options")?;
     }
-    finish_mount(m, root, target, MountFlags::BIND | extra, later)
+    finish_mount(m, root, target, flags, later)
+}
+
+/// `mount(MS_REMOUNT|MS_BIND|flags)` on the mount `target` is on; returns the flags used. A
+/// mount that came from a more privileged mount namespace (a host mount in a user namespace)
+/// has its nosuid, nodev, noexec and atime flags locked (`mount_namespaces(7)`): on EPERM,
+/// retry keeping them, as runc does.
+pub fn remount_bind(target: &OwnedFd, flags: MountFlags) -> rustix::io::Result<MountFlags> {
+    let path = fd_path(target);
+    let flags = MountFlags::BIND | flags;
+    match mount_remount(path.as_str(), flags, "") {
+        Err(rustix::io::Errno::PERM) => {
+            let flags = flags | locked_flags(target);
+            mount_remount(path.as_str(), flags, "").map(|()| flags)
+        }
+        other => other.map(|()| flags),
+    }
+}
+
+/// The flags of the mount `fd` is on that a less privileged namespace may not clear.
+fn locked_flags(fd: &impl AsFd) -> MountFlags {
+    use rustix::fs::StatVfsMountFlags as V;
+    let Ok(st) = rustix::fs::fstatvfs(fd) else {
+        return MountFlags::empty();
+    };
+    let pairs = [
+        (V::NOSUID, MountFlags::NOSUID),
+        (V::NODEV, MountFlags::NODEV),
+        (V::NOEXEC, MountFlags::NOEXEC),
+        (V::NOATIME, MountFlags::NOATIME),
+        (V::NODIRATIME, MountFlags::NODIRATIME),
+        (V::RELATIME, MountFlags::RELATIME),
+    ];
+    pairs
+        .iter()
+        .filter(|(v, _)| st.f_flag.contains(*v))
+        .fold(MountFlags::empty(), |a, (_, m)| a | *m)
+}
+
+/// In a user namespace the kernel refuses sysfs without a network namespace the user
+/// namespace owns, and mqueue without such an IPC namespace: bind the host's (recursively,
+/// with the entry's flags), as `runc spec --rootless` configures it.
+fn userns_fallback(plan: &Plan, m: &Mount) -> Option<&'static str> {
+    if !plan.has_namespace(NamespaceKind::User) {
+        return None;
+    }
+    match m.fstype.as_str() {
+        "sysfs" => Some("/sys"),
+        "mqueue" => Some("/dev/mqueue"),
+        _ => None,
+    }
+}
+
+fn bind_host_path(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    host: &str,
+    later: &mut Vec<ReadonlyLater>,
+) -> Result<()> {
+    let target = ensure_in_root(root, &m.destination, Leaf::Dir)?;
+    mount(
+        host,
+        fd_path(&target),
+        "",
+        MountFlags::BIND | MountFlags::REC,
+        None,
+    )
+    .with_context(|| {
+        format!(
+            "bind {host} (no {} of its own in a user namespace)",
+            m.fstype
+        )
+    })?;
+    drop(target);
+    remount_with_options(m, root, later)
 }
 
 /// A filesystem (not bind) mount: tmpfs, proc, sysfs, devpts, mqueue, overlay...
-fn mount_fs(m: &Mount, root: BorrowedFd<'_>, later: &mut Vec<ReadonlyLater>) -> Result<()> {
+fn mount_fs(
+    plan: &Plan,
+    m: &Mount,
+    root: BorrowedFd<'_>,
+    later: &mut Vec<ReadonlyLater>,
+) -> Result<()> {
     let tmpfs = m.fstype == "tmpfs";
     // runc gives a tmpfs the mode of the directory it covers, and copies that up if asked.
     let covered = open_in_root_with(root, &m.destination, OFlags::RDONLY | OFlags::DIRECTORY)
@@ -133,14 +262,18 @@ fn mount_fs(m: &Mount, root: BorrowedFd<'_>, later: &mut Vec<ReadonlyLater>) -> 
     if readonly_last(m) {
         flags -= MountFlags::RDONLY;
     }
-    mount(
+    let made = mount(
         &m.source,
         fd_path(&target),
         &m.fstype,
         flags,
         data.as_deref(),
-    )?;
+    );
     drop(target);
+    match (made, userns_fallback(plan, m)) {
+        (Err(rustix::io::Errno::PERM), Some(host)) => return bind_host_path(root, m, host, later),
+        (made, _) => made?,
+    }
     if tmpfs {
         let new = open_in_root_with(root, &m.destination, OFlags::RDONLY | OFlags::DIRECTORY)?;
         if let (Some(from), true) = (&covered, m.tmpcopyup) {
@@ -290,7 +423,24 @@ fn mount_cgroup(
     let flags = flags_of(m);
     let target = ensure_in_root(root, &m.destination, Leaf::Dir)?;
     if hierarchies.len() == 1 && hierarchies[0].is_v2() {
-        mount("cgroup2", fd_path(&target), "cgroup2", flags, None)?;
+        match mount("cgroup2", fd_path(&target), "cgroup2", flags, None) {
+            // A user namespace without a cgroup namespace of its own: bind the container's
+            // cgroup directory instead, as runc does.
+            Err(rustix::io::Errno::PERM | rustix::io::Errno::BUSY)
+                if plan.has_namespace(NamespaceKind::User) =>
+            {
+                drop(target);
+                mount_hierarchy(
+                    &hierarchies[0],
+                    root,
+                    &m.destination,
+                    false,
+                    cgroup_dirs,
+                    flags,
+                )?;
+            }
+            made => made?,
+        }
         return apply_propagation(root, &m.destination, m.propagation);
     }
     mount(
@@ -336,14 +486,17 @@ fn mount_hierarchy(
             ("cgroup", h.controllers.join(","))
         };
         let data = std::ffi::CString::new(data)?;
-        mount(
+        match mount(
             "cgroup",
             fd_path(&dir),
             fstype,
             flags,
             Some(data.as_c_str()),
-        )?;
-        return Ok(());
+        ) {
+            // A hierarchy a user namespace may not mount: bind the container's directory.
+            Err(rustix::io::Errno::PERM) => {}
+            made => return Ok(made?),
+        }
     }
     let Some(source) = cgroup_dirs.iter().find(|d| d.starts_with(&h.mountpoint)) else {
         return Ok(());
@@ -356,7 +509,7 @@ fn mount_hierarchy(
         None,
     )?;
     let reopened = open_in_root(root, dest)?;
-    mount_remount(fd_path(&reopened), MountFlags::BIND | flags, "")?;
+    remount_bind(&reopened, flags)?;
     Ok(())
 }
 
@@ -378,12 +531,8 @@ fn link_comounted(root: BorrowedFd<'_>, base: &str, name: &str) -> Result<()> {
 /// Bind the notify directory read-only, nosuid, nodev, noexec at /run/notify (a read-only
 /// mount does not stop `connect(2)` to the socket in it). The mount point is created only on
 /// a tmpfs the container has, or in a rootfs that config.json does not mark read-only.
-pub fn mount_notify_dir(
-    plan: &Plan,
-    root: BorrowedFd<'_>,
-    host_dir: Option<&std::path::Path>,
-) -> Result<()> {
-    let Some(host_dir) = host_dir else {
+pub fn mount_notify_dir(plan: &Plan, root: BorrowedFd<'_>, sources: &Sources) -> Result<()> {
+    let Some(host_dir) = sources.notify.as_ref() else {
         return Ok(());
     };
     let dest = crate::notify::CONTAINER_DIR;
@@ -403,15 +552,17 @@ pub fn mount_notify_dir(
         }
         Err(e) => return Err(e).context("resolve /run/notify"),
     };
-    mount(host_dir, fd_path(&target), "", MountFlags::BIND, None)
-        .context("bind the notify directory")?;
+    mount(
+        fd_path(host_dir),
+        fd_path(&target),
+        "",
+        MountFlags::BIND,
+        None,
+    )
+    .context("bind the notify directory")?;
     let target = open_in_root(root, dest)?;
-    let flags = MountFlags::BIND
-        | MountFlags::RDONLY
-        | MountFlags::NOSUID
-        | MountFlags::NODEV
-        | MountFlags::NOEXEC;
-    mount_remount(fd_path(&target), flags, "").context("remount /run/notify read-only")?;
+    let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    remount_bind(&target, flags).context("remount /run/notify read-only")?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! config.json, user namespace first so the others are joined with its privileges. A pid or
 //! time namespace is entered by the parent before `clone3` (they apply to children only).
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::os::fd::AsFd;
 
 use rustix::fs::{Mode, OFlags};
@@ -24,9 +24,40 @@ pub fn join(plan: &Plan) -> Result<()> {
         let path = ns.path.as_ref().expect("filtered on path");
         let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .with_context(|| format!("open namespace {}", path.display()))?;
-        move_into_link_name_space(fd.as_fd(), Some(link_type(ns.kind)))
-            .with_context(|| format!("join {:?} namespace {}", ns.kind, path.display()))?;
+        match move_into_link_name_space(fd.as_fd(), Some(link_type(ns.kind))) {
+            Err(rustix::io::Errno::INVAL) => bail!(
+                "join {:?} namespace {}: not a {} namespace (setns: EINVAL)",
+                ns.kind,
+                path.display(),
+                format!("{:?}", ns.kind).to_lowercase()
+            ),
+            other => {
+                other.with_context(|| format!("join {:?} namespace {}", ns.kind, path.display()))?
+            }
+        }
     }
+    Ok(())
+}
+
+/// In a user namespace (new or joined), become its root: gid 0, no supplementary groups
+/// (where `setgroups` is allowed), uid 0, as runc's init does first. Files the init creates
+/// then have an owner the namespace maps (the kernel refuses unmapped ones, EOVERFLOW).
+/// The capabilities the namespace gave the process stay (`capabilities(7)`, user ids 0).
+pub fn become_root(plan: &Plan) -> Result<()> {
+    if !plan.has_namespace(NamespaceKind::User) {
+        return Ok(());
+    }
+    let root_gid = rustix::process::Gid::ROOT;
+    rustix::thread::set_thread_res_gid(root_gid, root_gid, root_gid)
+        .context("setresgid(0) in the user namespace (is gid 0 mapped?)")?;
+    match rustix::thread::set_thread_groups(&[]) {
+        // setgroups is denied in this namespace (an unprivileged creator's).
+        Ok(()) | Err(rustix::io::Errno::PERM) => {}
+        Err(e) => return Err(e).context("setgroups([]) in the user namespace"),
+    }
+    let root_uid = rustix::process::Uid::ROOT;
+    rustix::thread::set_thread_res_uid(root_uid, root_uid, root_uid)
+        .context("setresuid(0) in the user namespace (is uid 0 mapped?)")?;
     Ok(())
 }
 

@@ -18,23 +18,43 @@ pub struct Exec {
     pub seccomp: Option<super::seccomp::Filter>,
 }
 
-/// rlimits (`setrlimit(2)`), oom_score_adj (`proc(5)`), umask (default 0022).
+/// rlimits, oom_score_adj and umask of the calling process (an exec'd process, before it
+/// joins the container's user namespace, where it could no longer raise them).
 pub fn apply_limits(process: &Process) -> Result<()> {
+    set_limits(None, process)?;
+    apply_umask(process);
+    Ok(())
+}
+
+/// rlimits (`prlimit(2)`) and oom_score_adj (`proc(5)`) of process `pid` (None: the caller).
+/// pier sets the init's from the parent before releasing it, as runc does: inside a user
+/// namespace the init could not raise a hard limit or lower its oom_score_adj.
+///
+/// # Errors
+/// The kernel refuses a limit (EPERM above the hard limit without CAP_SYS_RESOURCE).
+pub fn set_limits(pid: Option<rustix::process::Pid>, process: &Process) -> Result<()> {
     for r in &process.rlimits {
         let limit = rustix::process::Rlimit {
             current: (r.soft != u64::MAX).then_some(r.soft),
             maximum: (r.hard != u64::MAX).then_some(r.hard),
         };
         let resource = resource_of(r.resource).context("rlimit resource")?;
-        rustix::process::setrlimit(resource, limit)
+        rustix::process::prlimit(pid, resource, limit)
             .with_context(|| format!("setrlimit({resource:?})"))?;
     }
     if let Some(adj) = process.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .context("write oom_score_adj")?;
+        let path = match pid {
+            Some(pid) => format!("/proc/{}/oom_score_adj", pid.as_raw_nonzero()),
+            None => "/proc/self/oom_score_adj".to_string(),
+        };
+        std::fs::write(path, adj.to_string()).context("write oom_score_adj")?;
     }
-    rustix::process::umask(Mode::from_raw_mode(process.umask.unwrap_or(0o022)));
     Ok(())
+}
+
+/// `process.user.umask` (default 0022, as runc).
+pub fn apply_umask(process: &Process) {
+    rustix::process::umask(Mode::from_raw_mode(process.umask.unwrap_or(0o022)));
 }
 
 fn resource_of(n: i32) -> Option<rustix::process::Resource> {

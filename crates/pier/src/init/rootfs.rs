@@ -8,13 +8,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
-use rustix::mount::{
-    mount, mount_bind_recursive, mount_change, mount_remount, MountFlags, MountPropagationFlags,
-};
+use rustix::mount::{mount, mount_bind_recursive, mount_change, MountFlags, MountPropagationFlags};
 
-use super::mounts::propagation_flags;
+use super::mounts::{propagation_flags, remount_bind};
 use super::resolve::{ensure_in_root, fd_path, open_in_root, open_in_root_with, Leaf};
-use crate::spec::{Device, DeviceKind, Plan};
+use crate::spec::{Device, DeviceKind, NamespaceKind, Plan};
 
 /// The first steps on the mounts, as runc's `prepareRoot`: give every mount the requested
 /// `linux.rootfsPropagation` (rslave when unset: nothing the container mounts reaches the
@@ -102,10 +100,32 @@ fn unescape_octal(s: &str) -> String {
 }
 
 /// Create the device nodes (`mknod(2)`), replacing whatever the image has at those paths.
+/// In a user namespace, where mknod is refused, bind-mount the host's node at the same path
+/// instead (its owner and mode are the host's), as runc does.
 pub fn create_devices(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
+    let bind = plan.has_namespace(NamespaceKind::User);
     for d in &plan.devices {
-        create_device(d, root).with_context(|| format!("create device {}", d.path))?;
+        let made = if bind {
+            bind_device(d, root)
+        } else {
+            create_device(d, root)
+        };
+        made.with_context(|| format!("create device {}", d.path))?;
     }
+    Ok(())
+}
+
+/// An empty file at the device's path, with the host's node bound onto it.
+fn bind_device(d: &Device, root: BorrowedFd<'_>) -> Result<()> {
+    let target = ensure_in_root(root, &d.path, Leaf::File)?;
+    mount(
+        d.path.as_str(),
+        fd_path(&target),
+        "",
+        MountFlags::BIND,
+        None,
+    )
+    .with_context(|| format!("bind the host's {}", d.path))?;
     Ok(())
 }
 
@@ -204,12 +224,8 @@ pub fn readonly_paths(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
             .with_context(|| format!("bind {path}"))?;
         let target = open_in_root(root, path)?;
         let kept = kept_flags(&target);
-        mount_remount(
-            fd_path(&target),
-            MountFlags::BIND | MountFlags::RDONLY | kept,
-            "",
-        )
-        .with_context(|| format!("remount {path} read-only"))?;
+        remount_bind(&target, MountFlags::RDONLY | kept)
+            .with_context(|| format!("remount {path} read-only"))?;
     }
     Ok(())
 }
@@ -254,14 +270,17 @@ pub fn ensure_cwd(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
 /// Switch the root: `pivot_root(".", ".")` stacks the old root on top of the new one; from
 /// a cwd in the old root (an fd opened before), make it rslave and detach it. Or `MS_MOVE` +
 /// `chroot` with `--no-pivot`.
-pub fn switch_root(plan: &Plan, no_pivot: bool) -> Result<()> {
+/// `rootfs` is the rootfs mount's fd from [`prepare`] (a user namespace's root may not reach
+/// its path).
+pub fn switch_root(rootfs: OwnedFd, no_pivot: bool) -> Result<()> {
     let old_root = rustix::fs::open(
         "/",
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .context("open the old root")?;
-    rustix::process::chdir(&plan.rootfs).context("chdir to the rootfs")?;
+    rustix::process::fchdir(&rootfs).context("chdir to the rootfs")?;
+    drop(rootfs);
     if no_pivot {
         rustix::mount::mount_move(".", "/").context("move the rootfs onto /")?;
         rustix::process::chroot(".").context("chroot")?;
@@ -287,12 +306,9 @@ pub fn switch_root(plan: &Plan, no_pivot: bool) -> Result<()> {
 pub fn finish(plan: &Plan, readonly_later: Vec<super::mounts::ReadonlyLater>) -> Result<()> {
     super::mounts::remount_readonly(readonly_later)?;
     if plan.root_readonly {
-        let kept = {
-            let root = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
-            kept_flags(&root)
-        };
-        mount_remount("/", MountFlags::BIND | MountFlags::RDONLY | kept, "")
-            .context("remount / read-only")?;
+        let root = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
+        let kept = kept_flags(&root);
+        remount_bind(&root, MountFlags::RDONLY | kept).context("remount / read-only")?;
     }
     // `/` itself only: the mounts below keep the propagation their options asked for.
     let mut root_only = plan.rootfs_propagation;

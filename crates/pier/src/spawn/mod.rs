@@ -3,6 +3,7 @@
 
 pub mod exec;
 pub mod protocol;
+mod userns;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -80,7 +81,7 @@ pub fn spawn_init(
             drop(child);
             drop(fifo);
             after_clone(pid, pidfd, |spawned| {
-                handshake(spawned, cgroup, &parent)?;
+                handshake(spawned, ctx.plan, cgroup, &parent)?;
                 spawned.channel = Some(parent);
                 Ok(())
             })
@@ -172,10 +173,13 @@ fn open_ns(path: &std::path::Path) -> Result<OwnedFd> {
 }
 
 /// Steps 2, 3b and 4 of the protocol table, on the parent side.
-fn handshake(spawned: &mut Spawned, cgroup: &Cgroup, channel: &Channel) -> Result<()> {
+fn handshake(spawned: &mut Spawned, plan: &Plan, cgroup: &Cgroup, channel: &Channel) -> Result<()> {
     cgroup
         .add_process(spawned.pid)
         .context("join the container's cgroup")?;
+    userns::write_id_maps(spawned.pid, plan)?;
+    let pid = rustix::process::Pid::from_raw(spawned.pid).context("child pid")?;
+    crate::init::set_limits(Some(pid), &plan.process)?;
     channel
         .send(&ToChild::Go)
         .context("release the container init")?;

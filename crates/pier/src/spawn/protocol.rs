@@ -5,8 +5,8 @@
 //! | step | parent (pier)                                   | child (future container init)            |
 //! |------|-------------------------------------------------|------------------------------------------|
 //! | 1    | `clone3` into the cgroup v2 dir, new namespaces | blocks in `recv`                         |
-//! | 2    | v1 cgroups, uid/gid maps; sends [`ToChild::Go`] |                                          |
-//! | 3    |                                                 | runs the `init` steps (rootfs, identity…)|
+//! | 2    | v1 cgroups; with a new user namespace its `uid_map` and `gid_map`; rlimits and `oom_score_adj` (`prlimit`, /proc: the init could not raise them in a user namespace); sends [`ToChild::Go`] | |
+//! | 3    |                                                 | runs the `init` steps: joins namespaces by path, binds the rootfs and opens the bind sources as pier, then in a user namespace becomes its root (uid/gid 0), then mounts, devices, pivot_root, identity… |
 //! | 3b   | with `process.terminal`: receives the pty master | sends [`ToParent::Console`] with the master fd |
 //! | 4    | blocks in `recv`                                | sends [`ToParent::Ready`], or [`ToParent::Error`] and exits 1 |
 //! | 5    | writes state.json and the pid file; sends [`ToChild::Committed`] | clears its parent-death signal, answers [`ToParent::Committed`] |

@@ -9,6 +9,7 @@ mod mounts;
 pub mod plan;
 mod process;
 mod seccomp;
+mod userns;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,8 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
         hostname: spec.hostname().clone(),
         domainname: spec.domainname().clone(),
         namespaces: namespaces(&linux)?,
+        uid_mappings: userns::mappings_of(linux.uid_mappings().as_ref(), "linux.uidMappings")?,
+        gid_mappings: userns::mappings_of(linux.gid_mappings().as_ref(), "linux.gidMappings")?,
         mounts: spec
             .mounts()
             .iter()
@@ -108,6 +111,7 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
             .collect::<BTreeMap<_, _>>(),
     };
     check_namespaces_cover(&plan)?;
+    userns::check(&plan)?;
     Ok(plan)
 }
 
@@ -153,7 +157,7 @@ fn sysctl_namespace(key: &str) -> Option<NamespaceKind> {
 }
 
 /// Settings pier cannot apply yet are refused, never ignored: a container must not start
-/// without the user namespace or hook it asked for.
+/// without the hook it asked for.
 fn refuse_unsupported(spec: &Spec) -> Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
     let process = spec.process().clone().unwrap_or_default();
@@ -168,19 +172,8 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
     ]
     .iter()
     .any(|h| h.as_ref().is_some_and(|v| !v.is_empty()));
-    let uses_userns = linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::User)
-        || linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     let unsupported = [
         (has_hooks, "hooks"),
-        (
-            uses_userns,
-            "user namespaces (linux.uidMappings, gidMappings, a user namespace)",
-        ),
         (linux.intel_rdt().is_some(), "linux.intelRdt"),
         (linux.time_offsets().is_some(), "linux.timeOffsets"),
         (process.io_priority().is_some(), "process.ioPriority"),

@@ -26,6 +26,10 @@ pub struct Plan {
     pub domainname: Option<String>,
     /// `linux.namespaces`, in config order.
     pub namespaces: Vec<Namespace>,
+    /// `linux.uidMappings`: written to the new user namespace's `uid_map` by pier.
+    pub uid_mappings: Vec<IdMapping>,
+    /// `linux.gidMappings`: written to its `gid_map`.
+    pub gid_mappings: Vec<IdMapping>,
     /// `mounts`, in config order (order matters: later mounts may sit on earlier ones).
     pub mounts: Vec<Mount>,
     /// `linux.rootfsPropagation` applied to the container's `/` (default: rslave, as runc).
@@ -268,5 +272,34 @@ impl Plan {
     /// Whether the container has a namespace of `kind` at all (new or joined).
     pub fn has_namespace(&self, kind: NamespaceKind) -> bool {
         self.namespaces.iter().any(|n| n.kind == kind)
+    }
+}
+
+/// One range of a user namespace's id map (`linux.uidMappings[]`, a line of
+/// `/proc/<pid>/uid_map` in `user_namespaces(7)`): container ids `container_id ..
+/// container_id + size` are host ids `host_id ..`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMapping {
+    pub container_id: u32,
+    pub host_id: u32,
+    /// Number of ids, at least 1.
+    pub size: u32,
+}
+
+impl IdMapping {
+    /// The `uid_map` line without its newline: `"<container> <host> <size>"`.
+    pub fn map_line(&self) -> String {
+        format!("{} {} {}", self.container_id, self.host_id, self.size)
+    }
+
+    /// Whether container id `id` falls in this range.
+    pub fn maps_container_id(&self, id: u32) -> bool {
+        u64::from(id) >= u64::from(self.container_id)
+            && u64::from(id) < u64::from(self.container_id) + u64::from(self.size)
+    }
+
+    /// `containerID:hostID:size`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{}:{}:{}", self.container_id, self.host_id, self.size)
     }
 }

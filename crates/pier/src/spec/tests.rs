@@ -204,11 +204,6 @@ fn settings_pier_cannot_apply_are_refused() {
             "hooks",
         ),
         (
-            "/linux/uidMappings",
-            json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
-            "user namespaces",
-        ),
-        (
             "/process/scheduler",
             json!({"policy": "SCHED_OTHER"}),
             "scheduler",
@@ -271,4 +266,43 @@ fn env_entries_must_be_key_value() {
             "{bad}"
         );
     }
+}
+
+fn userns(uid: u32) -> serde_json::Value {
+    let mut c = minimal();
+    c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}]);
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["process"]["user"]["uid"] = json!(uid);
+    c
+}
+
+#[test]
+fn user_namespace_with_mappings_is_planned() {
+    let p = plan(userns(1000)).unwrap();
+    assert!(p.creates_namespace(NamespaceKind::User));
+    assert_eq!(p.uid_mappings[0].map_line(), "0 100000 65536");
+    assert_eq!(p.gid_mappings.len(), 1);
+}
+
+#[test]
+fn user_namespace_rules_as_runc() {
+    let mut c = minimal();
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    let err = format!("{:#}", plan(c).unwrap_err());
+    assert!(err.contains("user namespace isn't enabled"), "{err}");
+    let mut c = userns(0);
+    c["linux"]["gidMappings"] = json!([]);
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("both"));
+    let err = format!("{:#}", plan(userns(70000)).unwrap_err());
+    assert!(
+        err.contains("process.user.uid 70000 is not mapped"),
+        "{err}"
+    );
+    let mut c = userns(0);
+    c["linux"]["uidMappings"] = json!([{"containerID": 1, "hostID": 100000, "size": 10}]);
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("uid 0"));
+    let mut c = userns(0);
+    c["linux"]["namespaces"][2]["path"] = json!("/proc/1/ns/user");
+    assert!(plan(c).is_ok(), "a joined namespace has its own maps");
 }
