@@ -193,3 +193,92 @@ fn a_namespace_path_that_is_not_a_user_namespace_is_refused() {
         },
     );
 }
+
+/// A host directory with `a` owned by 0:0 and `b` by 1000:1000 on disk.
+fn volume() -> tempfile::TempDir {
+    let dir = support::host_tempdir("idmap");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for (name, id) in [("a", 0), ("b", 1000)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, name).unwrap();
+        chown(&path, Some(id), Some(id)).unwrap();
+    }
+    dir
+}
+
+fn bind(dir: &tempfile::TempDir, dest: &str, options: &[&str]) -> Value {
+    json!({"destination": dest, "type": "bind", "source": dir.path(), "options": options})
+}
+
+#[test]
+fn idmapped_mounts_show_the_disk_owners_through_the_containers_maps() {
+    let vol = volume();
+    let mut b = mapped(&ONE, &ONE);
+    for d in ["plain", "idmapped", "ridmapped"] {
+        std::fs::create_dir(b.host(d)).unwrap(); // the mapped root may not create them
+    }
+    b.mount(bind(&vol, "/plain", &["bind"]));
+    b.mount(bind(&vol, "/idmapped", &["bind", "idmap"]));
+    b.mount(bind(&vol, "/ridmapped", &["rbind", "ridmap"]));
+    b.sh(
+        "for d in plain idmapped ridmapped; do echo $d $(stat -c '%u:%g' /$d/a /$d/b); done; \
+          echo new > /idmapped/c && stat -c '%u:%g' /idmapped/c",
+    );
+    let out: Vec<String> = output_of(&b).lines().map(str::to_owned).collect();
+    assert_eq!(
+        out,
+        [
+            "plain 65534:65534 65534:65534",
+            "idmapped 0:0 1000:1000",
+            "ridmapped 0:0 1000:1000",
+            "0:0"
+        ]
+    );
+    let made = std::fs::metadata(vol.path().join("c")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (0, 0),
+        "written through the map: on disk as 0"
+    );
+}
+
+#[test]
+fn a_mounts_own_mappings_apply_without_a_user_namespace() {
+    let vol = volume();
+    let mut b = Bundle::new();
+    let mut m = bind(&vol, "/v", &["bind"]);
+    m["uidMappings"] = json!([{"containerID": 0, "hostID": 1234, "size": 1}]);
+    m["gidMappings"] = json!([{"containerID": 0, "hostID": 4321, "size": 1}]);
+    b.mount(m);
+    b.sh("stat -c '%u:%g' /v/a /v/b");
+    let out: Vec<String> = output_of(&b).lines().map(str::to_owned).collect();
+    assert_eq!(
+        out,
+        ["1234:4321", "65534:65534"],
+        "only disk id 0 is mapped"
+    );
+}
+
+#[test]
+fn bad_idmapped_mounts_are_refused_cleanly() {
+    if std::env::var_os("PIER_BIN").is_some() {
+        return; // runc 1.1 has no idmapped mounts
+    }
+    let vol = volume();
+    let mut b = Bundle::new();
+    b.mount(bind(&vol, "/v", &["bind", "idmap"]));
+    refused(&b, "needs the container's linux.uidMappings");
+    let mut b = Bundle::new();
+    b.mount(json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}));
+    refused(&b, "only supported for bind mounts");
+    let mut b = Bundle::new();
+    let mut m = bind(&vol, "/v", &["bind"]);
+    m["uidMappings"] = json!([{"containerID": 0, "hostID": 1234, "size": 1}]);
+    b.mount(m);
+    refused(&b, "needs both uidMappings and gidMappings");
+}

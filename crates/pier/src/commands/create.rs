@@ -108,6 +108,7 @@ fn create_in(
         extra_env,
         notify_dir: notify.map(|n| n.host_dir),
         cgroup_dirs: cgroup.state().dirs.clone(),
+        idmapped: spawn::idmapped_trees(plan)?,
     };
     let mut init = spawn::spawn_init(&ctx, cgroup, fifo, dir.fd())?;
     let state = hand_over_console(&mut init, args)

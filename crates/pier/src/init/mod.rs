@@ -56,6 +56,8 @@ pub struct InitContext<'a> {
     pub extra_env: Vec<String>,
     /// The container's cgroup directories (for `cgroup` bind mounts without a cgroup ns).
     pub cgroup_dirs: Vec<PathBuf>,
+    /// Per `plan.mounts` entry, the detached idmapped tree pier made ([`crate::spawn::idmapped_trees`]).
+    pub idmapped: Vec<Option<OwnedFd>>,
     /// `<root>/<id>/notify`, bind-mounted at /run/notify when pier relays sd_notify.
     pub notify_dir: Option<PathBuf>,
 }
@@ -122,7 +124,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     // Host paths first, while this is still pier's identity: a user namespace's root may
     // not reach them.
     let root = rootfs::prepare(plan)?;
-    let sources = mounts::Sources::open(plan, ctx.notify_dir.as_deref())?;
+    let sources = mounts::Sources::open(plan, &ctx.idmapped, ctx.notify_dir.as_deref())?;
     namespaces::become_root(plan)?;
     namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
     let readonly_later = mounts::mount_all(plan, root.as_fd(), &sources, &ctx.cgroup_dirs)?;

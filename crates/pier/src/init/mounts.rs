@@ -33,21 +33,34 @@ pub struct ReadonlyLater {
 pub struct Sources {
     /// One entry per `plan.mounts` entry: the bind source, None for other mounts.
     binds: Vec<Option<OwnedFd>>,
+    /// Per entry: the source is a detached (idmapped) tree to `move_mount`, not a path's fd.
+    detached: Vec<bool>,
     /// The notify directory, when pier relays sd_notify.
     notify: Option<OwnedFd>,
 }
 
 impl Sources {
-    /// Open every bind source (relative ones are relative to the bundle) and `notify_dir`.
+    /// Open every bind source (relative ones are relative to the bundle) and `notify_dir`;
+    /// take a copy of the idmapped trees pier made (`idmapped`, per mount).
     ///
     /// # Errors
     /// A bind source that does not exist or cannot be opened, named with its mount.
-    pub fn open(plan: &Plan, notify_dir: Option<&std::path::Path>) -> Result<Sources> {
+    pub fn open(
+        plan: &Plan,
+        idmapped: &[Option<OwnedFd>],
+        notify_dir: Option<&std::path::Path>,
+    ) -> Result<Sources> {
         let open = |path: &std::path::Path| {
             rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         };
         let mut binds = Vec::with_capacity(plan.mounts.len());
-        for m in &plan.mounts {
+        let mut detached = vec![false; plan.mounts.len()];
+        for (i, m) in plan.mounts.iter().enumerate() {
+            if let Some(Some(tree)) = idmapped.get(i) {
+                binds.push(Some(tree.try_clone().context("dup the idmapped tree")?));
+                detached[i] = true;
+                continue;
+            }
             let source = plan.bundle.join(&m.source);
             // crun's copy-symlink reads the link itself, by path.
             if m.bind.is_none() || (m.copy_symlink && source.is_symlink()) {
@@ -62,7 +75,11 @@ impl Sources {
         let notify = notify_dir
             .map(|d| open(d).with_context(|| format!("open {}", d.display())))
             .transpose()?;
-        Ok(Sources { binds, notify })
+        Ok(Sources {
+            binds,
+            detached,
+            notify,
+        })
     }
 }
 
@@ -75,11 +92,14 @@ pub fn mount_all(
     cgroup_dirs: &[std::path::PathBuf],
 ) -> Result<Vec<ReadonlyLater>> {
     let mut later = Vec::new();
-    for (m, source) in plan.mounts.iter().zip(&sources.binds) {
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let source = sources.binds[i]
+            .as_ref()
+            .map(|fd| (fd, sources.detached[i]));
         let result = if m.fstype == "cgroup" || m.fstype == "cgroup2" {
             mount_cgroup(plan, m, root, cgroup_dirs)
         } else {
-            mount_one(plan, m, root, source.as_ref(), &mut later)
+            mount_one(plan, m, root, source, &mut later)
         };
         result.with_context(|| format!("mount {} on {}", describe(m), m.destination))?;
     }
@@ -114,18 +134,19 @@ fn readonly_last(m: &Mount) -> bool {
     m.flags.readonly && (m.fstype == "tmpfs" || m.destination.trim_end_matches('/') == "/dev")
 }
 
-/// Mount one entry; `source` is a bind mount's opened source ([`Sources`]).
+/// Mount one entry; `source` is a bind mount's opened source ([`Sources`]) and whether it is
+/// a detached tree.
 fn mount_one(
     plan: &Plan,
     m: &Mount,
     root: BorrowedFd<'_>,
-    source: Option<&OwnedFd>,
+    source: Option<(&OwnedFd, bool)>,
     later: &mut Vec<ReadonlyLater>,
 ) -> Result<()> {
     let Some(bind) = m.bind else {
         return mount_fs(plan, m, root, later);
     };
-    let Some(source) = source else {
+    let Some((source, detached)) = source else {
         return copy_symlink(&plan.bundle.join(&m.source), root, &m.destination);
     };
     let meta = rustix::fs::fstat(source).context("stat the bind source")?;
@@ -136,7 +157,19 @@ fn mount_one(
     if bind == BindKind::Recursive {
         flags |= MountFlags::REC;
     }
-    mount(fd_path(source), fd_path(&target), "", flags, None)?;
+    if detached {
+        rustix::mount::move_mount(
+            source,
+            "",
+            &target,
+            "",
+            rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .context("attach the idmapped mount (move_mount)")?;
+    } else {
+        mount(fd_path(source), fd_path(&target), "", flags, None)?;
+    }
     drop(target);
     remount_with_options(m, root, later)
 }

@@ -5,6 +5,8 @@ pub mod exec;
 pub mod protocol;
 mod userns;
 
+pub use userns::idmapped_trees;
+
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};

@@ -112,6 +112,8 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
     };
     check_namespaces_cover(&plan)?;
     userns::check(&plan)?;
+    let mut plan = plan;
+    userns::resolve_idmapped_mounts(&mut plan)?;
     Ok(plan)
 }
 
@@ -223,7 +225,19 @@ fn mount_of(m: &oci_spec::runtime::Mount) -> Result<Mount> {
         .unwrap_or_default();
     let fstype = m.typ().clone().unwrap_or_default();
     let options = m.options().clone().unwrap_or_default();
-    mounts::parse_mount(&destination, &fstype, &source, &options)
+    let mut mount = mounts::parse_mount(&destination, &fstype, &source, &options)?;
+    let what = |field| format!("mounts {destination}: {field}");
+    let uids = userns::mappings_of(m.uid_mappings().as_ref(), &what("uidMappings"))?;
+    let gids = userns::mappings_of(m.gid_mappings().as_ref(), &what("gidMappings"))?;
+    if !uids.is_empty() || !gids.is_empty() {
+        let idmap = mount.idmap.get_or_insert_with(|| MountIdmap {
+            recursive: mount.bind == Some(BindKind::Recursive),
+            ..Default::default()
+        });
+        idmap.uid_mappings = uids;
+        idmap.gid_mappings = gids;
+    }
+    Ok(mount)
 }
 
 /// `linux.personality` (runtime-spec config-linux "Personality") as the argument of

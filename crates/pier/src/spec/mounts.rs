@@ -3,7 +3,7 @@
 //! `features` mountOptions list plus crun's `copy-symlink` and `r{sync,async,dirsync,mand,nomand}`;
 //! [`MOUNT_OPTIONS`]); anything else is filesystem data, passed to `mount(2)` as runc does.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::plan::{BindKind, Mount, MountAttrs, MountFlags, Propagation, PropagationKind};
 
@@ -19,6 +19,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -45,6 +46,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rmand",
     "rnoatime",
     "rnodev",
@@ -98,7 +100,7 @@ pub mod attr {
 /// extensions and leftover data. Later options win over earlier ones.
 ///
 /// # Errors
-/// `idmap`/`ridmap` (idmapped mounts need user namespaces, which pier does not support yet).
+/// None yet (kept for options that cannot be applied).
 pub fn parse_mount(
     destination: &str,
     fstype: &str,
@@ -115,6 +117,7 @@ pub fn parse_mount(
         propagation: None,
         tmpcopyup: false,
         copy_symlink: false,
+        idmap: None,
         data: String::new(),
     };
     let mut data = Vec::new();
@@ -135,9 +138,12 @@ pub fn parse_mount(
             "rbind" => mount.bind = Some(BindKind::Recursive),
             "tmpcopyup" => mount.tmpcopyup = true,
             "copy-symlink" => mount.copy_symlink = true,
-            "idmap" | "ridmap" => bail!(
-                "config.json: mount {destination}: option {option} (idmapped mounts) is not supported by pier yet"
-            ),
+            "idmap" | "ridmap" => {
+                mount.idmap = Some(super::plan::MountIdmap {
+                    recursive: option == "ridmap",
+                    ..Default::default()
+                })
+            }
             other => match parse_propagation(other) {
                 Some(p) => mount.propagation = Some(p),
                 None => data.push(other.to_string()),
@@ -338,9 +344,11 @@ mod tests {
     }
 
     #[test]
-    fn idmap_is_refused_with_a_reason() {
-        let e = parse_mount("/m", "none", "/s", &opts(&["bind", "idmap"])).unwrap_err();
-        assert!(format!("{e:#}").contains("idmap"));
+    fn idmap_options_mark_the_mount() {
+        let m = parse_mount("/m", "none", "/s", &opts(&["bind", "idmap"])).unwrap();
+        assert!(!m.idmap.unwrap().recursive);
+        let m = parse_mount("/m", "none", "/s", &opts(&["rbind", "ridmap"])).unwrap();
+        assert!(m.idmap.unwrap().recursive);
     }
 
     #[test]

@@ -126,11 +126,25 @@ pub struct Mount {
     /// `tmpcopyup` (a tmpfs only): copy what the image has at the destination into the new
     /// tmpfs, as runc and crun do (podman's `--tmpfs`, `--read-only`).
     pub tmpcopyup: bool,
+    /// An idmapped bind mount (`uidMappings`/`gidMappings` on the mount, or the `idmap` and
+    /// `ridmap` options with the container's mappings): owners are shown through these maps.
+    pub idmap: Option<MountIdmap>,
     /// `copy-symlink` (crun; a bind mount only): a source that is a symlink is recreated as
     /// the same symlink at the destination instead of being mounted.
     pub copy_symlink: bool,
     /// Options that are not flags, joined with commas (`mode=755,size=65536k`).
     pub data: String,
+}
+
+/// The id maps of an idmapped mount (runtime-spec config "Mounts", `mount_setattr(2)`
+/// `MOUNT_ATTR_IDMAP`): a file owned by `containerID` on disk is seen as `hostID`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MountIdmap {
+    /// Empty until resolved: the container's `linux.uidMappings` then.
+    pub uid_mappings: Vec<IdMapping>,
+    pub gid_mappings: Vec<IdMapping>,
+    /// `ridmap` (or an `rbind` with mappings): every mount of the bound tree, not only its top.
+    pub recursive: bool,
 }
 
 /// How a bind mount is made.

@@ -119,6 +119,34 @@ pub fn check(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// Idmapped mounts (runc's rules): bind mounts only, both maps; `idmap`/`ridmap` without
+/// maps of its own take the container's `linux.uidMappings`/`gidMappings`.
+///
+/// # Errors
+/// An idmapped mount that is not a bind mount, has only one of the two lists, or has none
+/// while the container has no mappings either.
+pub fn resolve_idmapped_mounts(plan: &mut Plan) -> Result<()> {
+    let (uids, gids) = (plan.uid_mappings.clone(), plan.gid_mappings.clone());
+    for m in &mut plan.mounts {
+        let Some(idmap) = &mut m.idmap else { continue };
+        let dest = &m.destination;
+        if m.bind.is_none() {
+            bail!("config.json: mounts {dest}: idmapped mounts are only supported for bind mounts");
+        }
+        if idmap.uid_mappings.is_empty() && idmap.gid_mappings.is_empty() {
+            if uids.is_empty() {
+                bail!("config.json: mounts {dest}: idmap without uidMappings/gidMappings needs the container's linux.uidMappings");
+            }
+            idmap.uid_mappings = uids.clone();
+            idmap.gid_mappings = gids.clone();
+        }
+        if idmap.uid_mappings.is_empty() || idmap.gid_mappings.is_empty() {
+            bail!("config.json: mounts {dest}: an idmapped mount needs both uidMappings and gidMappings");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
