@@ -14,5 +14,6 @@ mod fidelity;
 mod host_side;
 mod identity;
 mod never_hang;
+mod userns;
 mod watchdog;
 mod whole_life;
