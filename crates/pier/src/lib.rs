@@ -9,6 +9,7 @@ pub mod activation;
 pub mod cgroups;
 pub mod cli;
 pub mod commands;
+pub mod container;
 pub mod error;
 pub mod init;
 pub mod logging;

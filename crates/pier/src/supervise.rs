@@ -2,12 +2,12 @@
 //! to the init (through its pidfd), the notify listener is pumped, and the wait ends when the
 //! init exits, or at `READY=1`, or at a deadline, whichever the caller asked for.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use rustix::process::{pidfd_send_signal, Signal};
+use rustix::process::{pidfd_send_signal, waitid, Signal, WaitId, WaitIdOptions};
 
 use crate::notify::Session;
 use crate::sys;
@@ -148,9 +148,92 @@ fn forward_signals(
     Ok(())
 }
 
-/// Block every signal and return a signalfd for them, with the mask to restore.
-pub fn block_signals() -> Result<(std::os::fd::OwnedFd, sys::SigSet)> {
-    let old = sys::sigprocmask_set(&sys::SigSet::full()).context("block signals")?;
-    let fd = sys::signalfd(&sys::SigSet::full()).context("signalfd")?;
-    Ok((fd, old))
+/// Every signal blocked, readable from a signalfd; the old mask comes back on drop. A waiting
+/// pier blocks them before it clones (so none is lost between the clone and its wait loop);
+/// the init restores an empty mask before `execve`.
+pub struct BlockedSignals {
+    fd: OwnedFd,
+    old: Option<sys::SigSet>,
+}
+
+impl BlockedSignals {
+    /// Block every signal and open a signalfd for them.
+    ///
+    /// # Errors
+    /// `sigprocmask(2)` or `signalfd(2)` fails (the mask is restored).
+    pub fn block() -> Result<BlockedSignals> {
+        let old = sys::sigprocmask_set(&sys::SigSet::full()).context("block signals")?;
+        match sys::signalfd(&sys::SigSet::full()) {
+            Ok(fd) => Ok(BlockedSignals { fd, old: Some(old) }),
+            Err(e) => {
+                let _ = sys::sigprocmask_set(&old);
+                Err(e).context("signalfd")
+            }
+        }
+    }
+
+    /// The signalfd (every signal, non-blocking).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        if let Some(old) = self.old.take() {
+            let _ = sys::sigprocmask_set(&old);
+        }
+    }
+}
+
+/// The one foreground supervisor (a foreground `run` and `exec`): forward every signal to the
+/// process, relay sd_notify (`session`), proxy its terminal (`console`, the pty master) until
+/// it exits; then reap it, drain the pty and the notify socket. Returns its exit code.
+///
+/// # Errors
+/// The wait loop or `waitid(2)` fails.
+pub fn foreground(
+    process: BorrowedFd<'_>,
+    signals: &BlockedSignals,
+    mut session: Option<Session>,
+    console: Option<OwnedFd>,
+) -> Result<u8> {
+    let mut tty = console.map(Proxy::new);
+    wait(
+        process,
+        signals.fd(),
+        session.as_mut(),
+        tty.as_mut(),
+        Until::Exit,
+    )?;
+    let code = reap(process)?;
+    if let Some(t) = tty.as_mut() {
+        t.drain();
+    }
+    drop(tty);
+    if let Some(s) = session.as_mut() {
+        s.finish();
+    }
+    Ok(code)
+}
+
+/// Reap a child of this process (`waitid(P_PIDFD)`) and turn its status into an exit code.
+///
+/// # Errors
+/// `waitid(2)` fails (not our child, or already reaped).
+pub fn reap(pidfd: BorrowedFd<'_>) -> Result<u8> {
+    let status = waitid(WaitId::PidFd(pidfd), WaitIdOptions::EXITED).context("waitid")?;
+    Ok(exit_code(status))
+}
+
+/// The shell convention: the exit code, or 128 + the signal that killed the process.
+pub fn exit_code(status: Option<rustix::process::WaitIdStatus>) -> u8 {
+    match status {
+        Some(s) => match (s.exit_status(), s.terminating_signal()) {
+            (Some(code), _) => code as u8,
+            (_, Some(sig)) => (128 + sig) as u8,
+            _ => 1,
+        },
+        None => 1,
+    }
 }

@@ -10,9 +10,8 @@ use anyhow::{bail, Context, Result};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use serde::Serialize;
 
-use crate::cgroups::Cgroup;
 use crate::cli::{EventsArgs, Global};
-use crate::state::{self, ContainerDir};
+use crate::container::{Container, Lock};
 
 /// One event line (runc `types.Event`).
 #[derive(Serialize)]
@@ -30,15 +29,11 @@ struct Event<'a, T: Serialize> {
 /// The container is not running; stdout is closed; the interval does not parse.
 pub fn run(global: &Global, args: &EventsArgs) -> Result<()> {
     let interval = parse_interval(&args.interval)?;
-    let (cgroup, pidfd) = {
-        let dir = ContainerDir::open(&global.root, &args.id)?;
-        let (saved, _) = state::live_state(&dir)?;
-        (
-            Cgroup::from_state(&saved.cgroup),
-            super::kill::open_init(&saved)?,
-        )
-        // The directory lock is released here: a long-running stream must not block others.
-    };
+    let (container, _) = Container::open_live(&global.root, &args.id, Lock::Exclusive)?;
+    let cgroup = container.cgroup();
+    let pidfd = container.init()?.try_clone_to_owned()?;
+    // The directory lock is released here: a long-running stream must not block others.
+    drop(container);
     let mut out = std::io::stdout().lock();
     if args.stats {
         return emit(&mut out, "stats", &args.id, Some(cgroup.stats()?));

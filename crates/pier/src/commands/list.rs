@@ -6,8 +6,6 @@ use anyhow::Result;
 use crate::cli::{Global, ListArgs, ListFormat};
 use crate::state::{self, ContainerDir};
 
-use super::state::state_json;
-
 /// List the containers under `--root`.
 pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
     let mut rows = Vec::new();
@@ -16,7 +14,7 @@ pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
             continue;
         };
         let saved = dir.read_state()?;
-        rows.push(state_json(
+        rows.push(state::oci_json(
             &id,
             state::status(&dir, saved.as_ref()),
             saved.as_ref(),

@@ -19,7 +19,8 @@ mod update;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, CreateArgs, Global};
+use crate::container::CreateOptions;
 
 /// The version text, runc's three-line shape (`runc version`, `commit:`, `spec:`).
 pub fn version_text() -> String {
@@ -48,6 +49,26 @@ pub fn check_inherited_fds(cli: &Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The create flags as [`CreateOptions`] (also for `run`; `foreground` is a `run` that waits).
+fn create_options<'a>(
+    global: &'a Global,
+    args: &'a CreateArgs,
+    foreground: bool,
+) -> CreateOptions<'a> {
+    CreateOptions {
+        root: &global.root,
+        id: &args.id,
+        bundle: &args.bundle,
+        console_socket: args.console_socket.as_deref(),
+        pid_file: args.pid_file.as_deref(),
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        preserve_fds: args.preserve_fds,
+        systemd_cgroup: global.systemd_cgroup,
+        foreground,
+    }
 }
 
 /// Run the parsed command line; returns the process exit status.

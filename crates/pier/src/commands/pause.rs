@@ -3,21 +3,18 @@
 
 use anyhow::{Context, Result};
 
-use crate::cgroups::Cgroup;
 use crate::cli::Global;
-use crate::state::{self, ContainerDir, Status};
+use crate::container::{Container, Lock};
+use crate::state::Status;
 
 /// Pause the container.
 ///
 /// # Errors
 /// [`ContainerError::NotRunning`] unless it is running or created; a freezer failure.
 pub fn run(global: &Global, id: &str) -> Result<()> {
-    let dir = ContainerDir::open(&global.root, id)?;
-    let (saved, status) = state::live_state(&dir)?;
+    let (container, status) = Container::open_live(&global.root, id, Lock::Exclusive)?;
     if status == Status::Paused {
         return Ok(());
     }
-    Cgroup::from_state(&saved.cgroup)
-        .freeze()
-        .context("pause the container")
+    container.cgroup().freeze().context("pause the container")
 }

@@ -7,19 +7,16 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cgroups::Cgroup;
 use crate::cli::{Global, ListFormat, PsArgs};
-use crate::error::ContainerError;
-use crate::state::ContainerDir;
+use crate::container::{Container, Lock};
 
 /// Print the container's processes.
 ///
 /// # Errors
 /// The container does not exist; `ps` cannot be run or prints no PID column.
 pub fn run(global: &Global, args: &PsArgs) -> Result<()> {
-    let dir = ContainerDir::open(&global.root, &args.id)?;
-    let saved = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
-    let pids = Cgroup::from_state(&saved.cgroup).pids()?;
+    let container = Container::open(&global.root, &args.id, Lock::Exclusive)?;
+    let pids = container.cgroup().pids()?;
     let mut out = std::io::stdout().lock();
     if args.format == ListFormat::Json {
         writeln!(out, "{}", serde_json::to_string(&pids)?)?;

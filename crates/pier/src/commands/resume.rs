@@ -2,22 +2,18 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::cgroups::Cgroup;
 use crate::cli::Global;
-use crate::error::ContainerError;
-use crate::state::{self, ContainerDir, Status};
+use crate::container::{Container, Lock};
+use crate::state::Status;
 
 /// Resume the container.
 ///
 /// # Errors
 /// "container not paused" (runc's text) for a container in any other state.
 pub fn run(global: &Global, id: &str) -> Result<()> {
-    let dir = ContainerDir::open(&global.root, id)?;
-    let saved = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
-    if state::status(&dir, Some(&saved)) != Status::Paused {
+    let container = Container::open(&global.root, id, Lock::Exclusive)?;
+    if container.status() != Status::Paused {
         bail!("container not paused");
     }
-    Cgroup::from_state(&saved.cgroup)
-        .thaw()
-        .context("resume the container")
+    container.cgroup().thaw().context("resume the container")
 }

@@ -8,9 +8,8 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
 
-use crate::cgroups::Cgroup;
 use crate::cli::{Global, UpdateArgs};
-use crate::state::{self, ContainerDir};
+use crate::container::{Container, Lock};
 
 /// Update the container's resources.
 ///
@@ -18,13 +17,13 @@ use crate::state::{self, ContainerDir};
 /// The container is stopped, the JSON or a flag value is invalid, or the kernel refuses a
 /// value (the file is named).
 pub fn run(global: &Global, args: &UpdateArgs) -> Result<()> {
-    let dir = ContainerDir::open(&global.root, &args.id)?;
-    let (saved, _) = state::live_state(&dir)?;
+    let (container, _) = Container::open_live(&global.root, &args.id, Lock::Exclusive)?;
     let resources = match &args.resources {
         Some(path) => read_resources(path)?,
         None => from_flags(args)?,
     };
-    Cgroup::from_state(&saved.cgroup)
+    container
+        .cgroup()
         .update(&resources)
         .context("update the container's resources")
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::error::ContainerError;
 
@@ -84,6 +85,27 @@ pub fn validate_id(id: &str) -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// A container id that passed [`validate_id`]: what [`ContainerDir::create`] takes, so the
+/// id is checked once, before config.json is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerId(String);
+
+impl ContainerId {
+    /// Check `id` (see [`validate_id`]).
+    ///
+    /// # Errors
+    /// [`ContainerError::InvalidId`].
+    pub fn parse(id: &str) -> Result<ContainerId, ContainerError> {
+        validate_id(id)?;
+        Ok(ContainerId(id.to_string()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// An open, locked container directory.
 pub struct ContainerDir {
     path: PathBuf,
@@ -94,12 +116,11 @@ impl ContainerDir {
     /// Make `<root>/<id>` (and `root`, mode 0700) and lock it.
     ///
     /// # Errors
-    /// [`ContainerError::InvalidId`], [`ContainerError::Exists`], or an I/O error.
-    pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
-        validate_id(id)?;
+    /// [`ContainerError::Exists`], or an I/O error.
+    pub fn create(root: &Path, id: &ContainerId) -> Result<ContainerDir> {
         fs::create_dir_all(root)
             .with_context(|| format!("create state root {}", root.display()))?;
-        let path = root.join(id);
+        let path = root.join(id.as_str());
         match rustix::fs::mkdir(&path, Mode::from_raw_mode(0o711)) {
             Err(rustix::io::Errno::EXIST) => return Err(ContainerError::Exists.into()),
             other => other.with_context(|| format!("create {}", path.display()))?,
@@ -297,17 +318,27 @@ pub fn status(dir: &ContainerDir, state: Option<&State>) -> Status {
     Status::Running
 }
 
-/// The recorded state of a container whose init is alive (created, running or paused), with
-/// its status: what `update`, `events` and `pause` act on.
-///
-/// # Errors
-/// [`ContainerError::NotRunning`] when it is still being created or has stopped.
-pub fn live_state(dir: &ContainerDir) -> Result<(State, Status)> {
-    let saved = dir.read_state()?.ok_or(ContainerError::NotRunning)?;
-    match status(dir, Some(&saved)) {
-        Status::Stopped | Status::Creating => Err(ContainerError::NotRunning.into()),
-        live => Ok((saved, live)),
+/// The JSON object of `state` and of each `list --format json` entry. `pid` is 0 once the
+/// container has stopped, as runc reports it.
+pub fn oci_json(id: &str, status: Status, saved: Option<&State>) -> Value {
+    let Some(s) = saved else {
+        return json!({"ociVersion": "1.2.0", "id": id, "pid": 0, "status": status.as_str(), "bundle": "", "rootfs": "", "created": "", "owner": ""});
+    };
+    let pid = if status == Status::Stopped { 0 } else { s.pid };
+    let mut v = json!({
+        "ociVersion": s.oci_version,
+        "id": s.id,
+        "pid": pid,
+        "status": status.as_str(),
+        "bundle": s.bundle,
+        "rootfs": s.rootfs,
+        "created": s.created,
+        "owner": s.owner,
+    });
+    if !s.annotations.is_empty() {
+        v["annotations"] = json!(s.annotations);
     }
+    v
 }
 
 #[cfg(test)]
@@ -345,8 +376,9 @@ mod tests {
     #[test]
     fn create_refuses_a_duplicate_and_open_reports_absence() {
         let root = tempfile::tempdir().unwrap();
-        let dir = ContainerDir::create(root.path(), "c1").unwrap();
-        let err = ContainerDir::create(root.path(), "c1").err().unwrap();
+        let id = ContainerId::parse("c1").unwrap();
+        let dir = ContainerDir::create(root.path(), &id).unwrap();
+        let err = ContainerDir::create(root.path(), &id).err().unwrap();
         assert_eq!(
             err.downcast_ref::<ContainerError>(),
             Some(&ContainerError::Exists)
