@@ -54,7 +54,7 @@ def main():
     work = tempfile.mkdtemp(prefix="pier-bench-leftovers-")
     os.makedirs(os.path.join(work, "ctr"))
     ctr = engines.Ctr(os.path.join(work, "ctr"), os.path.abspath(args.runtime))
-    holder = subprocess.Popen(["unshare", "--pid", "--fork", "sleep", "3600"])
+    holder = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "sleep", "3600"])
     try:
         deadline = time.monotonic() + 10
         while True:  # the holder's child is the pid namespace's init
