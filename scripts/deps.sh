@@ -2,7 +2,7 @@
 # deps.sh: install what pier's build, tests, demo and benchmarks need on Debian 12 (as root).
 # Idempotent: apt runs only when a package is missing.
 set -euo pipefail
-packages=(busybox-static gcc libc6-dev libseccomp-dev pkg-config python3 procps runc crun systemd-container iproute2 hyperfine mmdebstrap podman containerd catatonit bsdutils)
+packages=(busybox-static gcc libc6-dev libseccomp-dev pkg-config python3 procps runc crun systemd-container iproute2 hyperfine mmdebstrap podman containerd catatonit bsdutils protobuf-compiler)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -276,8 +276,9 @@ CTR_CASES = [
 ]
 
 
-def oci_archive(work, layer_tar):
-    """A minimal OCI image layout archive (one layer, a config with PATH) for `ctr import`."""
+def oci_archive(work, layer_tar, name=CTR_IMAGE, cmd=("sh",), out=None):
+    """A minimal OCI image layout archive (one layer, a config with PATH and `cmd`) named
+    `name`, for `ctr images import`."""
     import hashlib
     import json
     import tarfile
@@ -296,7 +297,7 @@ def oci_archive(work, layer_tar):
     lblob = blob(layer)
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
-        "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
+        "config": {"Env": [PATH_ENV], "Cmd": list(cmd)},
         "rootfs": {"type": "layers", "diff_ids": [lblob["digest"]]},
     }).encode()
     cblob = blob(config)
@@ -307,13 +308,13 @@ def oci_archive(work, layer_tar):
     }).encode()
     mblob = blob(manifest)
     index = {"schemaVersion": 2, "manifests": [dict(mblob, mediaType="application/vnd.oci.image.manifest.v1+json",
-                                                    annotations={"org.opencontainers.image.ref.name": CTR_IMAGE,
-                                                                 "io.containerd.image.name": CTR_IMAGE})]}
+                                                    annotations={"org.opencontainers.image.ref.name": name,
+                                                                 "io.containerd.image.name": name})]}
     with open(os.path.join(lay, "index.json"), "w") as f:
         json.dump(index, f)
     with open(os.path.join(lay, "oci-layout"), "w") as f:
         f.write('{"imageLayoutVersion": "1.0.0"}')
-    out = os.path.join(work, "bb-oci.tar")
+    out = out or os.path.join(work, "bb-oci.tar")
     with tarfile.open(out, "w") as t:
         for entry in ["oci-layout", "index.json", "blobs"]:
             t.add(os.path.join(lay, entry), arcname=entry)
@@ -336,7 +337,19 @@ def sh_quote(s):
     return "'" + s.replace("'", "'\\''") + "'"
 
 
+def make_image(path, name, cmd_json):
+    """`--make-image PATH NAME CMD`: write the busybox image as an OCI archive (the CRI tests)."""
+    import json
+    work = tempfile.mkdtemp(prefix="pier-image-")
+    try:
+        oci_archive(work, make_image_tar(work), name, json.loads(cmd_json), os.path.abspath(path))
+    finally:
+        shutil.rmtree(work)
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--make-image":
+        return make_image(*sys.argv[2:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--runtime", required=True, help="the pier binary")
     ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
