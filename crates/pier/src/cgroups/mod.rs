@@ -57,6 +57,56 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
+    /// Where the container's cgroup goes, without making anything: one directory per mounted
+    /// hierarchy (v2 first), the path, and with `systemd` the scope unit. `create` records it
+    /// in the state directory before making it, so a `delete` after a killed create finds it.
+    ///
+    /// # Errors
+    /// As [`Cgroup::create`] and [`Cgroup::create_systemd`], before anything is made.
+    pub fn intended(plan: &CgroupPlan, id: &str, systemd: bool) -> Result<CgroupState> {
+        let (mut state, placed) = Self::placement(plan, id, systemd)?;
+        state.dirs = placed.into_iter().map(|(_, dir)| dir).collect();
+        Ok(state)
+    }
+
+    /// The state (without dirs) and each hierarchy with the container's directory in it, in
+    /// the order of [`CgroupState::dirs`] (v2 first).
+    fn placement(
+        plan: &CgroupPlan,
+        id: &str,
+        systemd: bool,
+    ) -> Result<(CgroupState, Vec<(Hierarchy, PathBuf)>)> {
+        let (path, unit) = if systemd {
+            let scope = systemd::Scope::parse(plan.path.as_deref(), id)?;
+            (scope.cgroup_path(), Some(scope.unit))
+        } else {
+            let path = plan.path.clone().unwrap_or_else(|| id.to_string());
+            if path.split('/').any(|c| c == "..") {
+                anyhow::bail!("cgroupsPath {path:?} must not contain \"..\"");
+            }
+            (path, None)
+        };
+        let mut placed = Vec::new();
+        for h in hierarchy::mounted()? {
+            let dir = if systemd {
+                h.mountpoint.join(path.trim_start_matches('/'))
+            } else {
+                h.container_dir(&path)?
+            };
+            if h.is_v2() {
+                placed.insert(0, (h, dir));
+            } else {
+                placed.push((h, dir));
+            }
+        }
+        let state = CgroupState {
+            dirs: Vec::new(),
+            path,
+            systemd_unit: unit,
+        };
+        Ok((state, placed))
+    }
+
     /// Create the container's directory in every mounted hierarchy. `plan.path` absolute is
     /// taken from each hierarchy's root, relative (or the default, the id) from pier's own
     /// cgroup in that hierarchy, as runc does. On error, what was created is removed.
@@ -65,34 +115,28 @@ impl Cgroup {
     /// A path with `..`, or a directory that cannot be made (permissions, a v1 cpuset that
     /// cannot be initialised).
     pub fn create(plan: &CgroupPlan, id: &str) -> Result<Cgroup> {
-        let path = plan.path.clone().unwrap_or_else(|| id.to_string());
-        if path.split('/').any(|c| c == "..") {
-            anyhow::bail!("cgroupsPath {path:?} must not contain \"..\"");
-        }
+        let (state, placed) = Self::placement(plan, id, false)?;
         let mut cgroup = Cgroup {
-            state: CgroupState {
-                dirs: Vec::new(),
-                path: path.clone(),
-                systemd_unit: None,
-            },
+            state,
             unified: None,
             holder: None,
         };
-        for h in hierarchy::mounted()? {
-            let dir = h.container_dir(&path)?;
-            let made = h.make_dir(&dir);
-            if let Err(e) = made {
-                cgroup.destroy().ok();
+        cgroup.make_dirs(placed)?;
+        Ok(cgroup)
+    }
+
+    /// Make each directory, recording it as made (so that [`Cgroup::destroy`] on error removes
+    /// exactly those), then open the v2 one for `CLONE_INTO_CGROUP`.
+    fn make_dirs(&mut self, placed: Vec<(Hierarchy, PathBuf)>) -> Result<()> {
+        for (h, dir) in placed {
+            if let Err(e) = h.make_dir(&dir) {
+                let _ = self.destroy();
                 return Err(e);
             }
-            if h.is_v2() {
-                cgroup.state.dirs.insert(0, dir);
-            } else {
-                cgroup.state.dirs.push(dir);
-            }
+            self.state.dirs.push(dir);
         }
-        cgroup.open_unified();
-        Ok(cgroup)
+        self.open_unified();
+        Ok(())
     }
 
     /// The cgroup as recorded in `state.json`.
@@ -112,35 +156,14 @@ impl Cgroup {
     /// A cgroupsPath not of the form `slice:prefix:name`, no system bus, systemd refusing.
     pub fn create_systemd(plan: &CgroupPlan, id: &str) -> Result<Cgroup> {
         let scope = systemd::Scope::parse(plan.path.as_deref(), id)?;
-        let path = scope.cgroup_path();
+        let (state, placed) = Self::placement(plan, id, true)?;
         let holder = systemd::start_scope(&scope, plan.resources.as_ref())?;
-        let state = CgroupState {
-            dirs: Vec::new(),
-            path: path.clone(),
-            systemd_unit: Some(scope.unit),
-        };
         let mut cgroup = Cgroup {
             state,
             unified: None,
             holder: Some(holder),
         };
-        let made = hierarchy::mounted().and_then(|all| {
-            for h in all {
-                let dir = h.mountpoint.join(path.trim_start_matches('/'));
-                h.make_dir(&dir)?;
-                if h.is_v2() {
-                    cgroup.state.dirs.insert(0, dir);
-                } else {
-                    cgroup.state.dirs.push(dir);
-                }
-            }
-            Ok(())
-        });
-        if let Err(e) = made {
-            let _ = cgroup.destroy();
-            return Err(e);
-        }
-        cgroup.open_unified();
+        cgroup.make_dirs(placed)?;
         Ok(cgroup)
     }
 

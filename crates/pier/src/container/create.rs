@@ -106,6 +106,11 @@ fn create_in(
     opts: &CreateOptions<'_>,
     cgroup_slot: &mut Option<Cgroup>,
 ) -> Result<(State, Spawned)> {
+    // Recorded before it is made: a create killed from here on leaves a cgroup that
+    // `delete` finds (container::delete).
+    let intended = Cgroup::intended(&plan.cgroup, opts.id, opts.systemd_cgroup)
+        .context("create the container's cgroup")?;
+    dir.write_cgroup_record(&intended)?;
     let made = if opts.systemd_cgroup {
         Cgroup::create_systemd(&plan.cgroup, opts.id)
     } else {

@@ -9,6 +9,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::Signal;
 
 use super::Container;
+use crate::cgroups::Cgroup;
 use crate::error::ContainerError;
 use crate::state::{ContainerDir, Status};
 
@@ -28,7 +29,12 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         other => other?,
     };
     let Some(state) = dir.read_state()? else {
-        // A create that died before writing state: nothing runs, only the directory is left.
+        // A create that died before writing state (we hold its lock, so it is gone): its
+        // init dies with it (parent-death signal, or EOF on the channel); what is left is
+        // the directory and the cgroup it recorded before making it.
+        if let Some(cgroup) = dir.read_cgroup_record()? {
+            remove_cgroup(&Cgroup::from_state(&cgroup), false);
+        }
         return dir.remove();
     };
     let mut container = Container {
@@ -44,6 +50,31 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         _ => return Err(ContainerError::StillRunning(id.to_string()).into()),
     }
     container.destroy()
+}
+
+/// Remove the cgroup, waiting (bounded) for exiting processes to leave it; with
+/// `kill_leftovers`, SIGKILL what is still in it meanwhile. A cgroup still busy after that
+/// holds another container's processes (a shared cgroupsPath) and is left, with a warning.
+fn remove_cgroup(cgroup: &Cgroup, kill_leftovers: bool) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match cgroup.destroy() {
+            Ok(()) => return,
+            Err(_) if Instant::now() < deadline => {
+                if kill_leftovers {
+                    let _ = cgroup.kill_all(Signal::KILL);
+                }
+                // cgroupfs has no event for "now empty" on every hierarchy (v1): poll.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cgroup not removed, it still has processes of another container: {e:#}"
+                );
+                return;
+            }
+        }
+    }
 }
 
 impl Container {
@@ -86,29 +117,10 @@ impl Container {
     /// # Errors
     /// The directory cannot be removed.
     pub fn destroy(self) -> Result<()> {
-        let cgroup = self.cgroup();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            match cgroup.destroy() {
-                Ok(()) => break,
-                Err(_) if Instant::now() < deadline => {
-                    // Without its own pid namespace the container's other processes outlive
-                    // the init: they are the container's, so they go too (runc does the
-                    // same). With one, anything left belongs to someone else sharing the
-                    // cgroupsPath.
-                    if !self.state.own_pid_namespace {
-                        let _ = cgroup.kill_all(Signal::KILL);
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "cgroup not removed, it still has processes of another container: {e:#}"
-                    );
-                    break;
-                }
-            }
-        }
+        // Without its own pid namespace the container's other processes outlive the init:
+        // they are the container's, so they go too (runc does the same). With one, anything
+        // left belongs to someone else sharing the cgroupsPath.
+        remove_cgroup(&self.cgroup(), !self.state.own_pid_namespace);
         // Hooks: poststop runs here (runtime-spec: after the container is deleted, before
         // delete returns).
         self.dir.remove()

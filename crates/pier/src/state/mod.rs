@@ -2,7 +2,7 @@
 //! what is on disk and in /proc.
 //!
 //! Layout: `state.json` (written to a temporary name and renamed, so a reader never sees half
-//! a file), `exec.fifo` (present from create until start: the init blocks opening it for
+//! a file), `cgroup.json` (the cgroup create is about to make, recorded first), `exec.fifo` (present from create until start: the init blocks opening it for
 //! writing), and `notify/` (the sd_notify socket directory, see `notify`). Commands that change
 //! a container hold an exclusive `flock(2)` on the directory while they change it (and drop it
 //! before waiting on the container); commands that only read take no lock.
@@ -22,6 +22,9 @@ use crate::error::ContainerError;
 
 /// Name of the exec fifo inside the container directory.
 pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// Where create records the cgroup it is about to make (before state.json exists).
+const CGROUP_RECORD: &str = "cgroup.json";
 
 /// The OCI states (runtime-spec "State"), plus runc's `paused`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +205,27 @@ impl ContainerDir {
         fs::write(&tmp, json).with_context(|| format!("write {}", tmp.display()))?;
         fs::rename(&tmp, self.path.join("state.json")).context("rename state.json")?;
         Ok(())
+    }
+
+    /// Record, before `create` makes it, where the container's cgroup goes (`cgroup.json`,
+    /// written like state.json), so a `delete` after a killed create can remove it.
+    pub fn write_cgroup_record(&self, cgroup: &crate::cgroups::CgroupState) -> Result<()> {
+        let tmp = self.path.join(".cgroup.json.tmp");
+        fs::write(&tmp, serde_json::to_vec(cgroup)?)
+            .with_context(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, self.path.join(CGROUP_RECORD)).context("rename cgroup.json")?;
+        Ok(())
+    }
+
+    /// What [`ContainerDir::write_cgroup_record`] wrote; `None` if create died before it.
+    pub fn read_cgroup_record(&self) -> Result<Option<crate::cgroups::CgroupState>> {
+        match fs::read(self.path.join(CGROUP_RECORD)) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).context("parse cgroup.json")?,
+            )),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).context("read cgroup.json"),
+        }
     }
 
     /// Read `state.json`; `None` when the container is still being created.
