@@ -183,7 +183,7 @@ def run_one(sd, a, mode):
     workdir = Path(tempfile.mkdtemp(prefix="pier-sdt-", dir="/tmp"))
     timings, results = {}, {}
     binds = [] if mode == "host" else [f"--bind-ro={a.runtime}:{units.RUNTIME_IN_MACHINE}"]
-    machine = Machine(workdir, binds, sd.root)
+    machine = Machine(workdir, binds, sd.root, sd.version)
     print(f"{sd.label}: {len(selected)} cases", flush=True)
     try:
         build.build_all(workdir, selected)

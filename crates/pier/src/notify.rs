@@ -12,6 +12,8 @@
 //! - `org.pier.notify.wait`: `ready` (default), `none`, or a number of seconds.
 //! - `org.pier.notify.identity`: `relay`, `main-pid` or `relay-is-main` (docs/notify.md).
 //! - `org.pier.notify.fdstore`: `true` (default) or `false`.
+//! - `org.pier.notify.mainpidfd`: `auto` (default), `true` or `false`: announce the init also
+//!   as `MAINPIDFD=1` with a pidfd (systemd 257+); `auto` does when the manager is 257+.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -40,6 +42,10 @@ pub const ANNOTATION_WAIT: &str = "org.pier.notify.wait";
 pub const ANNOTATION_IDENTITY: &str = "org.pier.notify.identity";
 /// Annotation turning fd store forwarding off: `false`.
 pub const ANNOTATION_FDSTORE: &str = "org.pier.notify.fdstore";
+/// Annotation choosing whether `MAINPIDFD=1` goes with `MAINPID=`: `auto`, `true`, `false`.
+pub const ANNOTATION_MAINPIDFD: &str = "org.pier.notify.mainpidfd";
+/// The first systemd whose manager takes `MAINPIDFD=1` (sd_notify(3): "Added in version 257").
+const MAINPIDFD_SINCE: u32 = 257;
 
 /// Whether pier was started with a (non-empty) `NOTIFY_SOCKET`.
 pub fn requested() -> bool {
@@ -151,11 +157,58 @@ pub fn start_session(dir: &ContainerDir, state: &State, detached: bool) -> Resul
             state.pid
         },
     };
+    let mut relay = Relay::new(config);
+    if matches!(config.identity, Identity::AsMainPid { .. }) && send_main_pidfd(&state.annotations)?
+    {
+        match init_pidfd(state) {
+            Some(pidfd) => relay = relay.with_main_pidfd(pidfd),
+            None => tracing::debug!("notify: no pidfd of the init; announcing MAINPID= only"),
+        }
+    }
     Ok(Some(Session {
         listener,
         upstream,
-        relay: Relay::new(config),
+        relay,
     }))
+}
+
+/// A pidfd of the (still unreleased, so alive) init, checked to be that init after opening.
+fn init_pidfd(state: &State) -> Option<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(state.pid)?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+    state.init_alive().then_some(pidfd)
+}
+
+/// Whether to announce `MAINPIDFD=1`: the annotation, or with `auto` (default) whether the
+/// manager that started pier is systemd 257 or later ([`manager_systemd_version`]). An
+/// older systemd would log a warning about the fd it does not expect.
+fn send_main_pidfd(annotations: &BTreeMap<String, String>) -> Result<bool> {
+    match annotations.get(ANNOTATION_MAINPIDFD).map(String::as_str) {
+        None | Some("auto") => {
+            let version = manager_systemd_version();
+            tracing::debug!(?version, "notify: service manager's systemd version");
+            Ok(version.is_some_and(|v| v >= MAINPIDFD_SINCE))
+        }
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => bail!("invalid {ANNOTATION_MAINPIDFD} {other:?}: use auto, true or false"),
+    }
+}
+
+/// The systemd version of the service manager that started pier: pier's parent when pier is
+/// a unit's `ExecStart=` process (also through `sh -c '... && exec pier start'`). The manager
+/// is the one process that maps systemd's `libsystemd-core-<version>.so`; read from
+/// `/proc/<ppid>/maps` (proc(5)). `None` when the parent is not a systemd manager (another
+/// tool, a shell in between) or its maps are not readable: then `MAINPID=` alone is sent.
+fn manager_systemd_version() -> Option<u32> {
+    let ppid = rustix::process::getppid()?;
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", ppid.as_raw_nonzero())).ok()?;
+    maps.lines().find_map(|line| {
+        let name = line.rsplit('/').next()?;
+        let rest = name.strip_prefix("libsystemd-core-")?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
 }
 
 fn policy(annotations: &BTreeMap<String, String>) -> Result<Policy> {

@@ -67,6 +67,25 @@ def _in_unit_cgroup(j, pid):
     return ok, f"pid {pid} in {own or '?'}, unit ControlGroup={unit_cg}"
 
 
+#: The first systemd that takes MAINPIDFD=1 (sd_notify(3)); pier sends it only to such a one.
+MAINPIDFD_SINCE = 257
+
+
+def _main_pid_announcement(j, main):
+    """How the runtime named the new main pid: the unit's debug line of the READY datagram,
+    and (older systemd) no warning about an fd it did not expect."""
+    lines = [line for line in j.machine.journal(j.unit).splitlines()
+             if "Got notification message" in line and f"MAINPID={main}" in line]
+    if not lines:
+        return False, f"no notification with MAINPID={main} in the journal"
+    line = lines[0].split(": ", 1)[-1]
+    if j.machine.version >= MAINPIDFD_SINCE:
+        refused = [x for x in j.machine.journal(j.unit).splitlines() if "MAINPIDFD=1 with" in x]
+        return "MAINPIDFD=1" in line and not refused, line + (f"; {refused[0]}" if refused else "")
+    stray = [x for x in j.machine.manager_journal().splitlines() if "extra auxiliary fds" in x]
+    return "MAINPIDFD" not in line and not stray, line + (f"; {stray[0]}" if stray else "")
+
+
 def detached(j):
     """2: `run -d` / `create`+`start`, NotifyAccess=main: MainPID is the init, STATUS goes on."""
     j.start()
@@ -78,6 +97,10 @@ def detached(j):
             lambda: _main_is_init(j, main, "payload/s2.sh"))
     j.check("the init is inside the unit's cgroup (systemd can wait for it on stop)",
             lambda: _in_unit_cgroup(j, main))
+    if j.mode == "runtime":
+        expected = ("MAINPID= + MAINPIDFD=1 with the init's pidfd, accepted" if
+                    j.machine.version >= MAINPIDFD_SINCE else "MAINPID= only (no MAINPIDFD, no stray fd)")
+        j.check(expected, lambda: _main_pid_announcement(j, main))
     j.go("go1")
     j.state("a later STATUS is still seen: s2-changed, same MainPID",
             {"ActiveState": "active", "StatusText": "s2-changed", "MainPID": str(main)})

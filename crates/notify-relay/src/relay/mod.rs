@@ -65,6 +65,8 @@ pub struct Relay {
     /// pid the unit's main pid: later datagrams must carry its credentials to pass
     /// `NotifyAccess=main`.
     forwarded_main_pid: Option<i32>,
+    /// A pidfd of the init: announce it as `MAINPIDFD=1` next to `MAINPID=`.
+    main_pidfd: Option<OwnedFd>,
     pid_lookup: PidLookup,
 }
 
@@ -86,8 +88,19 @@ impl Relay {
             own_pid: rustix::process::getpid().as_raw_nonzero().get(),
             main_pid_announced: false,
             forwarded_main_pid: None,
+            main_pidfd: None,
             pid_lookup: Box::new(|pid| crate::pidns::innermost_pid(pid).ok()),
         }
+    }
+
+    /// With [`Identity::AsMainPid`]: announce the init also by this pidfd of it, as
+    /// `MAINPIDFD=1` with a duplicate of the fd attached, next to `MAINPID=` (sd_notify(3),
+    /// systemd 257+). systemd then tracks the process itself, not a pid that could be reused;
+    /// older systemd ignores the key but logs a warning about the stray fd, so set this only
+    /// when the manager supports it. The `MAINPID=` line stays for both.
+    pub fn with_main_pidfd(mut self, init_pidfd: OwnedFd) -> Self {
+        self.main_pidfd = Some(init_pidfd);
+        self
     }
 
     /// Replaces how a sender's in-container pid is found (tests, or embedders with their
@@ -231,7 +244,10 @@ impl Relay {
         }
     }
 
-    /// Builds the outgoing datagram, with the identity's `MAINPID=` on the first `READY=1`.
+    /// Builds the outgoing datagram, with the identity's `MAINPID=` (and `MAINPIDFD=1` with
+    /// its pidfd, see [`Relay::with_main_pidfd`]) on the first `READY=1`. The announcement
+    /// goes in a datagram of its own, just before, when it would not fit in 4096 bytes or when
+    /// the pidfd would join other fds (systemd wants it as the only fd).
     fn forward(&mut self, mut kept: Message, fds: Vec<OwnedFd>, outcome: &mut Outcome) {
         let own_until_announced = self.pid_credential();
         let announce = match self.config.identity.announced_main_pid(self.own_pid) {
@@ -241,19 +257,54 @@ impl Relay {
         let mut pid_credential = own_until_announced;
         if let Some(main_pid) = announce {
             self.main_pid_announced = true;
-            let line = Assignment::new("MAINPID", main_pid.to_string());
-            let fits = kept.encode().len() + line.as_bytes().len() < NOTIFY_BUFFER_MAX;
-            if fits {
-                kept.assignments.insert(0, line);
-            } else {
-                outcome.announce = Some(Outgoing {
-                    payload: line.as_bytes().to_vec(),
-                    fds: Vec::new(),
-                    pid_credential: own_until_announced,
-                });
-                pid_credential = self.pid_credential();
+            let mut lines = vec![Assignment::new("MAINPID", main_pid.to_string())];
+            let pidfd = self.announced_pidfd(main_pid);
+            if pidfd.is_some() {
+                lines.push(Assignment::new("MAINPIDFD", "1"));
+            }
+            let extra: usize = lines.iter().map(|l| l.as_bytes().len() + 1).sum();
+            let fits = kept.encode().len() + extra <= NOTIFY_BUFFER_MAX;
+            if fits && (pidfd.is_none() || fds.is_empty()) {
+                kept.assignments.splice(0..0, lines);
+                return self.push_forward(
+                    kept,
+                    fds.into_iter().chain(pidfd).collect(),
+                    pid_credential,
+                    outcome,
+                );
+            }
+            let announcement = Message { assignments: lines };
+            outcome.announce = Some(Outgoing {
+                payload: announcement.encode(),
+                fds: pidfd.into_iter().collect(),
+                pid_credential: own_until_announced,
+            });
+            pid_credential = self.pid_credential();
+        }
+        self.push_forward(kept, fds, pid_credential, outcome);
+    }
+
+    /// A duplicate of the init's pidfd for `MAINPIDFD=1`, when announcing the init.
+    fn announced_pidfd(&self, main_pid: i32) -> Option<OwnedFd> {
+        let is_init = matches!(self.config.identity, Identity::AsMainPid { init_host_pid } if init_host_pid == main_pid);
+        let pidfd = self.main_pidfd.as_ref().filter(|_| is_init)?;
+        match pidfd.try_clone() {
+            Ok(dup) => Some(dup),
+            Err(error) => {
+                tracing::warn!(%error, "notify: cannot dup the init pidfd; announcing MAINPID= only");
+                None
             }
         }
+    }
+
+    /// Sets `outcome.forward`, and remembers a `MAINPID=` it carries.
+    fn push_forward(
+        &mut self,
+        kept: Message,
+        fds: Vec<OwnedFd>,
+        pid_credential: Option<i32>,
+        outcome: &mut Outcome,
+    ) {
         let new_main_pid = kept
             .assignments
             .iter()

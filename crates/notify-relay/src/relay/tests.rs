@@ -322,6 +322,97 @@ fn as_main_pid_announces_init_with_the_first_ready_only() {
     );
 }
 
+/// The pid a pidfd refers to, from its `/proc/self/fdinfo` (`Pid:` line, proc(5)).
+fn pidfd_pid(fd: &OwnedFd) -> i32 {
+    let info =
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).expect("fdinfo");
+    let line = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .expect("a pidfd");
+    line.trim().parse().expect("pid")
+}
+
+fn own_pidfd() -> OwnedFd {
+    let own = rustix::process::getpid();
+    rustix::process::pidfd_open(own, rustix::process::PidfdFlags::empty()).expect("pidfd_open")
+}
+
+#[test]
+fn main_pidfd_rides_with_main_pid_in_the_ready_datagram() {
+    let own = std::process::id() as i32;
+    let mut relay = Relay::new(Config {
+        policy: Policy::default(),
+        identity: Identity::AsMainPid { init_host_pid: own },
+        init_host_pid: own,
+        init_container_pid: 1,
+    })
+    .with_main_pidfd(own_pidfd());
+    let first = relay.on_datagram(datagram(b"STATUS=up\nREADY=1", own, vec![]));
+    assert!(first.announce.is_none());
+    let out = first.forward.expect("sent");
+    assert_eq!(
+        out.text(),
+        format!("MAINPID={own}\nMAINPIDFD=1\nSTATUS=up\nREADY=1")
+    );
+    assert_eq!(out.fds.len(), 1, "exactly the pidfd");
+    assert_eq!(pidfd_pid(&out.fds[0]), own);
+    // Announced once: a second READY=1 has neither.
+    let second = relay.on_datagram(datagram(b"READY=1", own, vec![]));
+    assert_eq!(text(&second).as_deref(), Some("READY=1"));
+    assert!(second.forward.expect("sent").fds.is_empty());
+}
+
+#[test]
+fn main_pidfd_goes_alone_when_the_ready_datagram_has_fds() {
+    let own = std::process::id() as i32;
+    let mut relay = Relay::new(Config {
+        policy: Policy::default(),
+        identity: Identity::AsMainPid { init_host_pid: own },
+        init_host_pid: own,
+        init_container_pid: 1,
+    })
+    .with_main_pidfd(own_pidfd());
+    let (_read, write) = pipe();
+    let first = relay.on_datagram(datagram(b"READY=1\nFDSTORE=1", own, vec![write]));
+    let announce = first.announce.expect("a separate announcement");
+    assert_eq!(announce.text(), format!("MAINPID={own}\nMAINPIDFD=1"));
+    assert_eq!(announce.fds.len(), 1);
+    assert_eq!(pidfd_pid(&announce.fds[0]), own);
+    assert_eq!(
+        announce.pid_credential, None,
+        "sent while the relay is still the main pid"
+    );
+    let out = first.forward.expect("sent");
+    assert_eq!(out.text(), "READY=1\nFDSTORE=1");
+    assert_eq!(out.fds.len(), 1, "only the stored fd");
+    assert_eq!(out.pid_credential, Some(own));
+}
+
+#[test]
+fn without_a_pidfd_or_as_relay_no_main_pidfd() {
+    let mut relay = relay(
+        Identity::AsMainPid {
+            init_host_pid: INIT_HOST,
+        },
+        Policy::default(),
+    );
+    let first = relay.on_datagram(datagram(b"READY=1", INIT_HOST, vec![]));
+    assert_eq!(text(&first), Some(format!("MAINPID={INIT_HOST}\nREADY=1")));
+    let mut relay = relay_is_main().with_main_pidfd(own_pidfd());
+    let first = relay.on_datagram(datagram(b"READY=1", 9, vec![]));
+    let out = first.forward.expect("sent");
+    assert!(
+        !out.text().contains("MAINPIDFD"),
+        "the pidfd is the init's, not the relay's"
+    );
+    assert!(out.fds.is_empty());
+}
+
+fn relay_is_main() -> Relay {
+    relay(Identity::RelayIsMain, Policy::default())
+}
+
 #[test]
 fn relay_is_main_announces_itself_and_as_relay_does_not() {
     let own = std::process::id();

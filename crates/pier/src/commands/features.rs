@@ -40,7 +40,8 @@ pub fn run() -> Result<()> {
             crate::notify::ANNOTATION_ACCESS,
             crate::notify::ANNOTATION_IDENTITY,
             crate::notify::ANNOTATION_WAIT,
-            crate::notify::ANNOTATION_FDSTORE
+            crate::notify::ANNOTATION_FDSTORE,
+            crate::notify::ANNOTATION_MAINPIDFD
         ]
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
