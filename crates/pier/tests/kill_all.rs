@@ -130,6 +130,7 @@ fn kill_all_while_running_signals_the_init_and_its_children() {
     let init = rt.init_pid(&id);
     rt.start(&id);
     let child: i32 = events.expect("child=")[6..].parse().unwrap();
+    wait_exec(child, "sleep");
     rt.run(&["kill", "--all", &id, "USR1"]).ok();
     events.expect("init-got-usr1");
     rt.wait_gone(child); // sleep's default action for SIGUSR1 is to terminate
@@ -137,4 +138,22 @@ fn kill_all_while_running_signals_the_init_and_its_children() {
     rt.wait_gone(init);
     rt.run(&["delete", &id]).ok();
     rt.assert_clean(&b, &id);
+}
+
+/// Waits until process `pid` has exec'd `comm`: a shell's background child still carries the
+/// shell's traps between fork and exec, so a signal sent then runs the trap instead of ending it.
+#[track_caller]
+fn wait_exec(pid: i32, comm: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .as_deref()
+        != Some(&format!("{comm}\n"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} never exec'd {comm}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
