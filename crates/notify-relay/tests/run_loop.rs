@@ -217,3 +217,63 @@ fn listener_fd_polls_readable_when_a_datagram_waits() {
         Ok(notify_relay::Recv::WouldBlock)
     ));
 }
+
+/// Sends `payload` without blocking, polling for room (bounded by HANG_GUARD): a relay that
+/// stops draining fails the test instead of hanging it.
+fn send_polling(sender: &UnixDatagram, payload: &str) {
+    loop {
+        match sender.send(payload.as_bytes()) {
+            Ok(_) => return,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                let timeout = Timespec::try_from(HANG_GUARD).expect("timespec");
+                let mut fds = [PollFd::new(sender, PollFlags::OUT)];
+                let n = rustix::event::poll(&mut fds, Some(&timeout)).expect("poll");
+                assert_eq!(
+                    n, 1,
+                    "sender blocked at {payload}: the relay stopped draining"
+                );
+            }
+            Err(e) => panic!("send {payload}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn stuck_manager_backlog_is_bounded_keeps_ready_and_forwards_when_it_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let systemd = FakeSystemd::bind_path(); // does not read until the sender is done
+    let init = Init::spawn();
+    let relay = spawn_run(&path, Some(&systemd), &init, Arc::default());
+    let sender = connect(&path);
+    sender.set_nonblocking(true).expect("non-blocking");
+    send_polling(&sender, "READY=1");
+    let total = notify_relay::socket::BACKLOG_MAX * 3;
+    for i in 0..total {
+        send_polling(&sender, &format!("X_SEQ={i}"));
+    }
+    // Every datagram was taken off the container's socket although the manager read nothing.
+    let host = collect_until_barrier(systemd);
+    init.stop();
+    let summary = relay.join().expect("relay thread").expect("run");
+    let seen = host.join().expect("host thread");
+    assert!(
+        seen.iter().any(|p| p == "READY=1"),
+        "READY=1 is never dropped"
+    );
+    assert_eq!(summary.received, total + 1);
+    assert!(
+        seen.len() < total + 1,
+        "the stuck manager's backlog is bounded: some datagrams dropped"
+    );
+    let seqs: Vec<usize> = seen
+        .iter()
+        .filter_map(|p| p.strip_prefix("X_SEQ=")?.parse().ok())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order kept");
+    assert_eq!(
+        seqs.last(),
+        Some(&(total - 1)),
+        "the newest datagrams are kept"
+    );
+}

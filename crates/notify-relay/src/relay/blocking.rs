@@ -115,8 +115,9 @@ fn send_all(upstream: Option<&mut Upstream>, datagrams: impl Iterator<Item = Out
     };
     let mut all = true;
     for out in datagrams {
-        if let Err(error) = upstream.send(&out) {
-            tracing::warn!(%error, payload = %out.text(), "notify: forwarding failed");
+        let text = out.text();
+        if let Err(error) = upstream.enqueue(out) {
+            tracing::warn!(%error, payload = %text, "notify: forwarding failed");
             all = false;
         }
     }
@@ -143,8 +144,19 @@ pub fn run(
     let mut summary = Summary::default();
     let mut exited = false;
     while !exited {
-        let (readable, init_exited) = wait(listener, init_pidfd)?;
+        let backlogged = upstream
+            .as_deref()
+            .filter(|u| u.backlog() > 0)
+            .and_then(|u| u.poll_fd());
+        let (readable, init_exited, writable) = wait(listener, init_pidfd, backlogged)?;
         exited = init_exited;
+        if writable {
+            if let Some(up) = upstream.as_deref_mut() {
+                if let Err(error) = up.flush() {
+                    tracing::warn!(%error, "notify: forwarding failed");
+                }
+            }
+        }
         if readable || exited {
             // After the init's exit: drain until the queue is empty.
             loop {
@@ -174,15 +186,30 @@ pub fn run(
     Ok(summary)
 }
 
-/// Blocks until the listener is readable or the init has exited: (readable, exited).
-fn wait(listener: &Listener, init_pidfd: BorrowedFd<'_>) -> Result<(bool, bool), RelayError> {
+/// Blocks until the listener is readable, the init has exited or (with a backlog) the
+/// upstream socket is writable: (readable, exited, writable).
+fn wait(
+    listener: &Listener,
+    init_pidfd: BorrowedFd<'_>,
+    upstream: Option<BorrowedFd<'_>>,
+) -> Result<(bool, bool, bool), RelayError> {
     loop {
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(listener, PollFlags::IN),
             PollFd::from_borrowed_fd(init_pidfd, PollFlags::IN),
         ];
+        if let Some(fd) = upstream {
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::OUT));
+        }
         match rustix::event::poll(&mut fds, None) {
-            Ok(_) => return Ok((!fds[0].revents().is_empty(), !fds[1].revents().is_empty())),
+            Ok(_) => {
+                let writable = fds.get(2).is_some_and(|f| !f.revents().is_empty());
+                return Ok((
+                    !fds[0].revents().is_empty(),
+                    !fds[1].revents().is_empty(),
+                    writable,
+                ));
+            }
             Err(Errno::INTR) => continue,
             Err(e) => return Err(RelayError::io("poll notify socket and init pidfd", e)),
         }

@@ -1,9 +1,11 @@
 //! The relay's two sockets: the container-side [`Listener`] and the host-side [`Upstream`].
 
+pub mod backlog;
 pub mod listener;
 pub mod upstream;
 #[cfg(feature = "vsock")]
 mod vsock;
 
+pub use backlog::{Backlog, BACKLOG_MAX};
 pub use listener::{Listener, Recv, RECEIVE_BUFFER, SCM_MAX_FD};
-pub use upstream::{Upstream, SEND_TIMEOUT};
+pub use upstream::{Upstream, SEND_TIMEOUT, STALL_WAIT};

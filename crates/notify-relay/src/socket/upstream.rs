@@ -16,6 +16,7 @@ use rustix::net::{
 };
 use rustix::pipe::{pipe_with, PipeFlags};
 
+use super::backlog::{Backlog, BACKLOG_MAX};
 use super::listener::{split_path, SCM_MAX_FD};
 use crate::{Address, Outgoing, RelayError};
 
@@ -33,7 +34,15 @@ pub struct Upstream {
     address: Address,
     transport: Transport,
     send_timeout: Duration,
+    backlog: Backlog,
+    /// The backlog was full and the manager read nothing for [`STALL_WAIT`]: until it reads
+    /// again, a full backlog drops at once instead of waiting.
+    stuck: bool,
 }
+
+/// How long a full backlog waits for the manager to read before it starts dropping: the
+/// longest a container's send is held by a stalled manager (once per stall).
+pub const STALL_WAIT: Duration = Duration::from_millis(10);
 
 #[derive(Debug)]
 enum Transport {
@@ -95,6 +104,8 @@ impl Upstream {
             address: address.clone(),
             transport,
             send_timeout: SEND_TIMEOUT,
+            backlog: Backlog::default(),
+            stuck: false,
         })
     }
 
@@ -124,7 +135,7 @@ impl Upstream {
     /// lost, the caller logs and goes on. [`RelayError::Unsupported`] for fds over vsock.
     pub fn send(&mut self, out: &Outgoing) -> Result<(), RelayError> {
         match &mut self.transport {
-            Transport::Unix(unix) => unix.send(out, self.send_timeout, &self.address),
+            Transport::Unix(unix) => unix.send(out, self.send_timeout, &self.address, false),
             #[cfg(feature = "vsock")]
             Transport::Vsock(vsock) => {
                 if !out.fds.is_empty() {
@@ -166,6 +177,9 @@ impl Upstream {
     /// # Errors
     /// As [`Upstream::send`]; [`RelayError::Unsupported`] on vsock (no fd passing).
     pub fn barrier(&mut self, timeout: Duration) -> Result<bool, RelayError> {
+        if self.flush_for(timeout)? > 0 {
+            return Ok(false);
+        }
         let (read, write) =
             pipe_with(PipeFlags::CLOEXEC).map_err(|e| RelayError::io("barrier pipe", e))?;
         self.send(&Outgoing {
@@ -177,6 +191,129 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// Send `out` without waiting: at once if the manager's queue has room and nothing is
+    /// waiting before it, else into the bounded [`Backlog`] (sent by [`Upstream::flush`],
+    /// which this calls first). The container is never held by a stalled manager.
+    ///
+    /// # Errors
+    /// A send that failed for another reason than a full queue (no listener, refused
+    /// credentials and the retry failed, ...): `out` is not queued.
+    pub fn enqueue(&mut self, out: Outgoing) -> Result<(), RelayError> {
+        self.flush()?;
+        if self.backlog.len() >= BACKLOG_MAX && !self.stuck {
+            // A manager that reads, only slower than the container sends: wait for it (the
+            // container's own queue then fills and its sends wait too, as without a relay);
+            // one that reads nothing for STALL_WAIT is stuck.
+            self.stuck = self.flush_below(BACKLOG_MAX, STALL_WAIT)? >= BACKLOG_MAX;
+        }
+        if !self.backlog.is_empty() {
+            self.backlog.push(out);
+            return Ok(());
+        }
+        match self.try_send(&out) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.backlog.push(out);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Send what waits in the backlog, in order, until the manager's queue is full again.
+    /// Returns the number still waiting.
+    ///
+    /// # Errors
+    /// A send failed for another reason than a full queue; that datagram is discarded.
+    pub fn flush(&mut self) -> Result<usize, RelayError> {
+        while let Some(out) = self.backlog.take_front() {
+            match self.try_send(&out) {
+                Ok(true) => {
+                    self.stuck = false;
+                    self.backlog.sent()
+                }
+                Ok(false) => {
+                    self.backlog.put_back(out);
+                    break;
+                }
+                Err(e) => {
+                    self.backlog.sent();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.backlog.len())
+    }
+
+    /// Datagrams waiting in the backlog.
+    pub fn backlog(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// Datagrams dropped from a full backlog since this upstream was connected.
+    pub fn backlog_dropped(&self) -> usize {
+        self.backlog.dropped()
+    }
+
+    /// The socket to poll for `POLLOUT` while [`Upstream::backlog`] is not 0 (a unix socket:
+    /// writable once the manager's queue has room; vsock sends never queue).
+    pub fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.transport {
+            Transport::Unix(unix) => Some(unix.fd.as_fd()),
+            #[cfg(feature = "vsock")]
+            Transport::Vsock(_) => None,
+        }
+    }
+
+    /// One non-blocking send: Ok(false) when the manager's queue is full.
+    fn try_send(&mut self, out: &Outgoing) -> Result<bool, RelayError> {
+        let result = match &mut self.transport {
+            Transport::Unix(unix) => unix.send(out, self.send_timeout, &self.address, true),
+            #[cfg(feature = "vsock")]
+            Transport::Vsock(_) => self.send(out),
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(Errno::AGAIN.raw_os_error()) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Flush the backlog, waiting up to `timeout` for the manager to read (before a barrier
+    /// and at the end of a relay). Returns the number still waiting.
+    ///
+    /// # Errors
+    /// As [`Upstream::flush`].
+    pub fn flush_for(&mut self, timeout: Duration) -> Result<usize, RelayError> {
+        self.flush_below(1, timeout)
+    }
+
+    /// Flush until fewer than `below` datagrams wait, or `timeout` has passed.
+    fn flush_below(&mut self, below: usize, timeout: Duration) -> Result<usize, RelayError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = self.flush()?;
+            let now = Instant::now();
+            if left < below || now >= deadline {
+                return Ok(left);
+            }
+            let Some(fd) = self.poll_fd() else {
+                return Ok(left);
+            };
+            let wait = Timespec::try_from(deadline - now).unwrap_or(Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            });
+            let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::OUT)];
+            match rustix::event::poll(&mut fds, Some(&wait)) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(RelayError::io("poll the notify socket", e)),
+            }
+        }
+    }
+}
+
 impl UnixUpstream {
     /// See [`Upstream::send`].
     fn send(
@@ -184,14 +321,18 @@ impl UnixUpstream {
         out: &Outgoing,
         timeout: Duration,
         name: &Address,
+        nonblocking: bool,
     ) -> Result<(), RelayError> {
         let mut pid = out.pid_credential.filter(|_| !self.credentials_refused);
         let mut reconnected = false;
         loop {
-            match send_datagram(self.fd.as_fd(), out, pid, self.stalled) {
+            match send_datagram(self.fd.as_fd(), out, pid, nonblocking || self.stalled) {
                 Ok(()) => {
                     self.stalled = false;
                     return Ok(());
+                }
+                Err(Errno::AGAIN) if nonblocking => {
+                    return Err(RelayError::io(format!("send to {name}"), Errno::AGAIN));
                 }
                 Err(Errno::AGAIN) if !self.stalled => {
                     self.stalled = true;
