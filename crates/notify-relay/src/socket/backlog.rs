@@ -3,7 +3,8 @@
 //! When the manager does not read (its socket's receive queue is full, `EAGAIN` on a
 //! non-blocking send), the relay keeps what it would have sent here, in order, and goes on
 //! reading the container's socket, so a container's `sd_notify()` never waits for a stalled
-//! manager. The queue holds at most [`BACKLOG_MAX`] datagrams: past that the oldest datagram
+//! manager. The queue holds at most [`BACKLOG_MAX`] datagrams and [`BACKLOG_BYTES`] of
+//! payload: past that the oldest datagram
 //! that is not a `READY=1` is dropped (counted, and logged once per stall), so the relay's
 //! memory stays bounded while `READY=1`, the one message a manager waits for, is never lost.
 
@@ -11,13 +12,17 @@ use std::collections::VecDeque;
 
 use crate::Outgoing;
 
-/// Most datagrams kept while the manager does not read (at most 4 KiB each: 4 MiB).
-pub const BACKLOG_MAX: usize = 1024;
+/// Most datagrams kept while the manager does not read.
+pub const BACKLOG_MAX: usize = 16384;
+
+/// Most payload bytes kept (1024 datagrams of the 4 KiB maximum).
+pub const BACKLOG_BYTES: usize = 4 << 20;
 
 /// Datagrams waiting for the manager, and what had to be dropped.
 #[derive(Debug, Default)]
 pub struct Backlog {
     queue: VecDeque<Outgoing>,
+    bytes: usize,
     dropped: usize,
     dropped_in_stall: usize,
 }
@@ -40,6 +45,11 @@ impl Backlog {
         self.queue.len()
     }
 
+    /// At [`BACKLOG_MAX`] datagrams or [`BACKLOG_BYTES`].
+    pub fn is_full(&self) -> bool {
+        self.queue.len() >= BACKLOG_MAX || self.bytes >= BACKLOG_BYTES
+    }
+
     /// Datagrams dropped because the backlog was full, since the relay started.
     pub fn dropped(&self) -> usize {
         self.dropped
@@ -48,26 +58,25 @@ impl Backlog {
     /// Queue `out` last. When full, the oldest non-`READY=1` datagram (possibly `out`
     /// itself) is dropped; a `READY=1` is kept even past the bound.
     pub fn push(&mut self, out: Outgoing) {
-        if self.queue.len() >= BACKLOG_MAX {
-            match self.queue.iter().position(|o| !is_ready(o)) {
-                Some(at) if is_ready(&out) || at < self.queue.len() => {
-                    let lost = self.queue.remove(at).expect("in range");
-                    self.note_drop(&lost);
-                }
-                _ => {}
+        if self.is_full() {
+            if let Some(at) = self.queue.iter().position(|o| !is_ready(o)) {
+                let lost = self.queue.remove(at).expect("in range");
+                self.bytes -= lost.payload.len();
+                self.note_drop(&lost);
             }
-            if self.queue.len() >= BACKLOG_MAX && !is_ready(&out) {
+            if self.is_full() && !is_ready(&out) {
                 self.note_drop(&out);
                 return;
             }
         }
+        self.bytes += out.payload.len();
         self.queue.push_back(out);
     }
 
     fn note_drop(&mut self, lost: &Outgoing) {
         if self.dropped_in_stall == 0 {
             tracing::warn!(
-                kept = BACKLOG_MAX,
+                kept = self.queue.len(),
                 payload = %lost.text(),
                 "notify: the service manager is not reading and the backlog is full; dropping the oldest datagrams (never READY=1)"
             );
@@ -83,17 +92,20 @@ impl Backlog {
 
     /// Take the first waiting datagram to send it; [`Backlog::put_back`] if it could not be.
     pub fn take_front(&mut self) -> Option<Outgoing> {
-        self.queue.pop_front()
+        let out = self.queue.pop_front()?;
+        self.bytes -= out.payload.len();
+        Some(out)
     }
 
     /// Return a datagram taken by [`Backlog::take_front`] to the head of the queue.
     pub fn put_back(&mut self, out: Outgoing) {
+        self.bytes += out.payload.len();
         self.queue.push_front(out);
     }
 
     /// Remove the first waiting datagram (it was sent).
     pub fn pop_sent(&mut self) {
-        self.queue.pop_front();
+        self.take_front();
         self.sent();
     }
 
@@ -147,5 +159,12 @@ mod tests {
         r.push(out("STATUS=late"));
         assert_eq!((r.len(), r.dropped()), (BACKLOG_MAX + 1, 1));
         assert!(!is_ready(&out("READY=10")) && is_ready(&out("A=1\nREADY=1")));
+        // The byte bound: 4 KiB datagrams fill it after 1024.
+        let mut big = Backlog::default();
+        let payload = "X=".to_string() + &"y".repeat(4094);
+        for _ in 0..1030 {
+            big.push(out(&payload));
+        }
+        assert_eq!((big.len(), big.dropped()), (BACKLOG_BYTES / 4096, 6));
     }
 }

@@ -6,6 +6,6 @@ pub mod upstream;
 #[cfg(feature = "vsock")]
 mod vsock;
 
-pub use backlog::{Backlog, BACKLOG_MAX};
+pub use backlog::{Backlog, BACKLOG_BYTES, BACKLOG_MAX};
 pub use listener::{Listener, Recv, RECEIVE_BUFFER, SCM_MAX_FD};
 pub use upstream::{Upstream, SEND_TIMEOUT, STALL_WAIT};

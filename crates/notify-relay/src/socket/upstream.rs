@@ -16,7 +16,7 @@ use rustix::net::{
 };
 use rustix::pipe::{pipe_with, PipeFlags};
 
-use super::backlog::{Backlog, BACKLOG_MAX};
+use super::backlog::Backlog;
 use super::listener::{split_path, SCM_MAX_FD};
 use crate::{Address, Outgoing, RelayError};
 
@@ -201,11 +201,12 @@ impl Upstream {
     /// credentials and the retry failed, ...): `out` is not queued.
     pub fn enqueue(&mut self, out: Outgoing) -> Result<(), RelayError> {
         self.flush()?;
-        if self.backlog.len() >= BACKLOG_MAX && !self.stuck {
+        if self.backlog.is_full() && !self.stuck {
             // A manager that reads, only slower than the container sends: wait for it (the
             // container's own queue then fills and its sends wait too, as without a relay);
             // one that reads nothing for STALL_WAIT is stuck.
-            self.stuck = self.flush_below(BACKLOG_MAX, STALL_WAIT)? >= BACKLOG_MAX;
+            self.flush_while(STALL_WAIT, Backlog::is_full)?;
+            self.stuck = self.backlog.is_full();
         }
         if !self.backlog.is_empty() {
             self.backlog.push(out);
@@ -286,16 +287,20 @@ impl Upstream {
     /// # Errors
     /// As [`Upstream::flush`].
     pub fn flush_for(&mut self, timeout: Duration) -> Result<usize, RelayError> {
-        self.flush_below(1, timeout)
+        self.flush_while(timeout, |b| !b.is_empty())
     }
 
-    /// Flush until fewer than `below` datagrams wait, or `timeout` has passed.
-    fn flush_below(&mut self, below: usize, timeout: Duration) -> Result<usize, RelayError> {
+    /// Flush while `waiting(backlog)` holds, for at most `timeout`; the number left.
+    fn flush_while(
+        &mut self,
+        timeout: Duration,
+        waiting: impl Fn(&Backlog) -> bool,
+    ) -> Result<usize, RelayError> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = self.flush()?;
             let now = Instant::now();
-            if left < below || now >= deadline {
+            if !waiting(&self.backlog) || now >= deadline {
                 return Ok(left);
             }
             let Some(fd) = self.poll_fd() else {
