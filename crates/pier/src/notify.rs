@@ -255,6 +255,21 @@ impl Session {
         self.listener.as_fd()
     }
 
+    /// The host socket to poll for `POLLOUT` while datagrams wait for a stalled manager.
+    pub fn backlog_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.upstream
+            .as_ref()
+            .filter(|u| u.backlog() > 0)
+            .and_then(|u| u.poll_fd())
+    }
+
+    /// Forward what waits for the manager, as far as it takes it now.
+    pub fn flush(&mut self) {
+        if let Some(Err(e)) = self.upstream.as_mut().map(|u| u.flush()) {
+            tracing::warn!("notify: {e}");
+        }
+    }
+
     /// Relay what is queued; true if a forwarded datagram carried `READY=1`.
     pub fn pump(&mut self) -> bool {
         match notify_relay::pump(&mut self.listener, self.upstream.as_mut(), &mut self.relay) {
@@ -301,6 +316,10 @@ impl Session {
         let pidfd: OwnedFd = init_pidfd
             .try_clone_to_owned()
             .context("dup the init pidfd")?;
+        // The detached relay reconnects: what waits for the manager goes now (bounded).
+        if let Some(up) = self.upstream.as_mut() {
+            let _ = up.flush_for(notify_relay::socket::SEND_TIMEOUT);
+        }
         let (hold, go) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe")?;
         match crate::sys::clone3(0, None).context("fork the notify relay")? {

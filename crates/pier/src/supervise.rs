@@ -37,6 +37,8 @@ struct Ready {
     notify: bool,
     pty: bool,
     stdin: bool,
+    /// The host's notify socket has room for the relay's backlog.
+    host_writable: bool,
 }
 
 /// Wait as asked. `signals` is a signalfd for the signals pier has blocked; `tty` is a
@@ -73,6 +75,11 @@ pub fn wait(
             }
             if ready.pty {
                 t.copy_out();
+            }
+        }
+        if ready.host_writable {
+            if let Some(s) = session.as_deref_mut() {
+                s.flush();
             }
         }
         if ready.notify || ready.init_exited {
@@ -113,6 +120,11 @@ fn poll_once(
         fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
         fds.len() - 1
     });
+    // Datagrams waiting for a stalled host manager: forward them once it reads again.
+    let backlog_at = session.and_then(Session::backlog_fd).map(|fd| {
+        fds.push(PollFd::from_borrowed_fd(fd, PollFlags::OUT));
+        fds.len() - 1
+    });
     match poll(&mut fds, timeout.as_ref()) {
         Err(rustix::io::Errno::INTR) => return Ok(None),
         other => other.context("poll")?,
@@ -123,6 +135,7 @@ fn poll_once(
         notify: hit(notify_at),
         pty: hit(pty_at),
         stdin: hit(stdin_at),
+        host_writable: hit(backlog_at),
     }))
 }
 

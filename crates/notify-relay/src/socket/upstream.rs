@@ -212,13 +212,37 @@ impl Upstream {
             self.backlog.push(out);
             return Ok(());
         }
-        match self.try_send(&out) {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                self.backlog.push(out);
-                Ok(())
+        // A manager that is only busy (its queue full for a moment) gets up to STALL_WAIT
+        // before the datagram goes into the backlog.
+        let deadline = Instant::now() + STALL_WAIT;
+        loop {
+            match self.try_send(&out) {
+                Ok(true) => return Ok(()),
+                Ok(false) if !self.stuck && self.wait_writable(deadline)? => continue,
+                Ok(false) => {
+                    self.stuck = true;
+                    self.backlog.push(out);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
+        }
+    }
+
+    /// Poll the socket for `POLLOUT` until `deadline`; false once it has passed.
+    fn wait_writable(&self, deadline: Instant) -> Result<bool, RelayError> {
+        let now = Instant::now();
+        let Some(fd) = self.poll_fd().filter(|_| now < deadline) else {
+            return Ok(false);
+        };
+        let wait = Timespec::try_from(deadline - now).unwrap_or(Timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000_000,
+        });
+        let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::OUT)];
+        match rustix::event::poll(&mut fds, Some(&wait)) {
+            Ok(_) | Err(Errno::INTR) => Ok(true),
+            Err(e) => Err(RelayError::io("poll the notify socket", e)),
         }
     }
 
