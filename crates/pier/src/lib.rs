@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod cgroups;
+pub mod channel;
 pub mod cli;
 pub mod commands;
 pub mod container;

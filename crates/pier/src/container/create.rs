@@ -134,6 +134,7 @@ fn create_in(
         listen_fds: activation.listen_fds > 0,
         extra_env,
         notify_dir: notify.map(|n| n.host_dir),
+        notify_target: crate::notify::CONTAINER_DIR,
         cgroup_dirs: cgroup.state().dirs.clone(),
         idmapped: spawn::idmapped_trees(plan)?,
     };

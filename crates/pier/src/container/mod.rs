@@ -17,7 +17,7 @@
 //! OCI hook points (runtime-spec "Lifecycle"; runc's order), for `hooks`:
 //! - `createRuntime` (the runtime's namespace) and `createContainer` (the container's): while
 //!   the init is in its setup, its namespaces made and its mounts done, before `pivot_root`:
-//!   runc's `procHooks` step, i.e. a new step in the `spawn/protocol.rs` table where the
+//!   runc's `procHooks` step, i.e. a new step in the `channel.rs` table where the
 //!   parent (`spawn::spawn_init`'s handshake, called from [`Container::create`]) runs
 //!   createRuntime and the init (`init::prepare`, before `rootfs::switch_root`) createContainer;
 //! - `startContainer`: in the init, after the exec fifo and before `execve` (`init::run`);

@@ -9,21 +9,21 @@ use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 use rustix::pty::OpenptFlags;
 
-use crate::spawn::protocol::{Channel, ToParent};
+use crate::channel::{ChildEnd, ToParent};
 use crate::spec::Process;
 
 /// Allocate the pty (after the root switch) and hand the master to the parent.
-pub fn setup(process: &Process, channel: &Channel) -> Result<()> {
+pub fn setup(process: &Process, channel: &ChildEnd) -> Result<()> {
     allocate(process, channel, true)
 }
 
 /// For a process exec'd into a running container: the same pty, without touching
 /// /dev/console (it belongs to the init's terminal).
-pub fn setup_for_exec(process: &Process, channel: &Channel) -> Result<()> {
+pub fn setup_for_exec(process: &Process, channel: &ChildEnd) -> Result<()> {
     allocate(process, channel, false)
 }
 
-fn allocate(process: &Process, channel: &Channel, dev_console: bool) -> Result<()> {
+fn allocate(process: &Process, channel: &ChildEnd, dev_console: bool) -> Result<()> {
     if !process.terminal {
         return Ok(());
     }

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use rustix::thread::ThreadNameSpaceType;
 
 use super::{console, identity, process, seccomp};
-use crate::spawn::protocol::{Channel, ToChild, ToParent};
+use crate::channel::{ChildEnd, ToChild, ToParent};
 use crate::spec::Process;
 
 /// Everything the exec'd process needs, moved into it by `clone3`.
@@ -28,7 +28,7 @@ pub struct ExecContext<'a> {
 }
 
 /// Run the exec'd process's set-up in the child; never returns.
-pub fn run(ctx: &ExecContext<'_>, channel: Channel) -> ! {
+pub fn run(ctx: &ExecContext<'_>, channel: ChildEnd) -> ! {
     let ignored_signals = process::ignored_signals();
     // The host's, for close-on-exec where close_range(2) fails (`process::exec`).
     let proc_self_fd = match process::open_proc_self_fd() {
@@ -48,8 +48,8 @@ pub fn run(ctx: &ExecContext<'_>, channel: Channel) -> ! {
 }
 
 /// The steps, in order (protocol table, exec sequence, step 3).
-fn prepare(ctx: &ExecContext<'_>, channel: &Channel) -> Result<process::Exec> {
-    match channel.recv::<ToChild>().context("wait for the parent")? {
+fn prepare(ctx: &ExecContext<'_>, channel: &ChildEnd) -> Result<process::Exec> {
+    match channel.recv().context("wait for the parent")? {
         Some(ToChild::Go) => {}
         Some(other) => bail!("unexpected {other:?} from the parent"),
         None => bail!("the parent went away"),

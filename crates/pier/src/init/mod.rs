@@ -33,7 +33,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::spawn::protocol::{Channel, ToChild, ToParent};
+use crate::channel::{ChildEnd, ToChild, ToParent};
 use crate::spec::Plan;
 
 pub use exec::{run as run_exec, ExecContext};
@@ -60,10 +60,13 @@ pub struct InitContext<'a> {
     pub idmapped: Vec<Option<OwnedFd>>,
     /// `<root>/<id>/notify`, bind-mounted at /run/notify when pier relays sd_notify.
     pub notify_dir: Option<PathBuf>,
+    /// Where `notify_dir` is bound in the container (`notify::CONTAINER_DIR`), passed in so
+    /// that init does not reach up into the notify glue.
+    pub notify_target: &'a str,
 }
 
 /// Run the init in the child; never returns.
-pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
+pub fn run(ctx: &InitContext<'_>, channel: ChildEnd, fifo: OwnedFd) -> ! {
     // Until pier has recorded this container, its death (an engine's timeout SIGKILL) must
     // take the half-made container with it: nothing would know to clean it up.
     if rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
@@ -84,7 +87,7 @@ pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
         crate::sys::exit_immediately(1);
     }
     // Step 5: pier wrote state.json; from now on the container outlives pier.
-    match channel.recv::<ToChild>() {
+    match channel.recv() {
         Ok(Some(ToChild::Committed)) => {
             let cleared = rustix::process::set_parent_process_death_signal(None);
             if cleared.is_err() || channel.send(&ToParent::Committed).is_err() {
@@ -104,15 +107,15 @@ pub fn run(ctx: &InitContext<'_>, channel: Channel, fifo: OwnedFd) -> ! {
     crate::sys::exit_immediately(127)
 }
 
-fn fail(channel: &Channel, e: anyhow::Error) -> ! {
+fn fail(channel: &ChildEnd, e: anyhow::Error) -> ! {
     let _ = channel.send(&ToParent::Error(format!("{e:#}")));
     crate::sys::exit_immediately(1)
 }
 
 /// The steps, in order. Each line is one concern; see the module of each for the why.
-fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
+fn prepare(ctx: &InitContext<'_>, channel: &ChildEnd) -> Result<process::Exec> {
     let plan = ctx.plan;
-    match channel.recv::<ToChild>().context("wait for the parent")? {
+    match channel.recv().context("wait for the parent")? {
         Some(ToChild::Go) => {}
         Some(other) => anyhow::bail!("unexpected {other:?} from the parent"),
         None => anyhow::bail!("the parent went away"),
@@ -128,7 +131,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &Channel) -> Result<process::Exec> {
     namespaces::become_root(plan)?;
     namespaces::join_keyring(ctx.id, ctx.no_new_keyring)?;
     let readonly_later = mounts::mount_all(plan, root.as_fd(), &sources, &ctx.cgroup_dirs)?;
-    mounts::mount_notify_dir(plan, root.as_fd(), &sources)?;
+    mounts::mount_notify_dir(plan, root.as_fd(), &sources, ctx.notify_target)?;
     drop(sources);
     rootfs::create_devices(plan, root.as_fd())?;
     rootfs::dev_symlinks(root.as_fd())?;

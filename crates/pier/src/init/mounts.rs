@@ -564,11 +564,15 @@ fn link_comounted(root: BorrowedFd<'_>, base: &str, name: &str) -> Result<()> {
 /// Bind the notify directory read-only, nosuid, nodev, noexec at /run/notify (a read-only
 /// mount does not stop `connect(2)` to the socket in it). The mount point is created only on
 /// a tmpfs the container has, or in a rootfs that config.json does not mark read-only.
-pub fn mount_notify_dir(plan: &Plan, root: BorrowedFd<'_>, sources: &Sources) -> Result<()> {
+pub fn mount_notify_dir(
+    plan: &Plan,
+    root: BorrowedFd<'_>,
+    sources: &Sources,
+    dest: &str,
+) -> Result<()> {
     let Some(host_dir) = sources.notify.as_ref() else {
         return Ok(());
     };
-    let dest = crate::notify::CONTAINER_DIR;
     let target = match open_in_root(root, dest) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => {

@@ -1,6 +1,6 @@
 //! `pier exec`'s process: one `clone3` into the init's pid namespace, placed in the
 //! container's cgroups, which then joins the init's other namespaces itself and `execve`s
-//! (the exec sequence of [`super::protocol`]).
+//! (the exec sequence of [`crate::channel`]).
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -9,9 +9,9 @@ use rustix::fs::{Mode, OFlags};
 use rustix::process::DumpableBehavior;
 use rustix::thread::{LinkNameSpaceType, ThreadNameSpaceType};
 
-use super::protocol::{Channel, ToChild, ToParent};
 use super::Spawned;
 use crate::cgroups::Cgroup;
+use crate::channel::{self, ParentEnd, ToChild, ToParent};
 use crate::init::ExecContext;
 use crate::spec::Process;
 use crate::sys::Forked;
@@ -48,7 +48,7 @@ pub fn spawn_exec(
         namespaces: namespaces_to_join(init_pid)?,
         keep_fds,
     };
-    let (parent, child) = Channel::pair().context("socketpair")?;
+    let (parent, child) = channel::pair().context("socketpair")?;
     rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)
         .context("PR_SET_DUMPABLE")?;
     let clone = || crate::sys::clone3(0, None).context("clone3");
@@ -135,7 +135,7 @@ fn with_namespaces_for_children(
 }
 
 /// Steps 2 to 4 of the exec sequence, on the parent side.
-fn handshake(spawned: &mut Spawned, cgroup: &Cgroup, channel: &Channel) -> Result<()> {
+fn handshake(spawned: &mut Spawned, cgroup: &Cgroup, channel: &ParentEnd) -> Result<()> {
     cgroup
         .add_process(spawned.pid)
         .context("join the container's cgroup")?;
@@ -145,7 +145,7 @@ fn handshake(spawned: &mut Spawned, cgroup: &Cgroup, channel: &Channel) -> Resul
     let mut ready = false;
     loop {
         match channel
-            .recv_with_fd::<ToParent>()
+            .recv_with_fd()
             .context("read from the exec'd process")?
         {
             Some((ToParent::Ready, _)) => ready = true,

@@ -1,8 +1,7 @@
 //! Creating the container's init: one `clone3` into the new namespaces and the cgroup, then
-//! the message sequence of [`protocol`] until the child is blocked on the exec fifo.
+//! the message sequence of [`crate::channel`] until the child is blocked on the exec fifo.
 
 pub mod exec;
-pub mod protocol;
 mod userns;
 
 pub use userns::idmapped_trees;
@@ -14,10 +13,10 @@ use rustix::fs::{Mode, OFlags};
 use rustix::process::{DumpableBehavior, Signal};
 
 use crate::cgroups::Cgroup;
+use crate::channel::{self, ParentEnd, ToChild, ToParent};
 use crate::init::InitContext;
 use crate::spec::{NamespaceKind, Plan};
 use crate::sys::Forked;
-use protocol::{Channel, ToChild, ToParent};
 
 /// The init, blocked on the exec fifo.
 pub struct Spawned {
@@ -28,7 +27,7 @@ pub struct Spawned {
     /// With `process.terminal`: the pty's name and master, allocated inside the container.
     pub console: Option<(String, OwnedFd)>,
     /// The channel, until [`Spawned::commit`].
-    channel: Option<Channel>,
+    channel: Option<ParentEnd>,
 }
 
 impl Spawned {
@@ -43,10 +42,7 @@ impl Spawned {
         channel
             .send(&ToChild::Committed)
             .context("tell the container init it is recorded")?;
-        match channel
-            .recv::<ToParent>()
-            .context("read from the container init")?
-        {
+        match channel.recv().context("read from the container init")? {
             Some(ToParent::Committed) => Ok(()),
             _ => bail!(
                 "container init exited before it was recorded ({})",
@@ -68,7 +64,7 @@ pub fn spawn_init(
     fifo: OwnedFd,
     lock: BorrowedFd<'_>,
 ) -> Result<Spawned> {
-    let (parent, child) = Channel::pair().context("socketpair")?;
+    let (parent, child) = channel::pair().context("socketpair")?;
     rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)
         .context("PR_SET_DUMPABLE")?;
     let flags = clone_flags(ctx.plan);
@@ -175,7 +171,12 @@ fn open_ns(path: &std::path::Path) -> Result<OwnedFd> {
 }
 
 /// Steps 2, 3b and 4 of the protocol table, on the parent side.
-fn handshake(spawned: &mut Spawned, plan: &Plan, cgroup: &Cgroup, channel: &Channel) -> Result<()> {
+fn handshake(
+    spawned: &mut Spawned,
+    plan: &Plan,
+    cgroup: &Cgroup,
+    channel: &ParentEnd,
+) -> Result<()> {
     cgroup
         .add_process(spawned.pid)
         .context("join the container's cgroup")?;
@@ -187,7 +188,7 @@ fn handshake(spawned: &mut Spawned, plan: &Plan, cgroup: &Cgroup, channel: &Chan
         .context("release the container init")?;
     loop {
         match channel
-            .recv_with_fd::<ToParent>()
+            .recv_with_fd()
             .context("read from the container init")?
         {
             Some((ToParent::Ready, _)) => return Ok(()),

@@ -1,4 +1,7 @@
-//! The parent <-> child channel: one `SOCK_SEQPACKET` socketpair, one JSON message per packet.
+//! The parent <-> child channel: one `SOCK_SEQPACKET` socketpair, one JSON message per packet,
+//! typed by direction: the parent's end ([`ParentEnd`]) sends [`ToChild`] and receives
+//! [`ToParent`], the child's end ([`ChildEnd`]) the reverse. A leaf module: `spawn` (the
+//! parent) and `init` (the child) both use it and import nothing of each other's through it.
 //!
 //! Sequence for `create` (and the create half of `run`):
 //!
@@ -27,12 +30,14 @@
 //! a message was expected means the child died; the parent then reports its exit status.
 
 use std::io::{self, IoSlice, IoSliceMut};
+use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::net::{
     recvmsg, send, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Largest message on the channel (an error chain fits comfortably).
@@ -61,37 +66,56 @@ pub enum ToParent {
     Error(String),
 }
 
-/// One end of the channel.
-pub struct Channel(OwnedFd);
+/// One end of the channel: sends `S`, receives `R`.
+pub struct Channel<S, R> {
+    fd: OwnedFd,
+    direction: PhantomData<fn(S) -> R>,
+}
 
-impl Channel {
-    /// A connected pair (`socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`): (parent, child).
-    pub fn pair() -> io::Result<(Channel, Channel)> {
-        let (a, b) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::SEQPACKET,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )?;
-        Ok((Channel(a), Channel(b)))
-    }
+/// pier's end: sends [`ToChild`], receives [`ToParent`].
+pub type ParentEnd = Channel<ToChild, ToParent>;
+/// The child's end: sends [`ToParent`], receives [`ToChild`].
+pub type ChildEnd = Channel<ToParent, ToChild>;
 
+/// A connected pair (`socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`).
+///
+/// # Errors
+/// `socketpair(2)` fails.
+pub fn pair() -> io::Result<(ParentEnd, ChildEnd)> {
+    let (a, b) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let parent = Channel {
+        fd: a,
+        direction: PhantomData,
+    };
+    let child = Channel {
+        fd: b,
+        direction: PhantomData,
+    };
+    Ok((parent, child))
+}
+
+impl<S: Serialize, R: DeserializeOwned> Channel<S, R> {
     /// Send one message as one packet.
-    pub fn send<T: Serialize>(&self, message: &T) -> io::Result<()> {
+    pub fn send(&self, message: &S) -> io::Result<()> {
         let bytes = serde_json::to_vec(message).map_err(io::Error::other)?;
-        send(self.0.as_fd(), &bytes, SendFlags::NOSIGNAL)?;
+        send(self.fd.as_fd(), &bytes, SendFlags::NOSIGNAL)?;
         Ok(())
     }
 
     /// Send one message with one fd attached (`SCM_RIGHTS`, unix(7)).
-    pub fn send_with_fd<T: Serialize>(&self, message: &T, fd: BorrowedFd<'_>) -> io::Result<()> {
+    pub fn send_with_fd(&self, message: &S, fd: BorrowedFd<'_>) -> io::Result<()> {
         let bytes = serde_json::to_vec(message).map_err(io::Error::other)?;
         let fds = [fd];
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         control.push(SendAncillaryMessage::ScmRights(&fds));
         sendmsg(
-            self.0.as_fd(),
+            self.fd.as_fd(),
             &[IoSlice::new(&bytes)],
             &mut control,
             SendFlags::NOSIGNAL,
@@ -100,21 +124,19 @@ impl Channel {
     }
 
     /// Receive one message; `Ok(None)` on EOF (the peer closed or died).
-    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> io::Result<Option<T>> {
+    pub fn recv(&self) -> io::Result<Option<R>> {
         Ok(self.recv_with_fd()?.map(|(message, _)| message))
     }
 
     /// Receive one message and the fd that came with it, if any.
-    pub fn recv_with_fd<T: for<'de> Deserialize<'de>>(
-        &self,
-    ) -> io::Result<Option<(T, Option<OwnedFd>)>> {
+    pub fn recv_with_fd(&self) -> io::Result<Option<(R, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match recvmsg(
-                self.0.as_fd(),
+                self.fd.as_fd(),
                 &mut iov,
                 &mut control,
                 RecvFlags::CMSG_CLOEXEC,
