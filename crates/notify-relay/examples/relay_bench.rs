@@ -45,6 +45,70 @@ fn throughput(to: &Path, from: UnixDatagram, count: usize) -> f64 {
     count as f64 / start.elapsed().as_secs_f64()
 }
 
+/// This process's resident set (kB, VmRSS) and its peak (VmHWM): the relay thread's memory
+/// is most of what changes between readings.
+fn rss_kb() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The host manager stuck: a receiver that reads nothing while the container sends READY=1
+/// and then `count` datagrams with blocking sends; then it reads again. Returns the longest
+/// single send (the container held by the relay), the datagrams that reached the host, and
+/// whether READY=1 was among them.
+fn stuck(dir: &Path, count: usize) -> (Duration, usize, bool) {
+    let host = dir.join("stuck-host.sock");
+    let container = dir.join("stuck-container.sock");
+    let from = receiver(&host);
+    let mut init = Command::new("cat").stdin(Stdio::piped()).spawn().expect("init");
+    let init_pid = init.id() as i32;
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_child(&init),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .expect("pidfd");
+    let mut listener = Listener::bind(&container).expect("bind listener");
+    let mut upstream = Upstream::connect(&notify_relay::Address::Path(host)).expect("up");
+    let relay = thread::spawn(move || {
+        let mut relay = Relay::new(Config {
+            policy: Policy::default(),
+            identity: Identity::AsRelay,
+            init_host_pid: init_pid,
+            init_container_pid: init_pid,
+        });
+        notify_relay::run(&mut listener, Some(&mut upstream), &mut relay, pidfd.as_fd(), || {})
+    });
+    let socket = sender(&container);
+    let mut worst = Duration::ZERO;
+    for i in 0..=count {
+        let payload = if i == 0 { "READY=1".to_string() } else { format!("X_SEQ={i}") };
+        let start = Instant::now();
+        socket.send(payload.as_bytes()).expect("send");
+        worst = worst.max(start.elapsed());
+    }
+    drop(init.stdin.take());
+    init.wait().expect("wait init");
+    let (mut got, mut ready) = (0, false);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = from.recv(&mut buf).expect("recv");
+        if &buf[..n] == b"BARRIER=1" {
+            break; // dropping the passed fd (never received here) acknowledges it
+        }
+        got += 1;
+        ready |= &buf[..n] == b"READY=1";
+    }
+    relay.join().expect("relay").expect("run");
+    (worst, got, ready)
+}
+
 /// One datagram at a time, send to receipt; (median, p99).
 fn latency(to: &Path, from: &UnixDatagram, count: usize) -> (Duration, Duration) {
     let socket = sender(to);
@@ -100,7 +164,9 @@ fn main() {
             || {},
         )
     });
+    let rss_before = rss_kb();
     let relayed = throughput(&container, from.try_clone().expect("dup"), count);
+    let rss_after = rss_kb();
     let (relayed_p50, relayed_p99) = latency(&container, &from, count / 10);
 
     drop(init.stdin.take());
@@ -123,4 +189,21 @@ fn main() {
         relayed_p50.saturating_sub(direct_p50)
     );
     println!("summary: {summary:?}");
+    println!(
+        "rss: {} kB before the relayed run, {} kB after {count} datagrams (peak {} kB)",
+        rss_before.0, rss_after.0, rss_after.1
+    );
+    let stuck_count = count.min(100_000);
+    let (worst, got, ready) = stuck(dir.path(), stuck_count);
+    println!(
+        "stuck manager: {stuck_count} datagrams after READY=1, longest send {worst:.2?}, {got} reached the host, READY=1 {}",
+        if ready { "delivered" } else { "LOST" }
+    );
+    println!(
+        "json: {{\"count\":{count},\"direct_per_s\":{direct:.0},\"relayed_per_s\":{relayed:.0},\"ratio\":{:.3},\"rss_kb_before\":{},\"rss_kb_after\":{},\"stuck_count\":{stuck_count},\"stuck_worst_send_ms\":{:.3},\"stuck_delivered\":{got},\"stuck_ready\":{ready}}}",
+        relayed / direct,
+        rss_before.0,
+        rss_after.0,
+        worst.as_secs_f64() * 1e3
+    );
 }
