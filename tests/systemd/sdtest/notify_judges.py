@@ -198,6 +198,16 @@ def early_exit(j):
     j.journal("the container ran (journal)", "payload: exiting 7 before READY")
 
 
+def early_clean_exit(j):
+    """5c/5d: exit 0 before READY: what systemd does with the same service uncontained, a
+    Type=notify main process that exits cleanly without READY=1: failed, Result=protocol."""
+    j.start()
+    j.state("failed, Result=protocol, ExecMainStatus=0 (as without a container)",
+            {"ActiveState": "failed", "Result": "protocol", "ExecMainStatus": "0"},
+            deadline_s=EARLY_EXIT_TIMEOUT_S + 15)
+    j.journal("the container ran (journal)", "payload: exiting 0 before READY")
+
+
 def _outlasts_start_timeout(j):
     got = j.machine.show(j.unit, ("InactiveExitTimestampMonotonic",))
     began = int(got["InactiveExitTimestampMonotonic"] or 0) / 1e6

@@ -51,7 +51,8 @@ impl Container {
 
     /// After [`Container::start`], for `start` and `run -d`: wait as the mode says (signals
     /// forwarded to the init meanwhile), then hand the relay to a detached process. An init
-    /// that exits before READY=1 makes this return its status (never 0).
+    /// that exits before READY=1 makes this return its status (1 when unknown); 0 stays 0, so
+    /// systemd judges a clean exit without READY=1 as it would uncontained (`Result=protocol`).
     ///
     /// # Errors
     /// The wait loop or the detached relay's fork fails.
@@ -88,7 +89,7 @@ impl Container {
                     "container {} exited before READY=1 (exit status {shown})",
                     self.state.id
                 );
-                Ok(code.filter(|c| *c != 0).unwrap_or(1))
+                Ok(code.unwrap_or(1))
             }
         }
     }
