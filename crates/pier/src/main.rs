@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             pier::logging::report_failure(&cli.global, &e);
-            ExitCode::from(1)
+            ExitCode::from(pier::error::exit_status(&e))
         }
     }
 }

@@ -4,7 +4,6 @@ mod create;
 mod delete;
 mod events;
 mod exec;
-mod exec_process;
 mod features;
 mod kill;
 mod list;

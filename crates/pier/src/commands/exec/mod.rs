@@ -2,11 +2,13 @@
 //! with `--ignore-paused`, paused) container, as runc's `exec.go` does.
 //!
 //! The process is a runtime-spec `process` from `--process FILE`, or the container's own
-//! config.json `process` overridden by the flags ([`super::exec_process`]), started by
+//! config.json `process` overridden by the flags ([`process`]), started by
 //! [`Container::exec`]. In the foreground pier forwards every signal to it, proxies its
 //! terminal with `--tty`, and exits with its status (128+N when killed by signal N); with
 //! `--detach` it returns once the process has `execve`d. Every failure is reported as
 //! `exec failed: …` with exit status 255, as runc does.
+
+mod process;
 
 use std::os::fd::AsFd;
 
@@ -14,6 +16,7 @@ use anyhow::{bail, Result};
 
 use crate::cli::{ExecArgs, Global};
 use crate::container::{Container, ExecOptions};
+use crate::error::ExitWith;
 use crate::supervise::{self, BlockedSignals};
 
 /// runc's exit status for an exec that could not start its process.
@@ -21,19 +24,19 @@ const EXEC_FAILED: u8 = 255;
 
 /// Run `exec`; returns pier's exit status.
 pub fn run(global: &Global, args: &ExecArgs) -> Result<u8> {
-    match exec(global, args) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            crate::logging::report_failure(global, &e.context("exec failed"));
-            Ok(EXEC_FAILED)
+    exec(global, args).map_err(|e| {
+        ExitWith {
+            code: EXEC_FAILED,
+            error: e.context("exec failed"),
         }
-    }
+        .into()
+    })
 }
 
 fn exec(global: &Global, args: &ExecArgs) -> Result<u8> {
     let (mut container, config) =
         Container::open_for_exec(&global.root, &args.id, args.ignore_paused)?;
-    let mut process = super::exec_process::build(args, &config.process)?;
+    let mut process = process::build(args, &config.process)?;
     process.personality = config.process.personality; // also with --process FILE, as runc
     check_host_side(args, process.terminal)?;
     let opts = ExecOptions {
