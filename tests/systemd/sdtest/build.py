@@ -107,12 +107,34 @@ def oci_config(args, ctl_source, hostname):
     }
 
 
+#: The host id the container's 0 maps to in a user-namespace case.
+USERNS_HOST_ID = 100000
+
+
+def with_user_namespace(config):
+    """A new user namespace mapping 0..65535 to USERNS_HOST_ID..; the control directory is an
+    idmapped bind (ridmap), so the host root's FIFOs belong to the container's root."""
+    maps = [{"containerID": 0, "hostID": USERNS_HOST_ID, "size": 65536}]
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = maps
+    config["linux"]["gidMappings"] = maps
+    for m in config["mounts"]:
+        if m["destination"] == CTL_IN_CONTAINER:
+            m["options"].append("ridmap")
+
+
 def build_case(workdir, case, template_rootfs):
     """Bundle b/<key>/ and control dir ctl/<key>/ (with the case's FIFOs and files) for one case."""
     bundle = workdir / "b" / case.key
     bundle.mkdir(parents=True)
     # hard links: every bundle gets its own tree (mountpoints, /payload) at almost no cost
-    subprocess.run(["cp", "-al", str(template_rootfs), str(bundle / "rootfs")], check=True)
+    if case.userns:
+        # its own copy, owned by the mapped root (hard links would chown the template)
+        subprocess.run(["cp", "-a", str(template_rootfs), str(bundle / "rootfs")], check=True)
+        subprocess.run(["chown", "-R", f"{USERNS_HOST_ID}:{USERNS_HOST_ID}", str(bundle / "rootfs")],
+                       check=True)
+    else:
+        subprocess.run(["cp", "-al", str(template_rootfs), str(bundle / "rootfs")], check=True)
     ctl = workdir / "ctl" / case.key
     ctl.mkdir(parents=True)
     for fifo in case.fifos:
@@ -121,6 +143,8 @@ def build_case(workdir, case, template_rootfs):
         (ctl / name).write_text(text)
     args = [a.replace("{ctl}", CTL_IN_CONTAINER) for a in case.args]
     config = oci_config(args, f"/h/ctl/{case.key}", f"sdt-{case.key}")
+    if case.userns:
+        with_user_namespace(config)
     (bundle / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 

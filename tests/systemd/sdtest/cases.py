@@ -31,6 +31,8 @@ class Case:
     preserve_fds: int = 0
     #: the oldest systemd (major version) that has what the case uses, e.g. 253 for notify-reload
     min_systemd: int = 0
+    #: run the container in a new user namespace (container 0.. = host 100000..; issue 12)
+    userns: bool = False
 
     @property
     def scenario(self):
@@ -51,6 +53,9 @@ CASES = [
          service=NOTIFY + (("NotifyAccess", "main"),), launch="run-d", fifos=("go1",)),
     Case("2b", "Type=notify, create + start, NotifyAccess=main", sh("s2.sh"), nj.detached,
          service=NOTIFY + (("NotifyAccess", "main"),), launch="create-start", fifos=("go1",)),
+    Case("2c", "Type=notify, run -d in a user namespace (rootfs mapped, ctl idmapped)", sh("s2.sh"),
+         nj.detached, service=NOTIFY + (("NotifyAccess", "main"),), launch="run-d", fifos=("go1",),
+         userns=True),
     Case("3a", "WatchdogSec=2, WATCHDOG=1 every 500 ms", sh("s3-ping.sh"), nj.watchdog_ping,
          service=NOTIFY + (("WatchdogSec", "2s"),)),
     Case("3b", "WatchdogSec=2, pings stop", sh("s3-silent.sh"), nj.watchdog_silent,
