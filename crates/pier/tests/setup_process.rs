@@ -198,3 +198,28 @@ fn oom_score_adj_applies() {
     b.sh("cat /proc/self/oom_score_adj");
     assert_eq!(output_of(&b), "500\n");
 }
+
+/// A capability the runtime itself lacks (a host whose bounding set withholds it; here pier
+/// runs under `setpriv --bounding-set -sys_nice`) fails create with an error naming it, and
+/// leaves nothing behind.
+#[test]
+fn a_capability_the_runtime_lacks_is_named_in_the_error() {
+    use support::runner::run_command;
+    use support::{runtime_bin, TIMEOUT};
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["true"]);
+    for set in ["bounding", "effective", "permitted", "inheritable"] {
+        b.config["process"]["capabilities"][set] = json!(["CAP_KILL", "CAP_SYS_NICE"]);
+    }
+    let id = unique_id("caps-lacking");
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--bounding-set", "-sys_nice"])
+        .arg(runtime_bin())
+        .args(["--root", rt.root_str(), "create", "--bundle", b.save(), &id]);
+    let out = run_command(cmd, TIMEOUT);
+    out.code_is(1);
+    assert!(out.stderr.contains("CAP_SYS_NICE"), "{out}");
+    assert!(!out.stderr.contains("CAP_KILL"), "{out}");
+    rt.assert_clean(&b, &id);
+}

@@ -58,9 +58,41 @@ fn drop_bounding(keep: &[Capability]) -> Result<()> {
     Ok(())
 }
 
+/// Set one capability set exactly. `capset(2)` refuses a capability the runtime itself does
+/// not have (a host whose bounding set withholds it): the error then names those.
 fn set_sets(set: CapSet, list: &[Capability]) -> Result<()> {
     let wanted: caps::CapsHashSet = list.iter().copied().collect();
-    caps::set(None, set, &wanted).with_context(|| format!("set the {set:?} capabilities"))
+    caps::set(None, set, &wanted).map_err(|e| {
+        let missing = unavailable(&wanted);
+        let what = if missing.is_empty() {
+            anyhow::anyhow!(e)
+        } else {
+            anyhow::anyhow!(e).context(format!(
+                "{} not in the runtime's own bounding and permitted sets",
+                missing.join(", ")
+            ))
+        };
+        what.context(format!("set the {set:?} capabilities"))
+    })
+}
+
+/// The capabilities of `wanted` that this process cannot grant: not in both its bounding and
+/// its permitted set (`capabilities(7)`, "Transformation of capabilities during capset"),
+/// sorted by name.
+fn unavailable(wanted: &caps::CapsHashSet) -> Vec<String> {
+    let (Ok(bounding), Ok(permitted)) = (
+        caps::read(None, CapSet::Bounding),
+        caps::read(None, CapSet::Permitted),
+    ) else {
+        return Vec::new();
+    };
+    let mut missing: Vec<String> = wanted
+        .iter()
+        .filter(|c| !bounding.contains(c) || !permitted.contains(c))
+        .map(|c| c.to_string())
+        .collect();
+    missing.sort();
+    missing
 }
 
 /// Raise the ambient capabilities that are both permitted and inheritable; the kernel refuses
