@@ -449,21 +449,32 @@ impl Cgroup {
     }
 }
 
-/// Write one limit, naming the file and value when the kernel refuses it. v1 `blkio.weight`
-/// and `blkio.weight_device` fall back to `blkio.bfq.*` on kernels where only BFQ provides
-/// weights (as runc).
+/// Write one limit, naming the file and value when the kernel refuses it. The file is never
+/// created: a cgroup file this kernel lacks is "no such file" (cgroupfs would answer a create
+/// with EACCES). v1 `blkio.weight` and `blkio.weight_device` fall back to their
+/// `blkio.bfq.*` names on kernels where only BFQ provides weights (no CFQ), as runc does.
 fn write_limit(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
-    match fs::write(&path, value) {
-        Err(e) if e.kind() == ErrorKind::NotFound && file == "blkio.weight" => {
-            write_limit(dir, "blkio.bfq.weight", value)
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound && file == "blkio.weight_device" => {
-            write_limit(dir, "blkio.bfq.weight_device", value)
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
+    match written {
+        Err(e) if e.kind() == ErrorKind::NotFound && bfq_name(file).is_some() => {
+            write_limit(dir, bfq_name(file).expect("checked"), value)
         }
         Err(e) if e.kind() == ErrorKind::NotFound => Err(e)
             .with_context(|| format!("cannot set {file}: the kernel has no {}", path.display())),
         other => other.with_context(|| format!("set {file} to {value:?} in {}", dir.display())),
+    }
+}
+
+/// The BFQ name of a CFQ weight file (`Documentation/block/bfq-iosched.rst`).
+fn bfq_name(file: &str) -> Option<&'static str> {
+    match file {
+        "blkio.weight" => Some("blkio.bfq.weight"),
+        "blkio.weight_device" => Some("blkio.bfq.weight_device"),
+        _ => None,
     }
 }
 
@@ -555,5 +566,33 @@ fn remove_tree(dir: &Path) -> Result<()> {
             Err(e).with_context(|| format!("remove cgroup {}", dir.display()))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::write_limit;
+
+    #[test]
+    fn a_missing_file_is_named_and_never_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_limit(dir.path(), "blkio.leaf_weight", "300").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("cannot set blkio.leaf_weight"), "{msg}");
+        assert!(msg.contains("blkio.leaf_weight"), "{msg}");
+        assert!(!dir.path().join("blkio.leaf_weight").exists());
+    }
+
+    #[test]
+    fn cfq_weights_fall_back_to_bfq_and_then_name_the_bfq_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("blkio.bfq.weight_device"), "").unwrap();
+        write_limit(dir.path(), "blkio.weight_device", "8:0 500").unwrap();
+        let got = std::fs::read_to_string(dir.path().join("blkio.bfq.weight_device")).unwrap();
+        assert_eq!(got, "8:0 500");
+        let err = write_limit(dir.path(), "blkio.weight", "500").unwrap_err();
+        assert!(format!("{err:#}").contains("blkio.bfq.weight"), "{err:#}");
+        assert!(!dir.path().join("blkio.weight").exists());
+        assert!(!dir.path().join("blkio.bfq.weight").exists());
     }
 }

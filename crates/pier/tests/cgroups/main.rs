@@ -374,6 +374,68 @@ fn absolute_cgroups_path_and_delete_removes_it() {
     assert!(dirs.iter().all(|d| !d.exists()));
 }
 
+/// A throttle on a real disk (the first whole block device of /sys/dev/block) reaches the v1
+/// `blkio.throttle.*` or the v2 `io.max` file. On v1, `weight` goes to `blkio.weight`, or
+/// `blkio.bfq.weight` where only BFQ has weights; where the kernel has neither (no CFQ nor
+/// BFQ, like this host), create fails naming the file, as runc does, and leaves nothing.
+#[test]
+fn block_io_limits_reach_the_blkio_files_or_fail_naming_the_file() {
+    require_controllers!("blkio");
+    let disk = std::fs::read_dir("/sys/dev/block")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(":0") && !n.starts_with("7:"))
+        .min()
+        .expect("a whole block device");
+    let (major, minor) = disk.split_once(':').unwrap();
+    let (major, minor): (i64, i64) = (major.parse().unwrap(), minor.parse().unwrap());
+    let pier = Pier::new();
+    let throttle =
+        json!({"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 102400}]});
+    let bundle = Bundle::new(&["sleep", "1000"], |c| resources(c, "blockIO", throttle));
+    let id = pier.start("blkio", &bundle);
+    match read_limit(
+        &pier.cgroup_dirs(&id),
+        &["blkio.throttle.read_bps_device", "io.max"],
+    ) {
+        (f, v) if f == "io.max" => assert!(v.contains(&format!("{disk} rbps=102400")), "{v}"),
+        (_, v) => assert_eq!(v, format!("{disk} 102400")),
+    }
+    let v1_blkio = Path::new("/sys/fs/cgroup/blkio");
+    if !v1_blkio.join("cgroup.procs").exists() {
+        return;
+    }
+    let has = |f: &str| v1_blkio.join(f).exists();
+    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+        resources(c, "blockIO", json!({"weight": 500}));
+    });
+    if has("blkio.weight") || has("blkio.bfq.weight") {
+        let id = pier.start("blkio-weight", &bundle);
+        let (_, v) = read_limit(
+            &pier.cgroup_dirs(&id),
+            &["blkio.weight", "blkio.bfq.weight"],
+        );
+        assert!(v == "500" || v.starts_with("default 500"), "{v}");
+    } else {
+        let id = unique("blkio-noweight");
+        let (created, stderr) = pier.create(&bundle, &id);
+        assert!(!created, "create succeeded without a weight file");
+        assert!(stderr.contains("blkio.bfq.weight"), "{stderr}");
+        assert!(!pier.root.path().join(&id).exists(), "state dir left");
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let own = own
+            .lines()
+            .find_map(|l| {
+                l.split_once(":blkio:")
+                    .map(|(_, p)| p.trim_start_matches('/'))
+            })
+            .unwrap_or_default();
+        let left = v1_blkio.join(own).join(&id);
+        assert!(!left.exists(), "{} left", left.display());
+    }
+}
+
 /// A value the kernel refuses, or a page size it lacks: create fails, and no cgroup
 /// directory and no state directory are left.
 #[test]
