@@ -166,11 +166,14 @@ fn hugepage_limits_reach_the_hugetlb_controller() {
         );
     });
     let id = pier.start("huge", &bundle);
-    let (_, value) = read_limit(
-        &pier.cgroup_dirs(&id),
-        &["hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"],
-    );
+    let dirs = pier.cgroup_dirs(&id);
+    let (file, value) = read_limit(&dirs, &["hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"]);
     assert_eq!(value, (4 * MIB).to_string());
+    // The reservation limit too, on kernels that have it (5.7+), as runc.
+    let rsvd = file.replace("2MB.", "2MB.rsvd.");
+    if dirs.iter().any(|d| d.join(&rsvd).exists()) {
+        assert_eq!(read_limit(&dirs, &[&rsvd]).1, (4 * MIB).to_string());
+    }
 }
 
 #[test]

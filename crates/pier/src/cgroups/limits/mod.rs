@@ -345,9 +345,12 @@ pub fn blkio_to_io_weight(weight: u16) -> u64 {
     1 + (weight - 10) * 9999 / 990
 }
 
-/// `hugepageLimits`: `hugetlb.<size>.limit_in_bytes` (v1) or `hugetlb.<size>.max` (v2).
+/// `hugepageLimits`: `hugetlb.<size>.limit_in_bytes` (v1) or `hugetlb.<size>.max` (v2), then
+/// the same limit on the reservations, `hugetlb.<size>.rsvd.limit_in_bytes` or
+/// `.rsvd.max` (Linux 5.7), where the kernel has them: runc sets both, so that pages
+/// reserved by `mmap` and not yet faulted in count too.
 pub fn hugetlb(limits: &[LinuxHugepageLimit], v: Version) -> Result<Vec<Write>> {
-    limits
+    let pairs = limits
         .iter()
         .map(|h| {
             let size = h.page_size();
@@ -360,12 +363,20 @@ pub fn hugetlb(limits: &[LinuxHugepageLimit], v: Version) -> Result<Vec<Write>> 
                     "invalid hugepageLimits pageSize {size:?}: expected a number and KB, MB or GB"
                 );
             }
-            Ok(match v {
-                Version::V1 => w(format!("hugetlb.{size}.limit_in_bytes"), h.limit()),
-                Version::V2 => w(format!("hugetlb.{size}.max"), max_or(h.limit())),
-            })
+            let (suffix, value) = match v {
+                Version::V1 => ("limit_in_bytes", h.limit().to_string()),
+                Version::V2 => ("max", max_or(h.limit())),
+            };
+            Ok([
+                w(format!("hugetlb.{size}.{suffix}"), &value),
+                Write {
+                    optional: true,
+                    ..w(format!("hugetlb.{size}.rsvd.{suffix}"), &value)
+                },
+            ])
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(pairs.into_iter().flatten().collect())
 }
 
 /// Check a `unified` key: a plain file name of the cgroup directory.

@@ -130,7 +130,22 @@ fn pids_io_and_hugetlb() {
     let h = r.hugepage_limits().as_ref().unwrap();
     assert_eq!(
         files(&hugetlb(h, Version::V2).unwrap()),
-        [("hugetlb.2MB.max", "4194304")]
+        [
+            ("hugetlb.2MB.max", "4194304"),
+            ("hugetlb.2MB.rsvd.max", "4194304")
+        ]
+    );
+    let v1 = hugetlb(h, Version::V1).unwrap();
+    assert_eq!(
+        files(&v1),
+        [
+            ("hugetlb.2MB.limit_in_bytes", "4194304"),
+            ("hugetlb.2MB.rsvd.limit_in_bytes", "4194304")
+        ]
+    );
+    assert_eq!(
+        v1.iter().map(|w| w.optional).collect::<Vec<_>>(),
+        [false, true]
     );
     let bad = resources(r#"{"hugepageLimits":[{"pageSize":"2M/../x","limit":1}]}"#);
     assert!(hugetlb(bad.hugepage_limits().as_ref().unwrap(), Version::V1).is_err());
