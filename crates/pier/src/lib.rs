@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod container;
 pub mod error;
+pub mod hooks;
 pub mod init;
 pub mod logging;
 pub mod notify;

@@ -109,11 +109,15 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
             .unwrap_or_default()
             .into_iter()
             .collect::<BTreeMap<_, _>>(),
+        hooks: hooks_of(spec.hooks().as_ref())?,
     };
     check_namespaces_cover(&plan)?;
     userns::check(&plan)?;
     let mut plan = plan;
     userns::resolve_idmapped_mounts(&mut plan)?;
+    if plan.hooks != Hooks::default() {
+        bail!("config.json: hooks is not supported by pier yet; refusing to run without it");
+    }
     Ok(plan)
 }
 
@@ -159,23 +163,11 @@ fn sysctl_namespace(key: &str) -> Option<NamespaceKind> {
 }
 
 /// Settings pier cannot apply yet are refused, never ignored: a container must not start
-/// without the hook it asked for.
+/// without the scheduling it asked for.
 fn refuse_unsupported(spec: &Spec) -> Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
     let process = spec.process().clone().unwrap_or_default();
-    let hooks = spec.hooks().clone().unwrap_or_default();
-    let has_hooks = [
-        hooks.prestart(),
-        hooks.create_runtime(),
-        hooks.create_container(),
-        hooks.start_container(),
-        hooks.poststart(),
-        hooks.poststop(),
-    ]
-    .iter()
-    .any(|h| h.as_ref().is_some_and(|v| !v.is_empty()));
     let unsupported = [
-        (has_hooks, "hooks"),
         (linux.intel_rdt().is_some(), "linux.intelRdt"),
         (linux.time_offsets().is_some(), "linux.timeOffsets"),
         (process.io_priority().is_some(), "process.ioPriority"),
@@ -185,6 +177,58 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
         bail!("config.json: {what} is not supported by pier yet; refusing to run without it");
     }
     Ok(())
+}
+
+/// `hooks` (config.md "POSIX-platform Hooks"): `path` must be absolute and `timeout` greater
+/// than zero (both MUSTs of the spec; runc would exec a relative path from its cwd and fail a
+/// zero timeout at once).
+fn hooks_of(hooks: Option<&oci_spec::runtime::Hooks>) -> Result<Hooks> {
+    let Some(h) = hooks else {
+        return Ok(Hooks::default());
+    };
+    let list = |name: &str, list: &Option<Vec<oci_spec::runtime::Hook>>| -> Result<Vec<Hook>> {
+        list.iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, hook)| {
+                hook_of(hook).with_context(|| format!("config.json: hooks.{name}[{i}]"))
+            })
+            .collect()
+    };
+    #[allow(deprecated)]
+    let prestart = h.prestart();
+    Ok(Hooks {
+        prestart: list("prestart", prestart)?,
+        create_runtime: list("createRuntime", h.create_runtime())?,
+        create_container: list("createContainer", h.create_container())?,
+        start_container: list("startContainer", h.start_container())?,
+        poststart: list("poststart", h.poststart())?,
+        poststop: list("poststop", h.poststop())?,
+    })
+}
+
+fn hook_of(hook: &oci_spec::runtime::Hook) -> Result<Hook> {
+    let path = hook.path().display().to_string();
+    if !path.starts_with('/') {
+        bail!("path {path:?} is not absolute");
+    }
+    let timeout_secs = match hook.timeout() {
+        None => None,
+        Some(t) if t > 0 => Some(u32::try_from(t).unwrap_or(u32::MAX)),
+        Some(t) => bail!("timeout {t} is not greater than zero"),
+    };
+    let nul = |s: &String| s.contains('\0');
+    let args = hook.args().clone().unwrap_or_default();
+    let env = hook.env().clone();
+    if nul(&path) || args.iter().any(nul) || env.iter().flatten().any(nul) {
+        bail!("path, args and env must not contain NUL");
+    }
+    Ok(Hook {
+        path,
+        args,
+        env,
+        timeout_secs,
+    })
 }
 
 fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Vec<Namespace>> {

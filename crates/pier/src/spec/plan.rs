@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
 
 /// A validated container configuration (OCI runtime-spec `config.json`).
 #[derive(Debug, Clone)]
@@ -50,6 +51,51 @@ pub struct Plan {
     pub cgroup: CgroupPlan,
     /// `annotations`.
     pub annotations: BTreeMap<String, String>,
+    /// `hooks`: what runs at each lifecycle point (see the `hooks` module).
+    pub hooks: Hooks,
+}
+
+/// One `hooks.<point>[]` entry (config.md "POSIX-platform Hooks").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// `path`: absolute, `execv(3)`'s path (no PATH search; a script with a shebang or a
+    /// `/proc/<pid>/exe` link work as with execve).
+    pub path: String,
+    /// `args`: the whole argv, `args[0]` included; empty means `[path]` (as runc).
+    pub args: Vec<String>,
+    /// `env`: the whole environment; None (no `env` key) inherits pier's, as runc does.
+    pub env: Option<Vec<String>>,
+    /// `timeout` in seconds (> 0): the hook is killed and fails when it runs longer.
+    pub timeout_secs: Option<u32>,
+}
+
+/// `hooks`: the six lists, each run in its listed order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    /// `prestart` (deprecated; Docker still sends it): create, runtime namespace.
+    pub prestart: Vec<Hook>,
+    /// `createRuntime`: create, runtime namespace, after prestart.
+    pub create_runtime: Vec<Hook>,
+    /// `createContainer`: create, the container's namespaces, before pivot_root.
+    pub create_container: Vec<Hook>,
+    /// `startContainer`: start, inside the container, just before the user process.
+    pub start_container: Vec<Hook>,
+    /// `poststart`: start, runtime namespace, after the user process was started.
+    pub poststart: Vec<Hook>,
+    /// `poststop`: delete, runtime namespace, after the container was destroyed.
+    pub poststop: Vec<Hook>,
+}
+
+impl Hooks {
+    /// Whether the init stops before pivot_root for prestart, createRuntime and
+    /// createContainer, and needs the hook state (host pid) for startContainer: the
+    /// `RuntimeHooks` step of the channel protocol.
+    pub fn in_create(&self) -> bool {
+        !(self.prestart.is_empty()
+            && self.create_runtime.is_empty()
+            && self.create_container.is_empty()
+            && self.start_container.is_empty())
+    }
 }
 
 /// Namespace kinds of the runtime-spec (`linux.namespaces[].type`).

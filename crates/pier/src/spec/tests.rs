@@ -306,3 +306,23 @@ fn user_namespace_rules_as_runc() {
     c["linux"]["namespaces"][2]["path"] = json!("/proc/1/ns/user");
     assert!(plan(c).is_ok(), "a joined namespace has its own maps");
 }
+
+#[test]
+fn hooks_must_have_absolute_paths_and_positive_timeouts() {
+    for (hook, needle) in [
+        (
+            json!({"path": "true"}),
+            "hooks.prestart[0]: path \"true\" is not absolute",
+        ),
+        (
+            json!({"path": "/bin/true", "timeout": 0}),
+            "timeout 0 is not greater than zero",
+        ),
+        (json!({"path": "/bin/true", "timeout": -5}), "timeout -5"),
+    ] {
+        let mut c = minimal();
+        c["hooks"] = json!({"prestart": [hook]});
+        let err = format!("{:#}", plan(c).unwrap_err());
+        assert!(err.contains(needle), "{err}");
+    }
+}

@@ -93,22 +93,83 @@ pub fn clone3(ns_flags: libc::c_int, cgroup: Option<BorrowedFd<'_>>) -> io::Resu
     }
 }
 
-/// `execve(2)`: replace the process image. Only returns on failure.
-pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
-    let argv_ptrs = nul_terminated(argv);
-    let envp_ptrs = nul_terminated(envp);
-    // SAFETY: `path` is NUL-terminated; both arrays hold pointers into CStrings that outlive
-    // the call and end with a null pointer, as execve(2) requires.
-    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
-    io::Error::last_os_error()
+/// A child for `execve`: [`clone3`] without namespaces, or, where a seccomp profile refuses
+/// clone3 (`ENOSYS` or `EPERM`, as Docker's default profile does), `fork(2)` and then
+/// `pidfd_open(2)` on the child (race-free: an unreaped child's pid cannot be reused).
+///
+/// # Errors
+/// The errno of clone3 (other than those two), fork, or pidfd_open (the child is then killed
+/// and reaped).
+pub fn fork_with_pidfd() -> io::Result<Forked> {
+    match clone3(0, None) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {}
+        other => return other,
+    }
+    // SAFETY: pier is single-threaded, so the child inherits no lock held by another thread;
+    // the child only execs or _exits.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => {
+            let raw = rustix::process::Pid::from_raw(pid).expect("fork returned a positive pid");
+            match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
+                Ok(pidfd) => Ok(Forked::Parent { pid, pidfd }),
+                Err(e) => {
+                    let _ = rustix::process::kill_process(raw, rustix::process::Signal::KILL);
+                    let _ =
+                        rustix::process::waitpid(Some(raw), rustix::process::WaitOptions::empty());
+                    Err(e.into())
+                }
+            }
+        }
+    }
 }
 
-fn nul_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect()
+/// `execve(2)`: replace the process image. Only returns on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    execve_arrays(
+        path,
+        &CStringArray::new(argv.to_vec()),
+        &CStringArray::new(envp.to_vec()),
+    )
+}
+
+/// A NULL-terminated array of C strings for `execve(2)`, built before a fork so that the
+/// child (of a possibly multi-threaded process: the test binaries) allocates nothing.
+pub struct CStringArray {
+    /// Owns the strings the pointers point into (moving the Vec keeps the heap buffers).
+    _strings: Vec<CString>,
+    pointers: Vec<*const libc::c_char>,
+}
+
+impl CStringArray {
+    /// The array of `strings`, NULL-terminated.
+    pub fn new(strings: Vec<CString>) -> CStringArray {
+        let pointers = strings
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        CStringArray {
+            _strings: strings,
+            pointers,
+        }
+    }
+}
+
+/// `execve(2)` with prepared arrays; allocates nothing. Only returns on failure.
+pub fn execve_arrays(path: &CStr, argv: &CStringArray, envp: &CStringArray) -> io::Error {
+    // SAFETY: `path` is NUL-terminated; both arrays hold pointers into CStrings they own,
+    // which outlive the call, and end with a null pointer, as execve(2) requires.
+    unsafe {
+        libc::execve(
+            path.as_ptr(),
+            argv.pointers.as_ptr(),
+            envp.pointers.as_ptr(),
+        )
+    };
+    io::Error::last_os_error()
 }
 
 /// `close_range(first, ~0U, CLOSE_RANGE_CLOEXEC)` (Linux 5.11): mark every fd from `first`

@@ -1,0 +1,432 @@
+//! OCI hooks: running one lifecycle point's list (runtime-spec config.md "POSIX-platform
+//! Hooks", runtime.md "Lifecycle" steps 3-5, 7, 9 and 13).
+//!
+//! A hook is `fork` + `execve(path, args, env)` with:
+//! - stdin: the container's state JSON ([`HookState`], runtime.md "State"), written while
+//!   the hook runs (never a blocking write: a hook that does not read cannot stall pier);
+//! - stdout and stderr: captured, as runc does: shown in the error when the hook fails (the
+//!   first [`CAPTURE_LIMIT`] bytes of each), logged at debug level when it succeeds;
+//! - every other fd closed, signal mask and dispositions reset;
+//! - `env` exactly as given; with no `env` key, pier's own environment (runc's behaviour);
+//! - the working directory the caller names (the bundle in the runtime namespace, the rootfs
+//!   for createContainer, as runc).
+//!
+//! The hook is watched through its pidfd: when it exits, pier reaps it and stops reading its
+//! output at once, so a hook that leaves a child holding the pipes never hangs pier; with a
+//! `timeout` it is SIGKILLed and reaped when the time is up, and fails.
+//!
+//! Failure rules (runtime.md): the first failing prestart, createRuntime, createContainer or
+//! startContainer hook stops its list and fails the operation ([`run`]); a failing poststart
+//! or poststop hook is logged as a warning and the rest of the list runs ([`run_warn`]).
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::process::{pidfd_send_signal, waitid, Signal, WaitId, WaitIdOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Hook;
+use crate::state::Status;
+use crate::sys::Forked;
+
+/// How much of a hook's stdout and of its stderr is kept for the error message, in bytes.
+pub const CAPTURE_LIMIT: usize = 4096;
+
+/// The six lifecycle points, named as in config.json.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+impl Point {
+    /// The config.json key (`createRuntime`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Point::Prestart => "prestart",
+            Point::CreateRuntime => "createRuntime",
+            Point::CreateContainer => "createContainer",
+            Point::StartContainer => "startContainer",
+            Point::Poststart => "poststart",
+            Point::Poststop => "poststop",
+        }
+    }
+}
+
+/// The state a hook reads on stdin (runtime.md "State"): `status` is `creating` for
+/// prestart, createRuntime and createContainer, `created` for startContainer, `running` for
+/// poststart and `stopped` for poststop; `pid` is the init's pid as the host sees it, absent
+/// once stopped (as runc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookState {
+    pub oci_version: String,
+    pub id: String,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    pub bundle: PathBuf,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl HookState {
+    /// The same state with another status.
+    pub fn with_status(&self, status: Status) -> HookState {
+        HookState {
+            status,
+            ..self.clone()
+        }
+    }
+}
+
+/// Run `hooks` in order; stop at the first failure.
+///
+/// # Errors
+/// `error running <point> hook #<i> (<path>): <why>`, where why is the exec error, the exit
+/// status or signal with the captured stdout and stderr, or the timeout.
+pub fn run(point: Point, hooks: &[Hook], state: &HookState, cwd: Option<&Path>) -> Result<()> {
+    let stdin = serde_json::to_vec(state).context("serialize the hook state")?;
+    for (i, hook) in hooks.iter().enumerate() {
+        run_one(hook, &stdin, cwd)
+            .with_context(|| format!("error running {} hook #{i} ({})", point.name(), hook.path))?;
+    }
+    Ok(())
+}
+
+/// Run every hook of `hooks`; a failure is logged as a warning and the next hook runs
+/// (poststart and poststop).
+pub fn run_warn(point: Point, hooks: &[Hook], state: &HookState, cwd: Option<&Path>) {
+    let Ok(stdin) = serde_json::to_vec(state) else {
+        return;
+    };
+    for (i, hook) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(hook, &stdin, cwd) {
+            tracing::warn!(
+                "error running {} hook #{i} ({}): {e:#}",
+                point.name(),
+                hook.path
+            );
+        }
+    }
+}
+
+/// What the child needs, built before the fork (no allocation decisions after it).
+struct Prepared {
+    path: CString,
+    argv: crate::sys::CStringArray,
+    envp: crate::sys::CStringArray,
+    cwd: Option<CString>,
+}
+
+fn prepare(hook: &Hook, cwd: Option<&Path>) -> Result<Prepared> {
+    let cstring = |s: &str| CString::new(s).context("NUL in a hook's path, args or env");
+    let args = if hook.args.is_empty() {
+        std::slice::from_ref(&hook.path)
+    } else {
+        &hook.args[..]
+    };
+    let envp = match &hook.env {
+        Some(env) => env.iter().map(|e| cstring(e)).collect::<Result<_>>()?,
+        None => std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut kv = k.into_encoded_bytes();
+                kv.push(b'=');
+                kv.extend(v.into_encoded_bytes());
+                CString::new(kv).ok()
+            })
+            .collect(),
+    };
+    Ok(Prepared {
+        path: cstring(&hook.path)?,
+        argv: crate::sys::CStringArray::new(
+            args.iter().map(|a| cstring(a)).collect::<Result<_>>()?,
+        ),
+        envp: crate::sys::CStringArray::new(envp),
+        cwd: cwd
+            .map(|c| CString::new(c.as_os_str().as_encoded_bytes()))
+            .transpose()
+            .context("NUL in the hook's working directory")?,
+    })
+}
+
+/// The pipes between pier and one hook. The child's ends are duplicated above fd 2 first, so
+/// placing them on 0, 1 and 2 can never overwrite one another (pier may run with stdio
+/// closed).
+struct Pipes {
+    stdin_w: OwnedFd,
+    stdout_r: OwnedFd,
+    stderr_r: OwnedFd,
+    /// Close-on-exec: EOF means execve succeeded, 4 bytes are its errno.
+    exec_err_r: OwnedFd,
+    child: [OwnedFd; 3],
+    exec_err_w: OwnedFd,
+}
+
+fn pipes() -> Result<Pipes> {
+    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe");
+    let high =
+        |fd: OwnedFd| rustix::io::fcntl_dupfd_cloexec(&fd, 10).context("fcntl(F_DUPFD_CLOEXEC)");
+    let (stdin_r, stdin_w) = pipe()?;
+    let (stdout_r, stdout_w) = pipe()?;
+    let (stderr_r, stderr_w) = pipe()?;
+    let (exec_err_r, exec_err_w) = pipe()?;
+    Ok(Pipes {
+        stdin_w,
+        stdout_r,
+        stderr_r,
+        exec_err_r,
+        child: [high(stdin_r)?, high(stdout_w)?, high(stderr_w)?],
+        exec_err_w,
+    })
+}
+
+fn run_one(hook: &Hook, stdin: &[u8], cwd: Option<&Path>) -> Result<()> {
+    let prepared = prepare(hook, cwd)?;
+    let pipes = pipes()?;
+    let deadline = hook
+        .timeout_secs
+        .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+    let (pid, pidfd) = match crate::sys::fork_with_pidfd().context("fork")? {
+        Forked::Child => exec_child(&prepared, &pipes),
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    let Pipes {
+        stdin_w,
+        stdout_r,
+        stderr_r,
+        exec_err_r,
+        child,
+        exec_err_w,
+    } = pipes;
+    drop(child);
+    drop(exec_err_w);
+    if let Some(errno) = read_exec_error(exec_err_r.as_fd()) {
+        reap(pidfd.as_fd());
+        return Err(std::io::Error::from_raw_os_error(errno))
+            .context(format!("exec {}", hook.path));
+    }
+    let mut watch = Watch {
+        stdin: Some(stdin_w),
+        stdin_left: stdin,
+        stdout: Capture::new(stdout_r),
+        stderr: Capture::new(stderr_r),
+    };
+    let status = watch.until_exit(pidfd.as_fd(), deadline);
+    let (out, err) = (watch.stdout.text(), watch.stderr.text());
+    let Some(status) = status? else {
+        bail!(
+            "hook (pid {pid}) ran past its timeout of {}s and was killed",
+            hook.timeout_secs.unwrap_or_default()
+        );
+    };
+    if status.exit_status() == Some(0) {
+        tracing::debug!(
+            "hook {} succeeded, stdout: {out:?}, stderr: {err:?}",
+            hook.path
+        );
+        return Ok(());
+    }
+    let why = match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (_, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "status unknown".to_string(),
+    };
+    bail!("{why}, stdout: {out}, stderr: {err}")
+}
+
+/// In the forked child: stdio from the pipes, nothing else open across exec, default
+/// signals, the working directory, then `execve`. On failure the errno goes to the exec error
+/// pipe and the child `_exit`s 127.
+fn exec_child(prepared: &Prepared, pipes: &Pipes) -> ! {
+    let fail = |errno: i32| -> ! {
+        let _ = rustix::io::write(&pipes.exec_err_w, &errno.to_ne_bytes());
+        crate::sys::exit_immediately(127)
+    };
+    let errno_of = |e: std::io::Error| {
+        e.raw_os_error()
+            .unwrap_or(rustix::io::Errno::IO.raw_os_error())
+    };
+    for (fd, target) in pipes.child.iter().zip(0..) {
+        if let Err(e) = crate::sys::dup3_inheritable(fd.as_fd(), target) {
+            fail(errno_of(e));
+        }
+    }
+    if let Some(cwd) = &prepared.cwd {
+        if let Err(e) = rustix::process::chdir(cwd.as_c_str()) {
+            fail(e.raw_os_error());
+        }
+    }
+    if let Err(e) = crate::sys::close_range_cloexec(3) {
+        fail(errno_of(e));
+    }
+    crate::sys::reset_signal_dispositions();
+    if let Err(e) = crate::sys::sigprocmask_set(&crate::sys::SigSet::empty()) {
+        fail(errno_of(e));
+    }
+    let e = crate::sys::execve_arrays(&prepared.path, &prepared.argv, &prepared.envp);
+    fail(errno_of(e))
+}
+
+/// The errno the child wrote before `_exit`, or None once execve closed the pipe.
+fn read_exec_error(fd: BorrowedFd<'_>) -> Option<i32> {
+    let mut buf = [0u8; 4];
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+    (len == buf.len()).then(|| i32::from_ne_bytes(buf))
+}
+
+fn reap(pidfd: BorrowedFd<'_>) -> Option<rustix::process::WaitIdStatus> {
+    loop {
+        match waitid(WaitId::PidFd(pidfd), WaitIdOptions::EXITED) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(status) => return status,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// One output pipe of a hook: read as it comes, the first [`CAPTURE_LIMIT`] bytes kept.
+struct Capture {
+    fd: Option<OwnedFd>,
+    kept: Vec<u8>,
+}
+
+impl Capture {
+    fn new(fd: OwnedFd) -> Capture {
+        let _ = rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK);
+        Capture {
+            fd: Some(fd),
+            kept: Vec::new(),
+        }
+    }
+
+    /// Read what is there now; close the pipe at EOF.
+    fn read_available(&mut self) {
+        let Some(fd) = &self.fd else { return };
+        let mut buf = [0u8; 4096];
+        loop {
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => {
+                    self.fd = None;
+                    return;
+                }
+                Ok(n) => {
+                    let room = CAPTURE_LIMIT.saturating_sub(self.kept.len());
+                    self.kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => {
+                    self.fd = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.kept).trim_end().to_string()
+    }
+}
+
+/// The hook's pipes and pidfd, polled together until it exits or its time is up.
+struct Watch<'a> {
+    stdin: Option<OwnedFd>,
+    stdin_left: &'a [u8],
+    stdout: Capture,
+    stderr: Capture,
+}
+
+impl Watch<'_> {
+    /// Feed stdin and read stdout/stderr until the pidfd says the hook exited; then reap it
+    /// and take what its pipes already hold (not waiting for EOF: a child of the hook may
+    /// keep them open). `Ok(None)`: the deadline passed; the hook was killed and reaped.
+    fn until_exit(
+        &mut self,
+        pidfd: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<rustix::process::WaitIdStatus>> {
+        if let Some(fd) = &self.stdin {
+            let _ = rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::NONBLOCK);
+        }
+        loop {
+            self.write_stdin();
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => Some(timespec(left)),
+                    None => {
+                        let _ = pidfd_send_signal(pidfd, Signal::KILL);
+                        reap(pidfd);
+                        return Ok(None);
+                    }
+                },
+            };
+            let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+            let stdin = self
+                .stdin
+                .as_ref()
+                .map(|fd| PollFd::new(fd, PollFlags::OUT));
+            let outs = [&self.stdout.fd, &self.stderr.fd]
+                .into_iter()
+                .flatten()
+                .map(|fd| PollFd::new(fd, PollFlags::IN));
+            fds.extend(stdin.into_iter().chain(outs));
+            match poll(&mut fds, timeout.as_ref()) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => other.context("poll the hook")?,
+            };
+            let exited = !fds[0].revents().is_empty();
+            drop(fds);
+            self.stdout.read_available();
+            self.stderr.read_available();
+            if exited {
+                let status = reap(pidfd).context("reap the hook")?;
+                self.stdout.read_available();
+                self.stderr.read_available();
+                return Ok(Some(status));
+            }
+        }
+    }
+
+    /// Write what the pipe takes; close stdin when all is written or the hook closed it.
+    fn write_stdin(&mut self) {
+        let Some(fd) = &self.stdin else { return };
+        while !self.stdin_left.is_empty() {
+            match rustix::io::write(fd, self.stdin_left) {
+                Ok(n) => self.stdin_left = &self.stdin_left[n..],
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => break, // EPIPE: the hook does not read its stdin
+            }
+        }
+        self.stdin = None;
+    }
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
