@@ -77,6 +77,13 @@ pub type ParentEnd = Channel<ToChild, ToParent>;
 /// The child's end: sends [`ToParent`], receives [`ToChild`].
 pub type ChildEnd = Channel<ToParent, ToChild>;
 
+impl<S, R> AsFd for Channel<S, R> {
+    /// The socket, for the child's list of fds to keep (`sys::close_all_except`).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 /// A connected pair (`socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)`).
 ///
 /// # Errors

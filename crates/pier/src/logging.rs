@@ -33,9 +33,11 @@ pub fn init(global: &Global) -> io::Result<()> {
         Level::ERROR
     };
     let out = match &global.log {
-        Some(path) => Output::File(Mutex::new(
-            OpenOptions::new().create(true).append(true).open(path)?,
-        )),
+        Some(path) => {
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let _ = LOG_FD.set(std::os::fd::AsRawFd::as_raw_fd(&file));
+            Output::File(Mutex::new(file))
+        }
         None => Output::Stderr,
     };
     // A second init (tests) keeps the first subscriber; that is fine.
@@ -45,6 +47,15 @@ pub fn init(global: &Global) -> io::Result<()> {
         out,
     });
     Ok(())
+}
+
+/// The `--log` file's fd number, set once by [`init`].
+static LOG_FD: std::sync::OnceLock<std::os::fd::RawFd> = std::sync::OnceLock::new();
+
+/// The fd number of the `--log` file, if one is open: a container init keeps it while it
+/// can still log, then closes it before it waits on the exec fifo (no host file held).
+pub fn log_fd() -> Option<std::os::fd::RawFd> {
+    LOG_FD.get().copied()
 }
 
 /// Report the failure of this invocation: exactly one error record, plus the plain message on

@@ -4,7 +4,9 @@
 //! no exec fifo. Steps are the init's own functions; only the order and the namespace join
 //! are specific to exec.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use rustix::fs::OFlags;
 
 use anyhow::{bail, Context, Result};
 use rustix::thread::ThreadNameSpaceType;
@@ -29,12 +31,19 @@ pub struct ExecContext<'a> {
 
 /// Run the exec'd process's set-up in the child; never returns.
 pub fn run(ctx: &ExecContext<'_>, channel: ChildEnd) -> ! {
+    // Nothing of pier's exec crosses into the container (its state directory, signalfd, log
+    // file, ...): only stdio, the fds asked for, the channel and the init's pidfd (closed once
+    // the namespaces are joined) stay, before any path of the container is resolved.
+    let mut keep: Vec<RawFd> = (0..3 + ctx.keep_fds as RawFd).collect();
+    keep.extend([channel.as_fd().as_raw_fd(), ctx.init_pidfd.as_raw_fd()]);
+    keep.extend(crate::logging::log_fd());
+    crate::sys::close_all_except(&keep);
     let ignored_signals = process::ignored_signals();
-    // The host's, for close-on-exec where close_range(2) fails (`process::exec`).
-    let proc_self_fd = match process::open_proc_self_fd() {
-        Ok(fd) => fd,
-        Err(e) => super::fail(&channel, e),
-    };
+    // The container's pid namespace's process directories (never the host's /proc), to mark
+    // fds close-on-exec where close_range(2) fails (`process::exec`).
+    let fd_dir = super::procfs::ProcFs::pids_only()
+        .and_then(|p| p.open("self/fd", OFlags::PATH | OFlags::DIRECTORY))
+        .ok();
     let exec = match prepare(ctx, &channel) {
         Ok(exec) => exec,
         Err(e) => super::fail(&channel, e),
@@ -43,7 +52,12 @@ pub fn run(ctx: &ExecContext<'_>, channel: ChildEnd) -> ! {
     if channel.send(&ToParent::Ready).is_err() {
         crate::sys::exit_immediately(1);
     }
-    let err = process::exec(&exec, ctx.keep_fds, ignored_signals, proc_self_fd.as_fd());
+    let err = process::exec(
+        &exec,
+        ctx.keep_fds,
+        ignored_signals,
+        fd_dir.as_ref().map(AsFd::as_fd),
+    );
     super::fail(&channel, err)
 }
 
@@ -59,6 +73,10 @@ fn prepare(ctx: &ExecContext<'_>, channel: &ChildEnd) -> Result<process::Exec> {
     if !ctx.namespaces.is_empty() {
         rustix::thread::move_into_thread_name_spaces(ctx.init_pidfd, ctx.namespaces)
             .context("join the container's namespaces")?;
+    }
+    crate::sys::close_raw(ctx.init_pidfd.as_raw_fd());
+    if let Some(fd) = crate::logging::log_fd().filter(|fd| *fd >= 3 + ctx.keep_fds as RawFd) {
+        crate::sys::close_raw(fd);
     }
     console::setup_for_exec(ctx.process, channel)?;
     process::enter_cwd(ctx.process).map_err(|e| {

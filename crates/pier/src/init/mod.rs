@@ -24,11 +24,12 @@ mod identity;
 mod mounts;
 mod namespaces;
 mod process;
+mod procfs;
 mod resolve;
 mod rootfs;
 mod seccomp;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -74,8 +75,23 @@ pub fn run(ctx: &InitContext<'_>, channel: ChildEnd, fifo: OwnedFd) -> ! {
     {
         crate::sys::exit_immediately(1);
     }
-    let proc_self_fd = match process::open_proc_self_fd() {
-        Ok(fd) => fd,
+    // Nothing of pier's crosses into the container: of the fds the clone copied (the cgroup
+    // directory, the state directory, pier's own), only stdio, the fds asked for, the
+    // channel, the fifo and the idmapped trees stay (CVE-2024-21626 class).
+    let mut keep: Vec<RawFd> = (0..3 + ctx.keep_fds as RawFd).collect();
+    keep.extend([channel.as_fd().as_raw_fd(), fifo.as_raw_fd()]);
+    keep.extend(ctx.idmapped.iter().flatten().map(AsRawFd::as_raw_fd));
+    keep.extend(crate::logging::log_fd());
+    crate::sys::close_all_except(&keep);
+    // The only procfs handle the init holds while it waits on the fifo: the process
+    // directories of the container's own pid namespace. Made now, while this process still
+    // has the capabilities fsopen(2) needs and before any mount of config.json exists.
+    let procfs = match procfs::ProcFs::pids_or_host() {
+        Ok(p) => p,
+        Err(e) => fail(&channel, e),
+    };
+    let fd_dir = match procfs.open("self/fd", rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY) {
+        Ok(d) => d,
         Err(e) => fail(&channel, e),
     };
     let ignored_signals = process::ignored_signals();
@@ -97,11 +113,16 @@ pub fn run(ctx: &InitContext<'_>, channel: ChildEnd, fifo: OwnedFd) -> ! {
         _ => crate::sys::exit_immediately(1),
     }
     drop(channel);
-    if let Err(e) = process::wait_for_start(proc_self_fd.as_fd(), fifo) {
+    // From here on the init only writes to stderr: the log file goes before the wait.
+    if let Some(fd) = crate::logging::log_fd().filter(|fd| *fd >= 3 + ctx.keep_fds as RawFd) {
+        crate::sys::close_raw(fd);
+    }
+    if let Err(e) = process::wait_for_start(&procfs, fifo) {
         eprintln!("pier: container init: {e:#}");
         crate::sys::exit_immediately(1);
     }
-    let err = process::exec(&exec, ctx.keep_fds, ignored_signals, proc_self_fd.as_fd());
+    drop(procfs);
+    let err = process::exec(&exec, ctx.keep_fds, ignored_signals, Some(fd_dir.as_fd()));
     // The parent is gone by now (create returned): stderr is the container's.
     eprintln!("pier: container init: {err:#}");
     crate::sys::exit_immediately(127)
@@ -136,7 +157,7 @@ fn prepare(ctx: &InitContext<'_>, channel: &ChildEnd) -> Result<process::Exec> {
     rootfs::create_devices(plan, root.as_fd())?;
     rootfs::dev_symlinks(root.as_fd())?;
     rootfs::ensure_cwd(plan, root.as_fd())?;
-    rootfs::sysctl(plan, root.as_fd())?;
+    rootfs::sysctl(plan)?;
     rootfs::mask_paths(plan, root.as_fd())?;
     rootfs::readonly_paths(plan, root.as_fd())?;
     // rlimits and oom_score_adj were set by pier before it released this process.

@@ -2,7 +2,7 @@
 //! environment, the exec fifo wait, and closing every fd not asked for.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{Access, Mode, OFlags};
@@ -201,29 +201,14 @@ fn read_passwd() -> Option<String> {
     Some(text)
 }
 
-/// An `O_PATH` fd of the host's /proc/self/fd, opened before any root switch or namespace
-/// join: the exec fifo is reopened through it, and it lists the fds to mark close-on-exec.
-pub fn open_proc_self_fd() -> Result<OwnedFd> {
-    rustix::fs::open(
-        "/proc/self/fd",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .context("open /proc/self/fd")
-}
-
 /// Block until `start` opens the exec fifo, then hand it one byte. The fifo is reopened for
-/// writing through `proc_self_fd` (the host's /proc/self/fd, opened before the root switch),
-/// from the `O_PATH` fd `fifo` that create opened.
-pub fn wait_for_start(proc_self_fd: BorrowedFd<'_>, fifo: OwnedFd) -> Result<()> {
-    let name = fifo.as_raw_fd().to_string();
-    let writer = rustix::fs::openat(
-        proc_self_fd,
-        name.as_str(),
-        OFlags::WRONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .context("open the exec fifo")?;
+/// writing from the `O_PATH` fd `fifo` that create opened, through the init's own procfs
+/// (never the host's /proc, never the container's, which config.json controls), and checked
+/// to be the same inode.
+pub fn wait_for_start(procfs: &super::procfs::ProcFs, fifo: OwnedFd) -> Result<()> {
+    let writer = procfs
+        .reopen(&fifo, OFlags::WRONLY)
+        .context("open the exec fifo")?;
     drop(fifo);
     rustix::io::write(&writer, b"0").context("write the exec fifo")?;
     Ok(())
@@ -269,13 +254,16 @@ pub fn exec(
     exec: &Exec,
     keep: u32,
     ignored: Option<u64>,
-    proc_self_fd: BorrowedFd<'_>,
+    fd_dir: Option<BorrowedFd<'_>>,
 ) -> anyhow::Error {
     for fd in 0..3 + keep as i32 {
         let _ = crate::sys::clear_cloexec(fd);
     }
     if let Err(e) = crate::sys::close_range_cloexec(3 + keep)
-        .or_else(|_| crate::sys::cloexec_listed_from(3 + keep, proc_self_fd))
+        .or_else(|e| match fd_dir {
+            Some(dir) => crate::sys::cloexec_listed_from(3 + keep, dir),
+            None => Err(e),
+        })
     {
         return anyhow::Error::from(e).context("mark the fds close-on-exec");
     }

@@ -11,7 +11,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount, mount_bind_recursive, mount_change, MountFlags, MountPropagationFlags};
 
 use super::mounts::{propagation_flags, remount_bind};
-use super::resolve::{ensure_in_root, fd_path, open_in_root, open_in_root_with, Leaf};
+use super::resolve::{ensure_in_root, fd_path, open_in_root, Leaf};
 use crate::spec::{Device, DeviceKind, NamespaceKind, Plan};
 
 /// The first steps on the mounts, as runc's `prepareRoot`: give every mount the requested
@@ -247,16 +247,17 @@ fn kept_flags(fd: &impl AsFd) -> MountFlags {
 }
 
 /// `linux.sysctl`: write each value to `/proc/sys/<key with dots as slashes>` inside.
-pub fn sysctl(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
+pub fn sysctl(plan: &Plan) -> Result<()> {
+    if plan.sysctl.is_empty() {
+        return Ok(());
+    }
+    // A procfs of our own: a mount of config.json over /proc/sys (a volume with symlinks to
+    // /proc/sys/kernel/core_pattern) cannot redirect these writes (CVE-2025-52881 class).
+    let procfs = super::procfs::ProcFs::full().context("sysctl")?;
     for (key, value) in &plan.sysctl {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        let fd = open_in_root_with(root, &path, OFlags::WRONLY | OFlags::TRUNC)
-            .with_context(|| format!("sysctl {key}: open {path}"))?;
-        // Only ever write into a real procfs, never a file a mount made look like one.
-        if !rustix::fs::fstatfs(&fd).is_ok_and(|st| st.f_type == libc::PROC_SUPER_MAGIC) {
-            anyhow::bail!("sysctl {key}: {path} is not on procfs");
-        }
-        rustix::io::write(&fd, value.as_bytes())
+        let path = format!("sys/{}", key.replace('.', "/"));
+        procfs
+            .write(&path, value)
             .with_context(|| format!("sysctl {key}={value}"))?;
     }
     Ok(())

@@ -370,6 +370,14 @@ pub fn close_inherited(fd: BorrowedFd<'_>) {
     unsafe { libc::close(fd.as_raw_fd()) };
 }
 
+/// `close(2)` of an fd number that no value in this process's memory will use again (the
+/// child of [`clone3`] dropping a copied fd it must not keep: an owner's copy lives on in
+/// the parent). Errors (`EBADF`) are ignored.
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: only closes an fd; see the function's contract on owners.
+    unsafe { libc::close(fd) };
+}
+
 /// Whether fd number `fd` is open in this process (`fcntl(fd, F_GETFD)` does not fail with
 /// `EBADF`), for checking inherited fds such as `--preserve-fds`.
 pub fn fd_is_open(fd: RawFd) -> bool {
