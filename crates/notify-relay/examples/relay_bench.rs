@@ -67,7 +67,10 @@ fn stuck(dir: &Path, count: usize) -> (Duration, usize, bool) {
     let host = dir.join("stuck-host.sock");
     let container = dir.join("stuck-container.sock");
     let from = receiver(&host);
-    let mut init = Command::new("cat").stdin(Stdio::piped()).spawn().expect("init");
+    let mut init = Command::new("cat")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("init");
     let init_pid = init.id() as i32;
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_child(&init),
@@ -83,12 +86,22 @@ fn stuck(dir: &Path, count: usize) -> (Duration, usize, bool) {
             init_host_pid: init_pid,
             init_container_pid: init_pid,
         });
-        notify_relay::run(&mut listener, Some(&mut upstream), &mut relay, pidfd.as_fd(), || {})
+        notify_relay::run(
+            &mut listener,
+            Some(&mut upstream),
+            &mut relay,
+            pidfd.as_fd(),
+            || {},
+        )
     });
     let socket = sender(&container);
     let mut worst = Duration::ZERO;
     for i in 0..=count {
-        let payload = if i == 0 { "READY=1".to_string() } else { format!("X_SEQ={i}") };
+        let payload = if i == 0 {
+            "READY=1".to_string()
+        } else {
+            format!("X_SEQ={i}")
+        };
         let start = Instant::now();
         socket.send(payload.as_bytes()).expect("send");
         worst = worst.max(start.elapsed());

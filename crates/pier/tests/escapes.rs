@@ -21,7 +21,10 @@ fn created_init_holds_no_host_fd_but_the_fifo() {
     let pid = rt.init_pid(&id);
     let fifo = std::fs::metadata(rt.root().join(&id).join("exec.fifo")).expect("exec.fifo");
     let host_proc = std::fs::metadata("/proc").unwrap().dev();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
         let n: i32 = entry.file_name().to_string_lossy().parse().unwrap();
         if n < 3 {
             continue;
@@ -74,7 +77,11 @@ fn exec_args0_cannot_reach_the_host_through_a_leaked_fd() {
         // The image's `test`, run from that cwd: it finds the host-only file only if the cwd
         // is on the host (a cwd in the container's own procfs's `1/root` is the container's).
         let out = rt.run(&["exec", "--cwd", &cwd, &id, "/bin/test", "-e", host_path]);
-        assert_ne!(out.code(), Some(0), "exec's cwd reached the host through fd {n}\n{out}");
+        assert_ne!(
+            out.code(),
+            Some(0),
+            "exec's cwd reached the host through fd {n}\n{out}"
+        );
     }
     rt.run(&["delete", "--force", &id]).ok();
 }
@@ -101,5 +108,9 @@ fn sysctl_write_is_not_redirected_by_a_mount_over_proc_sys() {
         "options": ["rbind"]
     }));
     let out = support::output_of(&b);
-    assert_eq!(out.trim(), "real-name", "the sysctl write landed on the hostname");
+    assert_eq!(
+        out.trim(),
+        "real-name",
+        "the sysctl write landed on the hostname"
+    );
 }

@@ -90,7 +90,10 @@ pub fn run(ctx: &InitContext<'_>, channel: ChildEnd, fifo: OwnedFd) -> ! {
         Ok(p) => p,
         Err(e) => fail(&channel, e),
     };
-    let fd_dir = match procfs.open("self/fd", rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY) {
+    let fd_dir = match procfs.open(
+        "self/fd",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+    ) {
         Ok(d) => d,
         Err(e) => fail(&channel, e),
     };

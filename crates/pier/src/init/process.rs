@@ -259,12 +259,10 @@ pub fn exec(
     for fd in 0..3 + keep as i32 {
         let _ = crate::sys::clear_cloexec(fd);
     }
-    if let Err(e) = crate::sys::close_range_cloexec(3 + keep)
-        .or_else(|e| match fd_dir {
-            Some(dir) => crate::sys::cloexec_listed_from(3 + keep, dir),
-            None => Err(e),
-        })
-    {
+    if let Err(e) = crate::sys::close_range_cloexec(3 + keep).or_else(|e| match fd_dir {
+        Some(dir) => crate::sys::cloexec_listed_from(3 + keep, dir),
+        None => Err(e),
+    }) {
         return anyhow::Error::from(e).context("mark the fds close-on-exec");
     }
     match ignored {

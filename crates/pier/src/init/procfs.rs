@@ -98,10 +98,15 @@ impl ProcFs {
     /// # Errors
     /// The path does not exist (an unknown sysctl), leaves the root, or is not on procfs.
     pub fn open(&self, path: &str, flags: OFlags) -> Result<OwnedFd> {
-        let resolve =
-            ResolveFlags::BENEATH | ResolveFlags::NO_XDEV | ResolveFlags::NO_MAGICLINKS;
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_XDEV | ResolveFlags::NO_MAGICLINKS;
         let fd = loop {
-            match openat2(&self.0, path, flags | OFlags::CLOEXEC, Mode::empty(), resolve) {
+            match openat2(
+                &self.0,
+                path,
+                flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve,
+            ) {
                 Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
                 other => break other,
             }
@@ -131,8 +136,9 @@ impl ProcFs {
         use std::os::fd::AsRawFd;
         let dir = self.open("self/fd", OFlags::PATH | OFlags::DIRECTORY)?;
         let name = fd.as_fd().as_raw_fd().to_string();
-        let reopened = rustix::fs::openat(&dir, name.as_str(), flags | OFlags::CLOEXEC, Mode::empty())
-            .with_context(|| format!("reopen fd {name}"))?;
+        let reopened =
+            rustix::fs::openat(&dir, name.as_str(), flags | OFlags::CLOEXEC, Mode::empty())
+                .with_context(|| format!("reopen fd {name}"))?;
         let (a, b) = (rustix::fs::fstat(fd)?, rustix::fs::fstat(&reopened)?);
         if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
             bail!("reopening fd {name} through procfs gave another file");
