@@ -11,8 +11,11 @@ import subprocess
 from dataclasses import dataclass, field
 
 # Keys a host service manager may have put in our environment; none may leak into a runtime
-# invocation unless a scenario sets it on purpose.
-_SCRUB = ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID")
+# invocation unless a scenario sets it on purpose. RUST_BACKTRACE / RUST_LIB_BACKTRACE too: a
+# developer's shell often has them, engines never set them for a runtime, and with them set
+# every `anyhow` error pier builds captures a backtrace (~1 ms each, docs/performance.md).
+_SCRUB = ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID",
+          "RUST_BACKTRACE", "RUST_LIB_BACKTRACE")
 
 
 def base_env() -> dict[str, str]:

@@ -7,7 +7,7 @@ with `ctr run --runc-binary`. The image is imported from a local busybox-static 
 registry). Every case runs once with runc and once with pier; a difference in exit code or
 (normalised) output is a failure. The last line is the summary ("N passed, M failed").
 
-usage: tests/engines/run.py --runtime PIER [--engine podman|ctr ...] [--keep]   (as root)
+usage: tests/engines/run.py --runtime PIER [--engine podman|ctr|docker ...] [--keep]   (as root)
 """
 
 import argparse
@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE = "localhost/pier-bb:latest"
 CTR_IMAGE = "docker.io/library/pier-bb:latest"
 PATH_ENV = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+RUNC = shutil.which("runc") or "/usr/sbin/runc"  # --runc sets it
 
 
 def sh(cmd, timeout=120, env=None, check=False):
@@ -62,6 +63,7 @@ def normalise(text, name):
     text = "\n".join(line for line in text.split("\n") if line.strip() != "")
     text = text.replace(name, "NAME")
     text = re.sub(r"\b[0-9a-f]{64}\b", "ID", text)
+    text = re.sub(r"\b[0-9a-f]{12}\b", "SHORTID", text)  # Docker's default hostname
     text = re.sub(r'time="[^"]*"', "time=T", text)
     return text.strip()
 
@@ -73,6 +75,11 @@ class Engine:
 
     def __init__(self, work, pier):
         self.work, self.pier = work, pier
+
+    def runtime_flag(self, rt):
+        """What `{R}` stands for in a case: the per-container runtime option (Docker's `run
+        --runtime`); empty where cli() already names the runtime."""
+        return ""
 
     def close(self):
         pass
@@ -192,6 +199,118 @@ PODMAN_CASES = [
     ]),
 ]
 
+D_RUN_BG = "{E} run {R} -d --name {N} {I} sh -c 'trap \"exit 0\" TERM; echo started; while :; do sleep 1; done' >/dev/null"
+D_WAIT_UP = "until {E} logs {N} 2>/dev/null | grep -q started; do sleep 0.1; done"
+D_CGROUP = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max")
+
+# (name, script) as for podman. `--network none` is the case whose container carries Docker's
+# libnetwork-setkey prestart hook (with --bridge=none the default mode attaches no network).
+DOCKER_CASES = [
+    ("run --rm", ["{E} run {R} --rm {I} sh -c 'echo hello; id -u'"]),
+    ("exit code", ["{E} run {R} --rm {I} sh -c 'exit 3'; echo $?"]),
+    ("command not found", ["{E} run {R} --rm {I} nosuchcommand >/dev/null 2>&1; echo $?"]),
+    ("env", ["{E} run {R} --rm -e FOO=bar -e EMPTY= {I} sh -c 'echo $FOO; env | sort'"]),
+    ("-w workdir", ["{E} run {R} --rm -w /tmp/new {I} pwd"]),
+    ("lo (no network attached)", ["{E} run {R} --rm {I} sh -c 'ip -o addr show | cut -d\" \" -f2-7'"]),
+    ("--network none (libnetwork prestart hook)", ["{E} run {R} --rm --network none {I} sh -c 'ip -o addr show | cut -d\" \" -f2-7; cat /etc/hostname | wc -c'"]),
+    ("-d logs exec stop rm", [
+        D_RUN_BG, D_WAIT_UP,
+        "{E} exec {N} sh -c 'echo in-exec; cat /proc/1/cmdline | tr \"\\0\" \" \"'",
+        "{E} exec {N} sh -c 'exit 5'; echo $?",
+        "{E} exec -i {N} cat <<< piped",
+        "{E} exec -u 65534 -e X=1 -w /tmp {N} sh -c 'id -u; echo $X; pwd'",
+        "{E} stop -t 10 {N} >/dev/null",
+        "{E} inspect -f '{{{{.State.Status}}}} {{{{.State.ExitCode}}}}' {N}",
+        "{E} logs {N}",
+        "{E} rm {N} >/dev/null",
+    ]),
+    ("kill with a signal", [
+        "{E} run {R} -d --name {N} {I} sh -c 'trap \"echo got-usr1; exit 7\" USR1; echo started; while :; do sleep 1; done' >/dev/null",
+        D_WAIT_UP,
+        "{E} kill -s USR1 {N} >/dev/null",
+        "{E} wait {N}",
+        "{E} logs {N}",
+        "{E} rm {N} >/dev/null",
+    ]),
+    ("stop escalates to SIGKILL", [
+        "{E} run {R} -d --name {N} {I} sh -c 'trap \"\" TERM; echo started; while :; do sleep 1; done' >/dev/null",
+        D_WAIT_UP,
+        "{E} stop -t 1 {N} >/dev/null",
+        "{E} inspect -f '{{{{.State.Status}}}} {{{{.State.ExitCode}}}}' {N}",
+        "{E} rm {N} >/dev/null",
+    ]),
+    ("exec -it", [
+        D_RUN_BG, D_WAIT_UP,
+        "script -qec \"{E} exec -it {N} sh -c 'tty >/dev/null && echo tty-ok'\" /dev/null",
+        "{E} rm -f {N} >/dev/null",
+    ]),
+    ("tty under script", ["script -qec \"{E} run {R} --rm -t {I} sh -c 'tty >/dev/null && echo tty-ok; stty size'\" /dev/null"]),
+    ("--read-only", ["{E} run {R} --rm --read-only {I} sh -c 'touch /x 2>/dev/null || echo root-ro; touch /etc/hosts && echo etc-hosts-rw; touch /dev/shm/x && echo shm-rw'"]),
+    ("--read-only --tmpfs", ["{E} run {R} --rm --read-only --tmpfs /run --tmpfs /tmp:rw,size=1m,mode=1777 {I} sh -c 'touch /run/x /tmp/x && echo tmpfs-rw; stat -c %a /tmp; touch /x 2>/dev/null || echo root-ro'"]),
+    ("--tmpfs", ["{E} run {R} --rm --tmpfs /etc {I} sh -c 'ls /etc; stat -c %a /etc'"]),
+    ("--mount type=tmpfs", ["{E} run {R} --rm --mount type=tmpfs,destination=/scratch,tmpfs-size=1m {I} sh -c 'echo x > /scratch/f && cat /scratch/f'"]),
+    ("volumes rw and ro", [
+        "mkdir -p {V} && echo from-host > {V}/f",
+        "{E} run {R} --rm -v {V}:/ro:ro -v {V}:/rw {I} sh -c 'cat /ro/f; touch /ro/n 2>/dev/null || echo ro-refused; echo c > /rw/n && echo rw-ok'",
+        "cat {V}/n",
+    ]),
+    ("named volume", [
+        "{E} volume create {N} >/dev/null",
+        "{E} run {R} --rm -v {N}:/data {I} sh -c 'echo kept > /data/f'",
+        "{E} run {R} --rm -v {N}:/data:ro {I} sh -c 'cat /data/f; touch /data/g 2>/dev/null || echo ro-refused'",
+        "{E} volume rm {N} >/dev/null",
+    ]),
+    ("--user", ["{E} run {R} --rm --user 65534:65534 {I} id", "{E} run {R} --rm --user nobody {I} id",
+                "{E} run {R} --rm --user 1000:1000 --group-add 2000 {I} id"]),
+    ("caps", [
+        "{E} run {R} --rm {I} grep Cap /proc/self/status",
+        "{E} run {R} --rm --cap-drop ALL {I} grep CapEff /proc/self/status",
+        "{E} run {R} --rm --cap-drop ALL --cap-add NET_ADMIN {I} grep CapEff /proc/self/status",
+        "{E} run {R} --rm --cap-add SYS_ADMIN --cap-drop CHOWN {I} grep CapEff /proc/self/status",
+        # --privileged asks for every capability: on a host whose bounding set lacks some (this
+        # test machine lacks CAP_SYS_RESOURCE) both runtimes refuse it, with their own words.
+        "{E} run {R} --rm --privileged {I} sh -c 'ls /dev | wc -l' >/dev/null 2>&1; echo $?",
+    ]),
+    ("masked and read-only paths", ["{E} run {R} --rm {I} sh -c 'cat /proc/kcore 2>&1 | wc -c; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo sys-ro; ls /sys/firmware | wc -l'"]),
+    ("memory pids cpus limits", ["{E} run {R} --rm --memory 64m --pids-limit 50 --cpus 0.5 {I} sh -c '" + D_CGROUP + "'"]),
+    ("ulimit, sysctl, shm-size, hostname", ["{E} run {R} --rm --ulimit nofile=512:512 --sysctl net.ipv4.ip_forward=1 --shm-size 8m -h box {I} sh -c 'ulimit -n; cat /proc/sys/net/ipv4/ip_forward; df -k /dev/shm | tail -1 | awk \"{{print \\$2}}\"; hostname'"]),
+    ("update", [
+        "{E} run {R} -d --name {N} --memory 64m {I} sh -c 'trap \"exit 0\" TERM; echo started; while :; do sleep 1; done' >/dev/null",
+        D_WAIT_UP,
+        "{E} update --memory 128m --memory-swap 256m --cpus 0.25 --pids-limit 40 {N} >/dev/null; echo $?",
+        "{E} exec {N} sh -c '" + D_CGROUP + "'",
+        "{E} rm -f {N} >/dev/null",
+    ]),
+    ("pause unpause", [
+        D_RUN_BG, D_WAIT_UP,
+        "{E} pause {N} >/dev/null && {E} inspect -f '{{{{.State.Status}}}}' {N}",
+        "{E} unpause {N} >/dev/null && {E} inspect -f '{{{{.State.Status}}}}' {N}",
+        "{E} rm -f {N} >/dev/null",
+    ]),
+    ("top", [D_RUN_BG, D_WAIT_UP, "{E} top {N} -o comm | head -2", "{E} rm -f {N} >/dev/null"]),
+    ("stats", [D_RUN_BG, D_WAIT_UP, "{E} stats --no-stream --format '{{{{.Name}}}}' {N}", "{E} rm -f {N} >/dev/null"]),
+    ("restart policy", [
+        "{E} run {R} -d --name {N} --restart on-failure:2 {I} sh -c 'echo run; exit 1' >/dev/null",
+        "until [ \"$({E} inspect -f '{{{{.RestartCount}}}} {{{{.State.Status}}}}' {N})\" = '2 exited' ]; do sleep 0.2; done; echo restarted-twice",
+        "{E} logs {N}",
+        "{E} rm -f {N} >/dev/null",
+    ]),
+    ("restart", [
+        D_RUN_BG, D_WAIT_UP,
+        "{E} restart -t 5 {N} >/dev/null; echo $?",
+        "until [ $({E} logs {N} | grep -c started) = 2 ]; do sleep 0.1; done; {E} logs {N}",
+        "{E} rm -f {N} >/dev/null",
+    ]),
+    ("--init", ["{E} run {R} --rm --init {I} sh -c 'cat /proc/1/comm; cat /proc/1/cmdline | tr \"\\0\" \" \"'"]),
+    ("--pid host, --ipc host, --uts host", ["{E} run {R} --rm --pid host --ipc host --uts host {I} sh -c '[ \"$(cat /proc/1/comm)\" != sh ] && echo host-pid; hostname | grep -qx \"$(cat /proc/sys/kernel/hostname)\" && echo host-uts'"]),
+    ("rm -f of a container whose init left a child", [
+        "{E} run {R} -d --name {N} --pid host {I} sh -c 'sleep 300 & exit 0' >/dev/null",
+        "{E} wait {N}",
+        "{E} rm -f {N} >/dev/null; echo $?",
+    ]),
+]
+
 
 class Ctr(Engine):
     """containerd 1.6 started by hand (its own root, state and socket), driven with ctr."""
@@ -273,7 +392,82 @@ CTR_CASES = [
         "{C} tasks rm -f {N} >/dev/null 2>&1; {C} containers rm {N}",
     ]),
     ("--privileged caps", ["{E} --rm --privileged {I} {N} grep CapEff /proc/self/status"]),
+    # ctr 1.6's `run` has no --user; `tasks exec --user` sets the process user as an engine's exec does.
+    ("tasks exec --user", [
+        "{E} -d {I} {N} sh -c 'trap \"exit 0\" TERM; while :; do sleep 1; done'",
+        "{C} tasks exec --exec-id u1 --user 65534 {N} sh -c 'id -u; id -g; touch /root-only 2>/dev/null || echo denied'",
+        "{C} tasks exec --exec-id u2 --user 1000:100 {N} sh -c 'id -u; id -g'",
+        "{C} tasks rm -f {N} >/dev/null 2>&1; {C} containers rm {N}",
+    ]),
+    ("--cpus --cpu-shares (host side)", [
+        "{E} -d --cpus 0.5 --cpu-shares 512 {I} {N} sleep 300",
+        "cat /sys/fs/cgroup/cpu/pier-tests/{N}/cpu.cfs_quota_us /sys/fs/cgroup/cpu/pier-tests/{N}/cpu.cfs_period_us "
+        "/sys/fs/cgroup/cpu/pier-tests/{N}/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/pier-tests/{N}/cpu.max /sys/fs/cgroup/pier-tests/{N}/cpu.weight",
+        "{C} tasks rm -f {N} >/dev/null 2>&1; {C} containers rm {N}",
+    ]),
 ]
+
+
+class Docker(Engine):
+    """Debian's docker.io (dockerd 20.10) started by hand: its own --data-root, --exec-root and
+    socket, no iptables, no bridge (containers get the default network mode, which then has no
+    network attached; `--network none` is the mode that carries libnetwork's prestart hook),
+    both runtimes named with --add-runtime. dockerd starts its own containerd."""
+
+    name = "docker"
+
+    def __init__(self, work, pier):
+        super().__init__(work, pier)
+        root = docker_root()
+        # dockerd finds docker-init (tini-static, for --init) and docker-proxy on PATH.
+        self.env = dict(os.environ, PATH=f"{root}/usr/bin:{root}/usr/sbin:" + os.environ["PATH"])
+        run = os.path.join(work, "run")
+        os.makedirs(run, exist_ok=True)
+        self.sock = os.path.join(run, "docker.sock")
+        self.log = open(os.path.join(work, "dockerd.log"), "w")
+        self.proc = subprocess.Popen([
+            f"{root}/usr/sbin/dockerd", "--data-root", os.path.join(work, "data"),
+            "--exec-root", os.path.join(run, "exec"), "-H", f"unix://{self.sock}",
+            "--pidfile", os.path.join(run, "docker.pid"), "--iptables=false", "--ip6tables=false",
+            "--bridge=none", "--userland-proxy=false", "--cgroup-parent", "pier-docker-tests",
+            "--containerd-namespace", "pier-docker", "--containerd-plugins-namespace", "pier-docker-p",
+            "--add-runtime", f"pier={pier}", "--add-runtime", f"runc-ref={RUNC}",
+        ], stdout=self.log, stderr=self.log, env=self.env)
+        self.base = f"{root}/usr/bin/docker -H unix://{self.sock}"
+        deadline = time.time() + 60
+        while sh(f"{self.base} version >/dev/null 2>&1", env=self.env)[0] != 0:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("dockerd did not start: " + open(self.log.name).read()[-4000:])
+            time.sleep(0.2)
+        tar = make_image_tar(work)
+        sh(f"{self.base} import --change 'ENV {PATH_ENV}' {tar} {IMAGE}", env=self.env, check=True)
+
+    def cli(self, rt):
+        return self.base
+
+    def runtime_flag(self, rt):
+        # Both runtimes are added by path (--add-runtime), so each runs through the same shim
+        # options; `runc` itself is a name dockerd reserves.
+        return "--runtime " + ("runc-ref" if rt == RUNC else "pier")
+
+    def cases(self):
+        return DOCKER_CASES
+
+    def close(self):
+        sh(f"{self.base} ps -aq | xargs -r {self.base} rm -f", env=self.env)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def docker_root():
+    """Where Debian's docker.io and tini are unpacked (scripts/deps.sh: `dpkg -x`, so no docker
+    service is installed or started); "/" when docker.io is installed normally."""
+    root = os.environ.get("PIER_DOCKER_ROOT", "/opt/pier-docker")
+    return root if os.path.exists(f"{root}/usr/sbin/dockerd") else ""  # "" + /usr/sbin/dockerd
 
 
 def oci_archive(work, layer_tar, name=CTR_IMAGE, cmd=("sh",), out=None):
@@ -327,7 +521,7 @@ def run_case(engine, rt, label, script, n):
     image = CTR_IMAGE if engine.name == "ctr" else IMAGE
     parts = []
     for cmd in script:
-        cmd = cmd.format(E=engine.cli(rt), C=getattr(engine, "base", ""), I=image, N=name, V=vol)
+        cmd = cmd.format(E=engine.cli(rt), R=engine.runtime_flag(rt), C=getattr(engine, "base", ""), I=image, N=name, V=vol)
         code, out = sh(f"bash -c {sh_quote(cmd)}", env=getattr(engine, "env", None), timeout=120)
         parts.append(f"$ [{code}] " + normalise(out, name))
     return "\n".join(parts)
@@ -353,21 +547,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runtime", required=True, help="the pier binary")
     ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
-    ap.add_argument("--engine", action="append", choices=["podman", "ctr"])
+    ap.add_argument("--engine", action="append", choices=["podman", "ctr", "docker"])
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--only", help="run the cases whose name contains this")
     ap.add_argument("-v", "--verbose", action="store_true", help="show what each case printed")
     args = ap.parse_args()
-    engines = args.engine or ["podman", "ctr"]
+    engines = args.engine or ["podman", "ctr", "docker"]
+    global RUNC
+    RUNC = os.path.abspath(args.runc)
     passed = failed = 0
     work = tempfile.mkdtemp(prefix="pier-engines-")
     try:
         for name in engines:
-            if not shutil.which({"podman": "podman", "ctr": "containerd"}[name]):
+            if name == "docker" and not os.path.exists(docker_root() + "/usr/sbin/dockerd"):
+                print("docker: docker.io not installed (scripts/deps.sh), skipped")
+                continue
+            if name != "docker" and not shutil.which({"podman": "podman", "ctr": "containerd"}[name]):
                 print(f"{name}: not installed, skipped")
                 continue
             os.makedirs(os.path.join(work, name))
-            engine = {"podman": Podman, "ctr": Ctr}[name](os.path.join(work, name), os.path.abspath(args.runtime))
+            engine = {"podman": Podman, "ctr": Ctr, "docker": Docker}[name](os.path.join(work, name), os.path.abspath(args.runtime))
             try:
                 for n, (label, script) in enumerate(engine.cases()):
                     if args.only and args.only not in label:

@@ -3,7 +3,8 @@
 # host's own /usr on a tmpfs root, or the tree SD_ROOT names under a tmpfs overlay), run commands
 # inside it, and power it off again.
 #
-#   harness.sh up DIR [NSPAWN-ARG...]  boot; DIR -> /h (rw), DIR/units -> /etc/systemd/system (ro);
+#   harness.sh up DIR [NSPAWN-ARG...]  boot; DIR -> /h (rw), DIR/units -> /etc/systemd/system (ro),
+#                                      DIR/journald.conf.d (no rate limit) -> /etc/systemd/journald.conf.d;
 #                                      extra args go to systemd-nspawn (e.g. --bind-ro=BIN:/opt/x)
 #   harness.sh leader DIR              print the host pid of the inner PID 1
 #   harness.sh exec DIR CMD...         run CMD in all namespaces of the inner PID 1
@@ -51,6 +52,12 @@ boot() {
     mkdir -p "$dir/units"
     [ -e "$dir/units/systemd-firstboot.service" ] || ln -s /dev/null "$dir/units/systemd-firstboot.service"
     [ -e "$dir/units/default.target" ] || ln -s /usr/lib/systemd/system/multi-user.target "$dir/units/default.target"
+    # No journald rate limit: the suites read the manager's debug lines (one per notification
+    # message, one per D-Bus call of every `systemctl show` poll: ~21k in a 257 run) and a
+    # suppressed line would look like a lost message. journald's default burst is 10000 per 30 s
+    # per unit and priority, scaled by free journal space (~32k for init.scope's debug here).
+    mkdir -p "$dir/journald.conf.d"
+    printf '[Journal]\nRateLimitIntervalSec=0\nRateLimitBurst=0\n' >"$dir/journald.conf.d/pier-tests.conf"
     rm -f "$dir/.nspawn.leader"
     local root=(-D / --volatile=yes)
     [ -n "${SD_ROOT:-}" ] && root=(-D "$SD_ROOT" --volatile=overlay)
@@ -59,7 +66,8 @@ boot() {
         export SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
         exec setsid systemd-nspawn "${root[@]}" --boot --register=no --keep-unit \
             --console=pipe --machine="$name" --capability=all \
-            --bind="$dir:/h" --bind-ro="$dir/units:/etc/systemd/system" "$@" \
+            --bind="$dir:/h" --bind-ro="$dir/units:/etc/systemd/system" \
+            --bind-ro="$dir/journald.conf.d:/etc/systemd/journald.conf.d" "$@" \
             -- systemd.log_color=0 </dev/null >"$dir/.nspawn.log" 2>&1
     ) &
     echo $! >"$dir/.nspawn.pid"

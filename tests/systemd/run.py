@@ -101,7 +101,17 @@ def judge_case(machine, case, mode, deadline_s):
 
 
 def run_cases(machine, selected, mode, a):
-    """Judge the cases (in parallel up to --jobs); returns {key: rows}."""
+    """Judge the cases (in parallel up to --jobs), then the `alone` ones one by one (they stop
+    the manager all cases share); returns {key: rows}."""
+    shared = [c for c in selected if not c.alone]
+    results = _run_parallel(machine, shared, mode, a) if shared else {}
+    for case in (c for c in selected if c.alone):
+        results[case.key] = judge_case(machine, case, mode, a.deadline)
+    return results
+
+
+def _run_parallel(machine, selected, mode, a):
+    """Judge the cases in parallel up to --jobs; returns {key: rows}."""
     jobs = a.jobs if a.jobs > 0 else len(selected)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="case")
     futures = {pool.submit(judge_case, machine, c, mode, a.deadline): c.key for c in selected}
@@ -114,7 +124,7 @@ def run_cases(machine, selected, mode, a):
     return {key: f.result() for f, key in futures.items() if f.done() and not f.cancelled()}
 
 
-def print_report(label, selected, results, timings):
+def print_report(label, selected, results, timings, health=""):
     """The table, a line per scenario and the wall time; returns {scenario: passed}."""
     rows = [r for case in selected
             for r in results.get(case.key, [Row(case.key, "case ran", "not run", 0.0, False)])]
@@ -133,12 +143,17 @@ def print_report(label, selected, results, timings):
         print(f"scenario {scen}: {'passed' if ok else 'FAILED'}  ({cases.SCENARIOS[scen]})")
     print("wall time: {:.2f} s ({})".format(
         timings["total"], ", ".join(f"{k} {v:.2f} s" for k, v in timings.items() if k != "total")))
+    if health:
+        print(f"machine after the cases: {health}")
     return verdict
 
 
 def print_units(selected, mode):
     """The units as installed in the machine (paths as seen there: /h = the work dir)."""
     for case in selected:
+        if case.launch == "quadlet":
+            print(f"# {units.unit_name(case, 'container')}\n{units.quadlet_unit(case, mode)}")
+            continue
         for kind, text in (("socket", units.socket_unit(case)), ("service", units.service_unit(case, mode))):
             if text:
                 print(f"# {units.unit_name(case, kind)}\n{text}")
@@ -153,6 +168,8 @@ class Systemd:
 
     def __init__(self, name, root, version):
         self.name, self.root, self.version = name, root, version
+        #: Machine.health() after its cases ("" until then)
+        self.health = ""
 
     @property
     def label(self):
@@ -180,6 +197,8 @@ def run_one(sd, a, mode):
     """Build, boot `sd`, judge its cases, power off; returns (cases, results, timings)."""
     t0 = time.monotonic()
     selected = cases.select(a.only, sd.version)
+    if mode == "host":  # a quadlet always runs a container: nothing to run "without" one
+        selected = [c for c in selected if c.launch != "quadlet"]
     workdir = Path(tempfile.mkdtemp(prefix="pier-sdt-", dir="/tmp"))
     timings, results = {}, {}
     binds = [] if mode == "host" else [f"--bind-ro={a.runtime}:{units.RUNTIME_IN_MACHINE}"]
@@ -195,6 +214,7 @@ def run_one(sd, a, mode):
         t = time.monotonic()
         results = run_cases(machine, selected, mode, a)
         timings["scenarios"] = time.monotonic() - t
+        sd.health = machine.health()
     except build.BuildError as exc:
         print(f"run.py: build failed: {exc}", file=sys.stderr)
     except RuntimeError as exc:
@@ -245,7 +265,7 @@ def main(argv):
         print("run.py: interrupted", file=sys.stderr)
         sys.exit(130)
     for sd, selected, results, timings in reports:
-        for scen, ok in print_report(sd.label, selected, results, timings).items():
+        for scen, ok in print_report(sd.label, selected, results, timings, sd.health).items():
             verdicts[f"{sd.version}/{scen}"] = ok
     failed = sum(1 for ok in verdicts.values() if not ok)
     print(f"\ntotal wall time: {time.monotonic() - t0:.2f} s; "

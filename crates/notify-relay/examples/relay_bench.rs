@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use notify_relay::{Config, Identity, Listener, Policy, Relay, Upstream};
+use notify_relay::{Config, Identity, Listener, Policy, Relay, SenderAccess, Upstream};
 
 /// A receiver like systemd's: `SO_PASSCRED`, 8 MiB buffer.
 fn receiver(path: &Path) -> UnixDatagram {
@@ -26,6 +26,17 @@ fn sender(path: &Path) -> UnixDatagram {
     socket
 }
 
+/// Blocking sends of `payloads`, one datagram each; the longest single send.
+fn send_all(socket: &UnixDatagram, payloads: impl Iterator<Item = String>) -> Duration {
+    let mut worst = Duration::ZERO;
+    for payload in payloads {
+        let start = Instant::now();
+        socket.send(payload.as_bytes()).expect("send");
+        worst = worst.max(start.elapsed());
+    }
+    worst
+}
+
 /// Blocking sends of `count` datagrams while a thread receives them; datagrams per second.
 fn throughput(to: &Path, from: UnixDatagram, count: usize) -> f64 {
     let reader = thread::spawn(move || {
@@ -36,11 +47,7 @@ fn throughput(to: &Path, from: UnixDatagram, count: usize) -> f64 {
     });
     let socket = sender(to);
     let start = Instant::now();
-    for i in 0..count {
-        socket
-            .send(format!("STATUS=msg {i}").as_bytes())
-            .expect("send");
-    }
+    send_all(&socket, (0..count).map(|i| format!("STATUS=msg {i}")));
     reader.join().expect("reader");
     count as f64 / start.elapsed().as_secs_f64()
 }
@@ -95,17 +102,9 @@ fn stuck(dir: &Path, count: usize) -> (Duration, usize, bool) {
         )
     });
     let socket = sender(&container);
-    let mut worst = Duration::ZERO;
-    for i in 0..=count {
-        let payload = if i == 0 {
-            "READY=1".to_string()
-        } else {
-            format!("X_SEQ={i}")
-        };
-        let start = Instant::now();
-        socket.send(payload.as_bytes()).expect("send");
-        worst = worst.max(start.elapsed());
-    }
+    let payloads =
+        std::iter::once("READY=1".to_string()).chain((1..=count).map(|i| format!("X_SEQ={i}")));
+    let worst = send_all(&socket, payloads);
     drop(init.stdin.take());
     init.wait().expect("wait init");
     let (mut got, mut ready) = (0, false);
@@ -138,37 +137,61 @@ fn latency(to: &Path, from: &UnixDatagram, count: usize) -> (Duration, Duration)
     (samples[count / 2], samples[count * 99 / 100])
 }
 
-fn main() {
-    let count: usize = std::env::args()
-        .nth(1)
-        .map_or(100_000, |n| n.parse().expect("COUNT"));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let host = dir.path().join("host.sock");
-    let container = dir.path().join("container.sock");
-    let from = receiver(&host);
+/// What one relayed run measured.
+struct Relayed {
+    per_s: f64,
+    p50: Duration,
+    p99: Duration,
+    summary: notify_relay::Summary,
+    rss_before: (u64, u64),
+    rss_after: (u64, u64),
+}
 
-    let direct = throughput(&host, from.try_clone().expect("dup"), count);
-    let (direct_p50, direct_p99) = latency(&host, &from, count / 10);
-
+/// `count` datagrams through a relay thread (`run`) to `host`. With `SenderAccess::Init`,
+/// this process plays the init (it is the sender) and the listener passes sender pidfds.
+fn relayed(
+    dir: &Path,
+    host: &Path,
+    from: &UnixDatagram,
+    count: usize,
+    sender: SenderAccess,
+    main_pid_pidfds: bool,
+) -> Relayed {
     let mut init = Command::new("cat")
         .stdin(Stdio::piped())
         .spawn()
         .expect("init stand-in");
-    let init_pid = init.id() as i32;
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_child(&init),
         rustix::process::PidfdFlags::empty(),
     )
     .expect("pidfd");
+    let (init_pid, init_pidfd) = match sender {
+        SenderAccess::All => (init.id() as i32, pidfd.try_clone().expect("dup")),
+        SenderAccess::Init => {
+            let own = rustix::process::getpid();
+            let own_pidfd = rustix::process::pidfd_open(own, rustix::process::PidfdFlags::empty())
+                .expect("own pidfd");
+            (own.as_raw_nonzero().get(), own_pidfd)
+        }
+    };
+    let container = dir.join(format!("container-{sender:?}-{main_pid_pidfds}.sock"));
     let mut listener = Listener::bind(&container).expect("bind listener");
-    let mut upstream = Upstream::connect(&notify_relay::Address::Path(host.clone())).expect("up");
+    let mut upstream =
+        Upstream::connect(&notify_relay::Address::Path(host.to_owned())).expect("up");
     let relay_thread = thread::spawn(move || {
         let mut relay = Relay::new(Config {
-            policy: Policy::default(),
+            policy: Policy {
+                sender,
+                ..Policy::default()
+            },
             identity: Identity::AsRelay,
             init_host_pid: init_pid,
             init_container_pid: init_pid,
-        });
+        })
+        .with_init_pidfd(init_pidfd.as_fd());
+        listener.set_sender_pidfds(relay.wants_sender_pidfds());
+        listener.set_main_pid_pidfds(relay.wants_main_pid_pidfds() && main_pid_pidfds);
         notify_relay::run(
             &mut listener,
             Some(&mut upstream),
@@ -178,33 +201,70 @@ fn main() {
         )
     });
     let rss_before = rss_kb();
-    let relayed = throughput(&container, from.try_clone().expect("dup"), count);
+    let per_s = throughput(&container, from.try_clone().expect("dup"), count);
     let rss_after = rss_kb();
-    let (relayed_p50, relayed_p99) = latency(&container, &from, count / 10);
+    let (p50, p99) = latency(&container, from, count / 10);
 
     drop(init.stdin.take());
     init.wait().expect("wait init");
+    let reader = from.try_clone().expect("dup");
     let ack = thread::spawn(move || {
         let mut buf = [0u8; 64];
-        from.recv(&mut buf).expect("final barrier") // dropping the fd acknowledges it
+        reader.recv(&mut buf).expect("final barrier") // dropping the fd acknowledges it
     });
     let summary = relay_thread.join().expect("relay").expect("run");
     ack.join().expect("ack");
+    Relayed {
+        per_s,
+        p50,
+        p99,
+        summary,
+        rss_before,
+        rss_after,
+    }
+}
+
+fn main() {
+    let count: usize = std::env::args()
+        .nth(1)
+        .map_or(100_000, |n| n.parse().expect("COUNT"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = dir.path().join("host.sock");
+    let from = receiver(&host);
+
+    let direct = throughput(&host, from.try_clone().expect("dup"), count);
+    let (direct_p50, direct_p99) = latency(&host, &from, count / 10);
+    // As pier relays in the foreground: access=all, MAINPID= datagrams with a pidfd (a peek
+    // at every datagram); then without the peek, and access=init with sender pidfds.
+    let all = relayed(dir.path(), &host, &from, count, SenderAccess::All, true);
+    let no_peek = relayed(dir.path(), &host, &from, count, SenderAccess::All, false);
+    let init = relayed(dir.path(), &host, &from, count, SenderAccess::Init, false);
+    let relayed = all.per_s;
 
     println!("datagrams: {count} (throughput), {} (latency)", count / 10);
     println!("direct : {direct:>10.0} dgram/s   p50 {direct_p50:>9.2?}   p99 {direct_p99:>9.2?}");
     println!(
-        "relayed: {relayed:>10.0} dgram/s   p50 {relayed_p50:>9.2?}   p99 {relayed_p99:>9.2?}"
+        "relayed: {relayed:>10.0} dgram/s   p50 {:>9.2?}   p99 {:>9.2?}",
+        all.p50, all.p99
+    );
+    println!(
+        "relayed, no MAINPID= peek: {:>10.0} dgram/s   p50 {:>9.2?}   p99 {:>9.2?}",
+        no_peek.per_s, no_peek.p50, no_peek.p99
+    );
+    println!(
+        "relayed, access=init (sender pidfds): {:>10.0} dgram/s   p50 {:>9.2?}   p99 {:>9.2?}",
+        init.per_s, init.p50, init.p99
     );
     println!(
         "relay costs {:.2}x throughput, +{:.2?} median hop",
         direct / relayed,
-        relayed_p50.saturating_sub(direct_p50)
+        all.p50.saturating_sub(direct_p50)
     );
-    println!("summary: {summary:?}");
+    println!("summary: {:?}", all.summary);
+    println!("summary, access=init: {:?}", init.summary);
     println!(
         "rss: {} kB before the relayed run, {} kB after {count} datagrams (peak {} kB)",
-        rss_before.0, rss_after.0, rss_after.1
+        all.rss_before.0, all.rss_after.0, all.rss_after.1
     );
     let stuck_count = count.min(100_000);
     let (worst, got, ready) = stuck(dir.path(), stuck_count);
@@ -213,10 +273,12 @@ fn main() {
         if ready { "delivered" } else { "LOST" }
     );
     println!(
-        "json: {{\"count\":{count},\"direct_per_s\":{direct:.0},\"relayed_per_s\":{relayed:.0},\"ratio\":{:.3},\"rss_kb_before\":{},\"rss_kb_after\":{},\"stuck_count\":{stuck_count},\"stuck_worst_send_ms\":{:.3},\"stuck_delivered\":{got},\"stuck_ready\":{ready}}}",
+        "json: {{\"count\":{count},\"direct_per_s\":{direct:.0},\"relayed_per_s\":{relayed:.0},\"ratio\":{:.3},\"relayed_no_peek_per_s\":{:.0},\"relayed_init_per_s\":{:.0},\"rss_kb_before\":{},\"rss_kb_after\":{},\"stuck_count\":{stuck_count},\"stuck_worst_send_ms\":{:.3},\"stuck_delivered\":{got},\"stuck_ready\":{ready}}}",
         relayed / direct,
-        rss_before.0,
-        rss_after.0,
+        no_peek.per_s,
+        init.per_s,
+        all.rss_before.0,
+        all.rss_after.0,
         worst.as_secs_f64() * 1e3
     );
 }

@@ -2,9 +2,9 @@
 
 use std::os::fd::OwnedFd;
 
-/// A datagram received on the container-side socket, with its `SCM_CREDENTIALS` and
-/// `SCM_RIGHTS` (unix(7)). The kernel translated the credentials into the relay's pid and
-/// user namespaces.
+/// A datagram received on the container-side socket, with its `SCM_CREDENTIALS`,
+/// `SCM_RIGHTS` and `SCM_PIDFD` (unix(7)). The kernel translated the credentials into the
+/// relay's pid and user namespaces.
 #[derive(Debug)]
 pub struct Received {
     /// The payload, at most [`crate::NOTIFY_BUFFER_MAX`] bytes when it comes from a
@@ -18,6 +18,15 @@ pub struct Received {
     pub uid: u32,
     /// Sender gid, in the relay's user namespace.
     pub gid: u32,
+    /// A pidfd of the sender (`SCM_PIDFD`), when the listener has `SO_PASSPIDFD` (Linux 6.5)
+    /// and the kernel could make one. It names the process that sent the datagram even if
+    /// that process has exited since and `pid` belongs to another one now; the relay's sender
+    /// checks use it when present ([`crate::pidfd`]), else `pid`.
+    pub pidfd: Option<OwnedFd>,
+    /// The listener asked for the sender's pidfd and the kernel had none to give (`ESRCH`):
+    /// the sender had been reaped before the datagram was read, and `pid` may belong to
+    /// another process now. Its `MAINPID=` of itself is then refused, never looked up.
+    pub sender_reaped: bool,
 }
 
 /// A datagram to send upstream (to the host's `NOTIFY_SOCKET`).

@@ -32,6 +32,9 @@ pub enum RelayError {
         /// The pid, in the relay's pid namespace.
         pid: i32,
     },
+    /// An fd expected to be a pidfd has no `Pid:` line in its `/proc/self/fdinfo` (proc(5)).
+    #[error("not a pidfd: no Pid line in its fdinfo")]
+    NotAPidfd,
     /// The operation is not possible on this kind of upstream address, e.g. passing fds or
     /// credentials over vsock, or vsock without the `vsock` cargo feature.
     #[error("{what} is not supported on upstream {address}")]

@@ -21,6 +21,10 @@
 //! systemd would, filters it by a [`Policy`], and forwards it as one datagram to the host
 //! ([`Upstream`]). Every drop is logged at debug level with its [`DropReason`].
 //!
+//! Where the kernel has `SO_PASSPIDFD` ([`Listener::set_sender_pidfds`]), each datagram also
+//! carries a pidfd of its sender, and the sender checks compare processes instead of pids
+//! that may have been reused ([`pidfd`], [`Relay::with_init_pidfd`]).
+//!
 //! # Identity modes
 //!
 //! [`Identity`] decides who systemd sees as the sender:
@@ -68,7 +72,8 @@
 //! # Ok(())
 //! # }
 //! ```
-#![forbid(unsafe_code)]
+// `unsafe` only in `sys` (receiving SCM_PIDFD, which rustix lacks); see its docs.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod address;
@@ -76,11 +81,13 @@ mod datagram;
 mod error;
 pub mod identity;
 pub mod message;
+pub mod pidfd;
 pub mod pidns;
 pub mod policy;
 mod reason;
 pub mod relay;
 pub mod socket;
+mod sys;
 
 pub use address::{Address, VsockKind};
 pub use datagram::{Outgoing, Received};

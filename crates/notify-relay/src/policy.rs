@@ -10,7 +10,9 @@ pub enum SenderAccess {
     /// Any process of the container (`NotifyAccess=all`).
     #[default]
     All,
-    /// Only the container's init process, compared by host pid (`NotifyAccess=main`).
+    /// Only the container's init process (`NotifyAccess=main`): compared by host pid and,
+    /// when the datagram came with a pidfd of its sender, by process identity
+    /// ([`crate::Relay::with_init_pidfd`]).
     Init,
 }
 

@@ -46,7 +46,8 @@ pub enum DropReason {
         /// The pid as written, in the container's pid namespace.
         pid: i32,
     },
-    /// The sender's pid in its own namespace could not be read from `/proc`.
+    /// The sender's pid in its own namespace could not be read (from its pidfd's fdinfo, or
+    /// without a pidfd from `/proc/<pid>/status`): it has exited, or `/proc` is missing.
     MainPidUnresolved,
     /// The identity mode ([`crate::Identity::AsMainPid`], [`crate::Identity::RelayIsMain`])
     /// owns the unit's main pid; a container `MAINPID=` would take it away.

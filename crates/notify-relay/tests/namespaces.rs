@@ -7,7 +7,9 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 
-use common::{hung_up, readable, send_with_fds, FakeSystemd, Init, HANG_GUARD};
+use common::{
+    fake_systemd, hung_up, readable, send_with_fds, upstream_to, FakeSystemd, Init, HANG_GUARD,
+};
 use notify_relay::{
     Config, DropReason, Identity, Listener, Policy, Received, Recv, Relay, Upstream,
 };
@@ -18,6 +20,20 @@ const ROLE: &str = "NOTIFY_RELAY_TEST_ROLE";
 const ENTRY: &str = "sender_entry_point";
 
 /// Not a test in a normal run: the entry point of the re-executed sender processes.
+/// This test binary re-run as the init (role "init") of a new pid namespace, sending to the
+/// listener at `path`.
+fn spawn_container_init(path: &std::path::Path) -> std::process::Child {
+    Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(std::env::current_exe().expect("exe"))
+        .args([ENTRY, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, "init")
+        .env("NOTIFY_SOCKET", path)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("unshare")
+}
+
 #[test]
 fn sender_entry_point() {
     let Ok(role) = std::env::var(ROLE) else {
@@ -109,17 +125,9 @@ fn mainpid_from_a_new_pid_namespace_is_translated_to_host_pids() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("notify.sock");
     let mut listener = Listener::bind(&path).expect("bind");
-    let systemd = FakeSystemd::bind_path();
-    let mut upstream = systemd.upstream();
-    let mut container = Command::new("unshare")
-        .args(["--pid", "--fork", "--kill-child"])
-        .arg(std::env::current_exe().expect("exe"))
-        .args([ENTRY, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, "init")
-        .env("NOTIFY_SOCKET", &path)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("unshare");
+    let systemd = fake_systemd();
+    let mut upstream = upstream_to(&systemd);
+    let mut container = spawn_container_init(&path);
 
     let hello = next(&mut listener);
     assert_eq!(hello.payload, b"X_HELLO=init");
@@ -164,8 +172,8 @@ fn mainpid_naming_the_sender_in_the_same_namespace() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("notify.sock");
     let mut listener = Listener::bind(&path).expect("bind");
-    let systemd = FakeSystemd::bind_path();
-    let mut upstream = systemd.upstream();
+    let systemd = fake_systemd();
+    let mut upstream = upstream_to(&systemd);
     let mut relay = Relay::new(Config {
         policy: Policy::default(),
         identity: Identity::AsRelay,
@@ -200,4 +208,76 @@ fn mainpid_naming_the_sender_in_the_same_namespace() {
     assert_eq!(step().2.as_deref(), Some("READY=1"));
     assert!(!systemd.pending());
     init.stop();
+}
+
+#[test]
+fn mainpid_from_a_new_pid_namespace_is_read_from_the_senders_pidfd() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root for a pid namespace");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let mut listener = Listener::bind(&path).expect("bind");
+    if !listener.set_sender_pidfds(true) {
+        eprintln!("skipped: the kernel has no SO_PASSPIDFD (Linux < 6.5)");
+        return;
+    }
+    let systemd = fake_systemd();
+    let mut upstream = upstream_to(&systemd);
+    let mut container = spawn_container_init(&path);
+
+    let hello = next(&mut listener);
+    let init_host_pid = hello.pid;
+    let init_pidfd = hello
+        .pidfd
+        .expect("the init's pidfd came with its datagram");
+    let init_info = notify_relay::pidfd::info(init_pidfd.as_fd()).expect("fdinfo");
+    assert_eq!(init_info.pid, Some(init_host_pid));
+    assert_eq!(init_info.innermost_pid(), Some(1), "pid 1 of its namespace");
+    // The /proc lookup is out of the game: only the pidfd can translate.
+    let mut relay = Relay::new(Config {
+        policy: Policy::default(),
+        identity: Identity::AsRelay,
+        init_host_pid,
+        init_container_pid: 1,
+    })
+    .with_init_pidfd(init_pidfd.as_fd())
+    .with_pid_lookup(|_| None);
+
+    let child = next(&mut listener);
+    let child_host_pid = child.pid;
+    let claimed: i32 = String::from_utf8_lossy(&child.payload)
+        .lines()
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .expect("MAINPID line")
+        .parse()
+        .expect("pid");
+    let info =
+        notify_relay::pidfd::info(child.pidfd.as_ref().expect("pidfd").as_fd()).expect("fdinfo");
+    assert_eq!(info.nspid.first(), Some(&child_host_pid));
+    assert_eq!(info.innermost_pid(), Some(claimed), "NSpid from the pidfd");
+    assert_ne!(claimed, child_host_pid, "another namespace, another pid");
+    let outcome = relay.on_datagram(child);
+    assert!(outcome.dropped.is_empty(), "{:?}", outcome.dropped);
+    for out in outcome.into_datagrams() {
+        upstream.send(&out).expect("send upstream");
+    }
+    assert_eq!(
+        systemd.recv().payload,
+        format!("MAINPID={child_host_pid}\nREADY=1"),
+        "the sender's own pid, as the host sees it"
+    );
+    let mut step = || relay_one(&mut listener, &mut relay, &mut upstream, &systemd);
+    assert_eq!(step().2.as_deref(), Some("BARRIER=1"));
+    let (_, _, got) = step();
+    assert_eq!(
+        got,
+        Some(format!("MAINPID={init_host_pid}\nSTATUS=init names itself"))
+    );
+    let (_, dropped, got) = step();
+    assert_eq!(got.as_deref(), Some("STATUS=foreign"));
+    assert_eq!(dropped, [DropReason::MainPidForeign { pid: 5 }]);
+    assert_eq!(step().2.as_deref(), Some("BARRIER=1"));
+    assert!(container.wait().expect("wait").success());
 }

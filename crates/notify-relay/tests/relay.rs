@@ -6,7 +6,10 @@ mod common;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use common::{hung_up, send_with_fds, FakeSystemd, Init, Rig, HANG_GUARD};
+use common::{
+    address_of, fake_systemd, fake_systemd_abstract, hung_up, readable, send_with_fds, upstream_to,
+    Init, Rig, HANG_GUARD,
+};
 use notify_relay::{Address, Identity, Listener, Upstream};
 use rustix::pipe::{pipe_with, PipeFlags};
 
@@ -259,8 +262,8 @@ fn long_paths_bind_and_connect() {
     );
 
     let mut sender = Upstream::connect(&Address::Path(path.clone())).expect("connect long path");
-    let systemd = FakeSystemd::bind_path();
-    let mut upstream = systemd.upstream();
+    let systemd = fake_systemd();
+    let mut upstream = upstream_to(&systemd);
     let mut relay = notify_relay::Relay::new(notify_relay::Config {
         policy: Default::default(),
         identity: Identity::AsRelay,
@@ -280,8 +283,8 @@ fn long_paths_bind_and_connect() {
 
 #[test]
 fn abstract_upstream() {
-    let systemd = FakeSystemd::bind_abstract("abstract-upstream");
-    let address = Address::parse(format!("{}", systemd.address)).expect("parse @name");
+    let systemd = fake_systemd_abstract("abstract-upstream");
+    let address = address_of(&systemd);
     assert!(matches!(address, Address::Abstract(_)));
     let mut rig = Rig::new(Identity::AsRelay, own_pid());
     rig.upstream = Upstream::connect(&address).expect("connect abstract");
@@ -296,8 +299,8 @@ fn abstract_upstream() {
 
 #[test]
 fn upstream_barrier_waits_for_the_host() {
-    let systemd = FakeSystemd::bind_path();
-    let mut upstream = systemd.upstream();
+    let systemd = fake_systemd();
+    let mut upstream = upstream_to(&systemd);
     assert!(
         !upstream.barrier(Duration::from_millis(50)).expect("sent"),
         "unread: times out"
@@ -355,7 +358,7 @@ fn upstream_that_disappears_does_not_stop_the_relay() {
     sender.send(b"STATUS=one").expect("send");
     assert_eq!(rig.pump().forwarded, 1);
     assert_eq!(rig.systemd.recv().payload, "STATUS=one");
-    let gone = std::mem::replace(&mut rig.systemd, FakeSystemd::bind_abstract("unused"));
+    let gone = std::mem::replace(&mut rig.systemd, fake_systemd_abstract("unused"));
     drop(gone);
     sender.send(b"STATUS=two").expect("send");
     sender.send(b"READY=1").expect("send");
@@ -370,8 +373,8 @@ fn upstream_that_disappears_does_not_stop_the_relay() {
 #[test]
 fn refused_credentials_fall_back_to_the_relays_own() {
     let init = Init::spawn();
-    let systemd = FakeSystemd::bind_path();
-    let mut upstream = systemd.upstream();
+    let systemd = fake_systemd();
+    let mut upstream = upstream_to(&systemd);
     let init_pid = init.pid();
     // Capabilities are per thread: this thread alone loses CAP_SYS_ADMIN.
     let sent = std::thread::spawn(move || {
@@ -405,8 +408,8 @@ fn refused_credentials_fall_back_to_the_relays_own() {
 
 #[test]
 fn full_upstream_times_out_instead_of_hanging() {
-    let systemd = FakeSystemd::bind_path(); // never reads
-    let mut upstream = systemd.upstream();
+    let systemd = fake_systemd(); // never reads
+    let mut upstream = upstream_to(&systemd);
     upstream
         .set_send_timeout(Duration::from_millis(20))
         .expect("SO_SNDTIMEO");
@@ -432,4 +435,73 @@ fn full_upstream_times_out_instead_of_hanging() {
         "WATCHDOG=1",
         "what was queued is intact"
     );
+}
+
+/// More datagrams than one `recvmmsg`/`sendmmsg` batch takes, mixing forwarded ones, an
+/// `FDSTORE=1` with its fds, a stray fd and refused datagrams, sent by a thread as fast as
+/// the sockets' queues allow: they reach the manager in the order sent, each fd set with
+/// its own datagram, and every one is counted.
+#[test]
+fn batches_keep_order_fds_and_counts_across_batch_boundaries() {
+    let mut rig = Rig::new(Identity::AsRelay, own_pid());
+    let sender = rig.sender();
+    let file = tempfile::tempfile().expect("file");
+    let inode = rustix::fs::fstat(&file).expect("fstat").st_ino;
+    let (read, write) = pipe_with(PipeFlags::CLOEXEC).expect("pipe");
+    let count = notify_relay::socket::RECV_BATCH * 4 + 5;
+    let payload = |i: usize| match i {
+        3 => Some("FDSTORE=1\nFDNAME=f".to_owned()),
+        17 => Some("STATUS=stray".to_owned()),
+        8 | 40 => None,
+        _ => Some(format!("STATUS={i}")),
+    };
+    let sending = std::thread::spawn(move || {
+        for i in 0..count {
+            match (i, payload(i)) {
+                (3, Some(p)) => send_with_fds(&sender, p.as_bytes(), &[file.as_fd()]),
+                (17, Some(p)) => send_with_fds(&sender, p.as_bytes(), &[write.as_fd()]),
+                (_, Some(p)) => sender.send(p.as_bytes()).map(drop).expect("send"),
+                (_, None) => sender.send(&[b'x'; 5000]).map(drop).expect("send big"),
+            }
+        }
+    });
+    let (mut total, mut got) = (notify_relay::Pumped::default(), Vec::new());
+    while total.received < count || rig.upstream.backlog() > 0 || rig.systemd.pending() {
+        if total.received < count {
+            assert!(
+                readable(rig.listener.as_fd(), HANG_GUARD),
+                "the sender stopped"
+            );
+        }
+        let pumped = rig.pump();
+        total.received += pumped.received;
+        total.forwarded += pumped.forwarded;
+        total.dropped += pumped.dropped;
+        rig.upstream.flush().expect("flush");
+        while rig.systemd.pending() {
+            got.push(rig.systemd.recv());
+        }
+    }
+    sending.join().expect("sender");
+    assert_eq!(
+        (total.received, total.forwarded, total.dropped),
+        (count, count - 2, 2)
+    );
+    let expected: Vec<String> = (0..count).filter_map(payload).collect();
+    let payloads: Vec<&str> = got.iter().map(|g| g.payload.as_str()).collect();
+    assert_eq!(payloads, expected);
+    for g in &got {
+        let inodes: Vec<u64> = g
+            .fds
+            .iter()
+            .map(|f| rustix::fs::fstat(f).expect("fstat").st_ino)
+            .collect();
+        let want: &[u64] = if g.payload.starts_with("FDSTORE") {
+            &[inode]
+        } else {
+            &[]
+        };
+        assert_eq!(inodes, want, "fds of {:?}", g.payload);
+    }
+    assert!(hung_up(&read, Duration::ZERO), "the stray fd was closed");
 }

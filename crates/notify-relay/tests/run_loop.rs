@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use common::{readable, FakeSystemd, Init, HANG_GUARD};
+use common::{fake_systemd, readable, upstream_to, FakeSystemd, Init, HANG_GUARD};
 use notify_relay::{Config, Identity, Listener, Policy, Relay, RelayError, Summary};
 use rustix::event::{PollFd, PollFlags, Timespec};
 
@@ -31,7 +31,7 @@ fn spawn_run(
     ready: Arc<AtomicUsize>,
 ) -> JoinHandle<Result<Summary, RelayError>> {
     let mut listener = Listener::bind(path).expect("bind");
-    let mut upstream = systemd.map(FakeSystemd::upstream);
+    let mut upstream = systemd.map(upstream_to);
     let mut relay = relay_for(init);
     let pidfd: OwnedFd = init.pidfd.try_clone().expect("dup pidfd");
     thread::spawn(move || {
@@ -76,7 +76,7 @@ fn connect(path: &Path) -> UnixDatagram {
 fn burst_of_10000_arrives_whole_and_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("notify.sock");
-    let systemd = FakeSystemd::bind_path();
+    let systemd = fake_systemd();
     let init = Init::spawn();
     let relay = spawn_run(&path, Some(&systemd), &init, Arc::default());
     let host = collect_until_barrier(systemd);
@@ -119,7 +119,7 @@ fn burst_of_10000_arrives_whole_and_in_order() {
 fn last_words_before_exit_are_drained_then_a_final_barrier_is_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("notify.sock");
-    let systemd = FakeSystemd::bind_path();
+    let systemd = fake_systemd();
     let init = Init::spawn();
     let ready = Arc::new(AtomicUsize::new(0));
     let relay = spawn_run(&path, Some(&systemd), &init, ready.clone());
@@ -242,7 +242,7 @@ fn send_polling(sender: &UnixDatagram, payload: &str) {
 fn stuck_manager_backlog_is_bounded_keeps_ready_and_forwards_when_it_reads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("notify.sock");
-    let systemd = FakeSystemd::bind_path(); // does not read until the sender is done
+    let systemd = fake_systemd(); // does not read until the sender is done
     let init = Init::spawn();
     let relay = spawn_run(&path, Some(&systemd), &init, Arc::default());
     let sender = connect(&path);

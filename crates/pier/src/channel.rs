@@ -1,7 +1,8 @@
 //! The parent <-> child channel: one `SOCK_SEQPACKET` socketpair, one JSON message per packet,
 //! typed by direction: the parent's end ([`ParentEnd`]) sends [`ToChild`] and receives
-//! [`ToParent`], the child's end ([`ChildEnd`]) the reverse. A leaf module: `spawn` (the
-//! parent) and `init` (the child) both use it and import nothing of each other's through it.
+//! [`ToParent`], the child's end ([`ChildEnd`]) the reverse. Nearly a leaf module (it names
+//! only the hooks' state): `spawn` (the parent) and `init` (the child) both use it and import
+//! nothing of each other's through it.
 //!
 //! Sequence for `create` (and the create half of `run`):
 //!
@@ -9,11 +10,13 @@
 //! |------|-------------------------------------------------|------------------------------------------|
 //! | 1    | `clone3` into the cgroup v2 dir, new namespaces | blocks in `recv`                         |
 //! | 2    | v1 cgroups; with a new user namespace its `uid_map` and `gid_map`; rlimits and `oom_score_adj` (`prlimit`, /proc: the init could not raise them in a user namespace); sends [`ToChild::Go`] | |
-//! | 3    |                                                 | runs the `init` steps: joins namespaces by path, binds the rootfs and opens the bind sources as pier, then in a user namespace becomes its root (uid/gid 0), then mounts, devices, pivot_root, identity… |
+//! | 3    |                                                 | runs the `init` steps: joins namespaces by path, binds the rootfs and opens the bind sources as pier, then in a user namespace becomes its root (uid/gid 0), then mounts, devices… |
+//! | 3a   | with hooks (`Hooks::in_create`): runs prestart, then createRuntime (state `creating`, the init's host pid, cwd the bundle); answers [`ToChild::RuntimeHooksDone`] with that state | sends [`ToParent::RuntimeHooks`], blocks in `recv`; then runs createContainer (cwd the rootfs) and keeps the state for startContainer; then sysctls, masks, pivot_root, identity… |
 //! | 3b   | with `process.terminal`: receives the pty master | sends [`ToParent::Console`] with the master fd |
 //! | 4    | blocks in `recv`                                | sends [`ToParent::Ready`], or [`ToParent::Error`] and exits 1 |
 //! | 5    | writes state.json and the pid file; sends [`ToChild::Committed`] | clears its parent-death signal, answers [`ToParent::Committed`] |
 //! | 6    | closes the channel and returns                  | blocks opening `exec.fifo` for writing   |
+//! | 7    | (`start`) opens `exec.fifo` for reading, reads  | runs startContainer, writes `0` (go) or `!` and the hook's error, then `execve`s or exits 1 |
 //!
 //! Sequence for `exec` (no exec fifo: the process runs as soon as it is set up):
 //!
@@ -40,6 +43,8 @@ use rustix::net::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::hooks::HookState;
+
 /// Largest message on the channel (an error chain fits comfortably).
 const MAX_MESSAGE: usize = 64 * 1024;
 
@@ -51,6 +56,9 @@ pub enum ToChild {
     /// The container is recorded (state.json): it may now outlive pier. Until then the child
     /// dies with pier (PR_SET_PDEATHSIG), so a killed create leaves no orphan.
     Committed,
+    /// prestart and createRuntime ran: go on (createContainer next). The state is the one
+    /// the hooks read, for the hooks the init runs itself.
+    RuntimeHooksDone(HookState),
 }
 
 /// Messages from the child to pier.
@@ -64,6 +72,9 @@ pub enum ToParent {
     Committed,
     /// Set-up failed: the full error chain, `outer: inner: cause`.
     Error(String),
+    /// Namespaces and mounts are made, the old root is still reachable (before pivot_root):
+    /// run prestart and createRuntime now (runtime.md "Lifecycle" steps 3 and 4).
+    RuntimeHooks,
 }
 
 /// One end of the channel: sends `S`, receives `R`.
@@ -89,21 +100,32 @@ impl<S, R> AsFd for Channel<S, R> {
 /// # Errors
 /// `socketpair(2)` fails.
 pub fn pair() -> io::Result<(ParentEnd, ChildEnd)> {
+    pair_of()
+}
+
+/// A connected pair for another protocol than the init's: the first end sends `A` and
+/// receives `B`, the second the reverse (the helper that clones the init inside a joined user
+/// namespace reports the init's pid this way, its pidfd attached).
+///
+/// # Errors
+/// `socketpair(2)` fails.
+pub fn pair_of<A, B>() -> io::Result<(Channel<A, B>, Channel<B, A>)> {
     let (a, b) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::SEQPACKET,
         rustix::net::SocketFlags::CLOEXEC,
         None,
     )?;
-    let parent = Channel {
-        fd: a,
-        direction: PhantomData,
-    };
-    let child = Channel {
-        fd: b,
-        direction: PhantomData,
-    };
-    Ok((parent, child))
+    Ok((
+        Channel {
+            fd: a,
+            direction: PhantomData,
+        },
+        Channel {
+            fd: b,
+            direction: PhantomData,
+        },
+    ))
 }
 
 impl<S: Serialize, R: DeserializeOwned> Channel<S, R> {

@@ -30,9 +30,9 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{pidfd_send_signal, waitid, Signal, WaitId, WaitIdOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::spec::Hook;
-use crate::state::Status;
-use crate::sys::Forked;
+use crate::spec::{Hook, Plan, SPEC_VERSION};
+use crate::state::{State, Status};
+use crate::sys::ExecImage;
 
 /// How much of a hook's stdout and of its stderr is kept for the error message, in bytes.
 pub const CAPTURE_LIMIT: usize = 4096;
@@ -80,6 +80,31 @@ pub struct HookState {
 }
 
 impl HookState {
+    /// The state of a container being created, from its plan: `pid` is the init's host pid
+    /// (None once it is gone: a failed create's poststop).
+    pub fn of_plan(plan: &Plan, id: &str, status: Status, pid: Option<i32>) -> HookState {
+        HookState {
+            oci_version: SPEC_VERSION.to_string(),
+            id: id.to_string(),
+            status,
+            pid,
+            bundle: plan.bundle.clone(),
+            annotations: plan.annotations.clone(),
+        }
+    }
+
+    /// The state of a recorded container; `pid` as in [`HookState::of_plan`].
+    pub fn of_state(state: &State, status: Status, pid: Option<i32>) -> HookState {
+        HookState {
+            oci_version: SPEC_VERSION.to_string(),
+            id: state.id.clone(),
+            status,
+            pid,
+            bundle: state.bundle.clone(),
+            annotations: state.annotations.clone(),
+        }
+    }
+
     /// The same state with another status.
     pub fn with_status(&self, status: Status) -> HookState {
         HookState {
@@ -95,9 +120,33 @@ impl HookState {
 /// `error running <point> hook #<i> (<path>): <why>`, where why is the exec error, the exit
 /// status or signal with the captured stdout and stderr, or the timeout.
 pub fn run(point: Point, hooks: &[Hook], state: &HookState, cwd: Option<&Path>) -> Result<()> {
+    run_list(point, hooks, state, cwd, true)
+}
+
+/// [`run`] without the debug record of a hook's output: for a container init that closed
+/// the `--log` file (its fd number may since name another file, the exec fifo).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_unlogged(
+    point: Point,
+    hooks: &[Hook],
+    state: &HookState,
+    cwd: Option<&Path>,
+) -> Result<()> {
+    run_list(point, hooks, state, cwd, false)
+}
+
+fn run_list(
+    point: Point,
+    hooks: &[Hook],
+    state: &HookState,
+    cwd: Option<&Path>,
+    log: bool,
+) -> Result<()> {
     let stdin = serde_json::to_vec(state).context("serialize the hook state")?;
     for (i, hook) in hooks.iter().enumerate() {
-        run_one(hook, &stdin, cwd)
+        run_one(hook, &stdin, cwd, log)
             .with_context(|| format!("error running {} hook #{i} ({})", point.name(), hook.path))?;
     }
     Ok(())
@@ -110,7 +159,7 @@ pub fn run_warn(point: Point, hooks: &[Hook], state: &HookState, cwd: Option<&Pa
         return;
     };
     for (i, hook) in hooks.iter().enumerate() {
-        if let Err(e) = run_one(hook, &stdin, cwd) {
+        if let Err(e) = run_one(hook, &stdin, cwd, true) {
             tracing::warn!(
                 "error running {} hook #{i} ({}): {e:#}",
                 point.name(),
@@ -120,15 +169,8 @@ pub fn run_warn(point: Point, hooks: &[Hook], state: &HookState, cwd: Option<&Pa
     }
 }
 
-/// What the child needs, built before the fork (no allocation decisions after it).
-struct Prepared {
-    path: CString,
-    argv: crate::sys::CStringArray,
-    envp: crate::sys::CStringArray,
-    cwd: Option<CString>,
-}
-
-fn prepare(hook: &Hook, cwd: Option<&Path>) -> Result<Prepared> {
+/// What the child execs, built before the fork (it allocates nothing after it).
+fn prepare(hook: &Hook, cwd: Option<&Path>) -> Result<ExecImage> {
     let cstring = |s: &str| CString::new(s).context("NUL in a hook's path, args or env");
     let args = if hook.args.is_empty() {
         std::slice::from_ref(&hook.path)
@@ -146,7 +188,7 @@ fn prepare(hook: &Hook, cwd: Option<&Path>) -> Result<Prepared> {
             })
             .collect(),
     };
-    Ok(Prepared {
+    Ok(ExecImage {
         path: cstring(&hook.path)?,
         argv: crate::sys::CStringArray::new(
             args.iter().map(|a| cstring(a)).collect::<Result<_>>()?,
@@ -190,16 +232,19 @@ fn pipes() -> Result<Pipes> {
     })
 }
 
-fn run_one(hook: &Hook, stdin: &[u8], cwd: Option<&Path>) -> Result<()> {
+fn run_one(hook: &Hook, stdin: &[u8], cwd: Option<&Path>, log: bool) -> Result<()> {
     let prepared = prepare(hook, cwd)?;
     let pipes = pipes()?;
     let deadline = hook
         .timeout_secs
         .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
-    let (pid, pidfd) = match crate::sys::fork_with_pidfd().context("fork")? {
-        Forked::Child => exec_child(&prepared, &pipes),
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
-    };
+    let [child_in, child_out, child_err] = &pipes.child;
+    let crate::sys::Child { pid, pidfd } = crate::sys::fork_exec(
+        &prepared,
+        [child_in.as_fd(), child_out.as_fd(), child_err.as_fd()],
+        pipes.exec_err_w.as_fd(),
+    )
+    .context("fork")?;
     let Pipes {
         stdin_w,
         stdout_r,
@@ -210,10 +255,9 @@ fn run_one(hook: &Hook, stdin: &[u8], cwd: Option<&Path>) -> Result<()> {
     } = pipes;
     drop(child);
     drop(exec_err_w);
-    if let Some(errno) = read_exec_error(exec_err_r.as_fd()) {
+    if let Some(error) = crate::sys::exec_error(exec_err_r) {
         reap(pidfd.as_fd());
-        return Err(std::io::Error::from_raw_os_error(errno))
-            .context(format!("exec {}", hook.path));
+        return Err(error).context(format!("exec {}", hook.path));
     }
     let mut watch = Watch {
         stdin: Some(stdin_w),
@@ -230,6 +274,9 @@ fn run_one(hook: &Hook, stdin: &[u8], cwd: Option<&Path>) -> Result<()> {
         );
     };
     if status.exit_status() == Some(0) {
+        if !log {
+            return Ok(());
+        }
         tracing::debug!(
             "hook {} succeeded, stdout: {out:?}, stderr: {err:?}",
             hook.path
@@ -242,54 +289,6 @@ fn run_one(hook: &Hook, stdin: &[u8], cwd: Option<&Path>) -> Result<()> {
         _ => "status unknown".to_string(),
     };
     bail!("{why}, stdout: {out}, stderr: {err}")
-}
-
-/// In the forked child: stdio from the pipes, nothing else open across exec, default
-/// signals, the working directory, then `execve`. On failure the errno goes to the exec error
-/// pipe and the child `_exit`s 127.
-fn exec_child(prepared: &Prepared, pipes: &Pipes) -> ! {
-    let fail = |errno: i32| -> ! {
-        let _ = rustix::io::write(&pipes.exec_err_w, &errno.to_ne_bytes());
-        crate::sys::exit_immediately(127)
-    };
-    let errno_of = |e: std::io::Error| {
-        e.raw_os_error()
-            .unwrap_or(rustix::io::Errno::IO.raw_os_error())
-    };
-    for (fd, target) in pipes.child.iter().zip(0..) {
-        if let Err(e) = crate::sys::dup3_inheritable(fd.as_fd(), target) {
-            fail(errno_of(e));
-        }
-    }
-    if let Some(cwd) = &prepared.cwd {
-        if let Err(e) = rustix::process::chdir(cwd.as_c_str()) {
-            fail(e.raw_os_error());
-        }
-    }
-    if let Err(e) = crate::sys::close_range_cloexec(3) {
-        fail(errno_of(e));
-    }
-    crate::sys::reset_signal_dispositions();
-    if let Err(e) = crate::sys::sigprocmask_set(&crate::sys::SigSet::empty()) {
-        fail(errno_of(e));
-    }
-    let e = crate::sys::execve_arrays(&prepared.path, &prepared.argv, &prepared.envp);
-    fail(errno_of(e))
-}
-
-/// The errno the child wrote before `_exit`, or None once execve closed the pipe.
-fn read_exec_error(fd: BorrowedFd<'_>) -> Option<i32> {
-    let mut buf = [0u8; 4];
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(fd, &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => break,
-        }
-    }
-    (len == buf.len()).then(|| i32::from_ne_bytes(buf))
 }
 
 fn reap(pidfd: BorrowedFd<'_>) -> Option<rustix::process::WaitIdStatus> {

@@ -5,21 +5,25 @@
 //! pure parts (argv normaliser, config.json -> Plan) directly.
 #![deny(unsafe_code)]
 
-pub mod activation;
+mod activation;
 pub mod cgroups;
-pub mod channel;
+mod channel;
 pub mod cli;
 pub mod commands;
-pub mod container;
+mod container;
 pub mod error;
-pub mod hooks;
-pub mod init;
+mod hooks;
+mod init;
 pub mod logging;
-pub mod notify;
-pub mod signals;
-pub mod spawn;
-pub mod spec;
-pub mod state;
-pub mod supervise;
-pub mod sys;
-pub mod tty;
+mod notify;
+mod rootless;
+mod sealed_exe;
+mod signals;
+mod spawn;
+mod spec;
+mod state;
+mod supervise;
+mod sys;
+mod tool;
+mod tty;
+mod undo;

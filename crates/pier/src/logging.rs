@@ -2,9 +2,10 @@
 //!
 //! `--log FILE` appends records to FILE (otherwise stderr); `--log-format json` writes one
 //! `{"level":"error","msg":…,"time":RFC3339}` object per line, the shape containerd and podman
-//! parse (design-study §4.6), `text` writes logrus' `time="…" level=… msg="…"`. Only errors
-//! are recorded unless `--debug` is given, because podman reads the whole file as one JSON
-//! object. Lower layers add context to errors and never log them: `main` logs the one record.
+//! parse (design-study §4.6), `text` writes logrus' `time="…" level=… msg="…"`. Into a `--log`
+//! file only errors are recorded unless `--debug` is given, because podman reads the whole file
+//! as one JSON object; on stderr warnings are shown too (a failed poststart hook, a manager that
+//! does not read its notify socket), as runc shows them. Lower layers add context to errors and never log them: `main` logs the one record.
 //!
 //! The subscriber is [`RuncLog`], a `tracing::Subscriber` that formats each enabled event into
 //! one line and writes it with one `write(2)`: records carry no span context, so
@@ -27,16 +28,16 @@ use crate::cli::{Global, LogFormat};
 /// # Errors
 /// The `--log` file cannot be opened for appending.
 pub fn init(global: &Global) -> io::Result<()> {
-    let max = if global.debug {
-        Level::DEBUG
-    } else {
-        Level::ERROR
+    let max = match (global.debug, &global.log) {
+        (true, _) => Level::DEBUG,
+        (false, Some(_)) => Level::ERROR,
+        (false, None) => Level::WARN,
     };
     let out = match &global.log {
         Some(path) => {
             let file = OpenOptions::new().create(true).append(true).open(path)?;
-            let _ = LOG_FD.set(std::os::fd::AsRawFd::as_raw_fd(&file));
-            Output::File(Mutex::new(file))
+            *log_file() = Some(file);
+            Output::File
         }
         None => Output::Stderr,
     };
@@ -49,13 +50,32 @@ pub fn init(global: &Global) -> io::Result<()> {
     Ok(())
 }
 
-/// The `--log` file's fd number, set once by [`init`].
-static LOG_FD: std::sync::OnceLock<std::os::fd::RawFd> = std::sync::OnceLock::new();
+/// The `--log` file, once [`init`] opened it; `None` again after [`close_file_from`].
+static LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
 
-/// The fd number of the `--log` file, if one is open: a container init keeps it while it
-/// can still log, then closes it before it waits on the exec fifo (no host file held).
+fn log_file() -> std::sync::MutexGuard<'static, Option<File>> {
+    LOG_FILE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The fd number of the `--log` file, if one is open: a child that closes every fd it was not
+/// asked to keep (`sys::clone_child`) keeps this one while it can still log.
 pub fn log_fd() -> Option<std::os::fd::RawFd> {
-    LOG_FD.get().copied()
+    log_file().as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+}
+
+/// Close the `--log` file if its fd number is `first` or above (below it, the number is one
+/// the container was asked to inherit, `--preserve-fds`): a container init does this before it
+/// waits on the exec fifo, so no host file is held. Records after it are dropped.
+pub fn close_file_from(first: std::os::fd::RawFd) {
+    let mut file = log_file();
+    if file
+        .as_ref()
+        .is_some_and(|f| std::os::fd::AsRawFd::as_raw_fd(f) >= first)
+    {
+        drop(file.take());
+    }
 }
 
 /// Report the failure of this invocation: exactly one error record, plus the plain message on
@@ -82,18 +102,13 @@ pub fn record_usage_error(argv: &[String], msg: &str) {
         })
     };
     let Some(path) = value_of("log") else { return };
-    let json = value_of("log-format").as_deref() == Some("json");
-    let time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
-    let line = if json {
-        serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
-    } else {
-        format!(
-            "time=\"{time}\" level=error msg={}",
-            serde_json::Value::from(msg)
-        )
+    let format = match value_of("log-format").as_deref() {
+        Some("json") => LogFormat::Json,
+        _ => LogFormat::Text,
     };
+    let line = record(format, "error", msg);
     if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(path) {
-        let _ = writeln!(file, "{line}");
+        let _ = file.write_all(line.as_bytes());
     }
 }
 
@@ -108,8 +123,8 @@ struct RuncLog {
 /// Where records go.
 enum Output {
     Stderr,
-    /// `--log FILE`, opened for appending.
-    File(Mutex<File>),
+    /// `--log FILE`, opened for appending ([`LOG_FILE`]).
+    File,
 }
 
 impl RuncLog {
@@ -118,16 +133,22 @@ impl RuncLog {
         let mut visitor = MessageVisitor(String::new());
         event.record(&mut visitor);
         let level = event.metadata().level().as_str().to_ascii_lowercase();
-        let time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
-        match self.format {
-            LogFormat::Json => {
-                let record = serde_json::json!({"level": level, "msg": visitor.0, "time": time});
-                format!("{record}\n")
-            }
-            LogFormat::Text => {
-                let msg = serde_json::to_string(&visitor.0).unwrap_or_default();
-                format!("time=\"{time}\" level={level} msg={msg}\n")
-            }
+        record(self.format, &level, &visitor.0)
+    }
+}
+
+/// The one record formatter: `level` (runc's names: `error`, `warn`, …) and `msg` stamped with
+/// the time now, as one newline-terminated line in runc's JSON or logrus text shape.
+fn record(format: LogFormat, level: &str, msg: &str) -> String {
+    let time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+    match format {
+        LogFormat::Json => {
+            let record = serde_json::json!({"level": level, "msg": msg, "time": time});
+            format!("{record}\n")
+        }
+        LogFormat::Text => {
+            let msg = serde_json::to_string(msg).unwrap_or_default();
+            format!("time=\"{time}\" level={level} msg={msg}\n")
         }
     }
 }
@@ -154,9 +175,9 @@ impl Subscriber for RuncLog {
         // As tracing-subscriber's fmt layer: a record that cannot be written is dropped.
         let _ = match &self.out {
             Output::Stderr => io::stderr().write_all(line.as_bytes()),
-            Output::File(file) => match file.lock() {
-                Ok(mut f) => f.write_all(line.as_bytes()),
-                Err(_) => Ok(()),
+            Output::File => match log_file().as_mut() {
+                Some(f) => f.write_all(line.as_bytes()),
+                None => Ok(()),
             },
         };
     }

@@ -18,7 +18,8 @@ use crate::tty::Proxy;
 pub enum Until {
     /// The init exits.
     Exit,
-    /// A forwarded `READY=1`, the init's exit, or the deadline (if any).
+    /// A forwarded `READY=1` that the manager has processed (acknowledged by a barrier
+    /// behind it, [`Session::await_ready_ack`]), the init's exit, or the deadline (if any).
     Ready(Option<Instant>),
 }
 
@@ -39,6 +40,8 @@ struct Ready {
     stdin: bool,
     /// The host's notify socket has room for the relay's backlog.
     host_writable: bool,
+    /// The manager has processed the forwarded READY=1 (its barrier fd hung up).
+    ready_ack: bool,
 }
 
 /// Wait as asked. `signals` is a signalfd for the signals pier has blocked; `tty` is a
@@ -84,10 +87,17 @@ pub fn wait(
         }
         if ready.notify || ready.init_exited {
             if let Some(s) = session.as_deref_mut() {
-                if s.pump() && matches!(until, Until::Ready(_)) {
+                let waiting = matches!(until, Until::Ready(_)) && !s.ready_unacknowledged();
+                if s.pump() && waiting && !s.await_ready_ack() {
                     return Ok(Ended::Ready);
                 }
             }
+        }
+        if ready.ready_ack {
+            if let Some(s) = session.as_deref_mut() {
+                s.ready_acknowledged();
+            }
+            return Ok(Ended::Ready);
         }
         if ready.init_exited {
             return Ok(Ended::Exited);
@@ -125,6 +135,11 @@ fn poll_once(
         fds.push(PollFd::from_borrowed_fd(fd, PollFlags::OUT));
         fds.len() - 1
     });
+    // A READY=1 waiting for the manager: its barrier's read end hangs up once processed.
+    let ack_at = session.and_then(Session::ready_ack_fd).map(|fd| {
+        fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+        fds.len() - 1
+    });
     match poll(&mut fds, timeout.as_ref()) {
         Err(rustix::io::Errno::INTR) => return Ok(None),
         other => other.context("poll")?,
@@ -136,6 +151,7 @@ fn poll_once(
         pty: hit(pty_at),
         stdin: hit(stdin_at),
         host_writable: hit(backlog_at),
+        ready_ack: hit(ack_at),
     }))
 }
 

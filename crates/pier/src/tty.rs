@@ -11,6 +11,22 @@ use anyhow::{Context, Result};
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use rustix::termios::{OptionalActions, Termios};
 
+/// runc's terminal rule (`utils_linux.go` checkTerminal), for `create`/`run` and `exec`
+/// alike: a detached process with a terminal needs `--console-socket`, and a console socket
+/// is only for a detached process with a terminal. `create` is always detached.
+///
+/// # Errors
+/// The combination runc refuses, with runc's message.
+pub fn check_terminal(terminal: bool, detach: bool, console_socket: bool) -> Result<()> {
+    if detach && terminal && !console_socket {
+        anyhow::bail!("cannot allocate tty if pier will detach without setting console socket (process.terminal is true)");
+    }
+    if console_socket && !(detach && terminal) {
+        anyhow::bail!("cannot use console socket if pier will not detach or allocate tty (process.terminal is {terminal})");
+    }
+    Ok(())
+}
+
 /// Connect to the engine's console socket and send it the master (then close ours).
 pub fn send_to_console_socket(path: &Path, name: &str, master: BorrowedFd<'_>) -> Result<()> {
     let socket = rustix::net::socket_with(

@@ -165,6 +165,25 @@ fn list_on_an_empty_root() {
     assert_eq!(rt.run(&["list", "-q"]).ok().stdout, "");
 }
 
+/// `list` creates a missing root (0700) and fails, as runc 1.1 does ("mkdir /proc/nope: no
+/// such file or directory"), on one it cannot create, rootless or not.
+#[test]
+fn list_creates_its_root_or_fails_like_runc() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("a/b");
+    let root_s = root.to_str().unwrap();
+    let bare = |args: &[&str]| run_command(command(&runtime_bin(), args), TIMEOUT);
+    bare(&["--root", root_s, "list", "-q"]).ok();
+    let mode = std::fs::metadata(&root).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    for rootless in ["false", "true"] {
+        let out = bare(&["--rootless", rootless, "--root", "/proc/pier-nope", "list"]);
+        out.code_is(1);
+        assert!(out.stderr.contains("mkdir /proc/pier-nope"), "{out}");
+    }
+}
+
 #[test]
 fn go_style_single_dash_long_flags_work() {
     let rt = Runtime::new();

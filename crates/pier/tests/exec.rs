@@ -173,11 +173,7 @@ fn go_runc_detached_shape_returns_with_the_pid_of_a_process_in_the_container() {
         &id,
     ])
     .ok();
-    let pid: i32 = std::fs::read_to_string(pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .expect("pid in --pid-file");
+    let pid = support::stage::read_pid(pid_file.as_ref());
     assert!(
         support::runner::pid_alive(pid),
         "the detached process {pid} is not running"

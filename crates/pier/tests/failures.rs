@@ -1,7 +1,8 @@
 //! Issue 2, point 4: a failed create/run leaves nothing behind. Each case proves the message
 //! (on stderr, one line; and exactly one `{"level":"error","msg","time"}` record in the
 //! `--log` file with `--log-format json`), exit status 1, and the absence of any state dir,
-//! mount, cgroup or process. Needs root.
+//! mount, cgroup or process. Also: a uid/gid of -1 refused with one clear line, and a
+//! command-line error's one JSON record. Needs root.
 
 mod support;
 
@@ -10,41 +11,10 @@ use support::{
     assert_one_error_record, host_tempdir, mentions_any, unique_id, Bundle, Output, Runtime,
 };
 
-/// Runs `<sub> --bundle <b> <id>` with a JSON log file and checks the failure contract; every
-/// group of `needles` must be matched (case-insensitively) by some member, both on stderr and
-/// in the log record. Returns the output.
+/// [`Runtime::fails_cleanly`] of `<sub> --bundle <b> <id>`.
 #[track_caller]
 fn fails_cleanly(rt: &Runtime, sub: &str, b: &Bundle, id: &str, needles: &[&[&str]]) -> Output {
-    let logs = host_tempdir("log");
-    let log = logs.path().join("runtime.log");
-    let log_arg = log.to_str().unwrap();
-    let args = [
-        "--log",
-        log_arg,
-        "--log-format",
-        "json",
-        sub,
-        "--bundle",
-        b.path(),
-        id,
-    ];
-    let out = rt.run(&args);
-    out.code_is(1);
-    let lines = out.stderr_lines();
-    assert_eq!(lines.len(), 1, "expected one error line on stderr:\n{out}");
-    let msg = assert_one_error_record(&log);
-    for group in needles {
-        assert!(
-            mentions_any(lines[0], group),
-            "stderr lacks any of {group:?}:\n{out}"
-        );
-        assert!(
-            mentions_any(&msg, group),
-            "log msg {msg:?} lacks any of {group:?}"
-        );
-    }
-    rt.assert_clean(b, id);
-    out
+    rt.fails_cleanly(&[sub, "--bundle", b.path(), id], b, id, needles)
 }
 
 #[test]
@@ -202,4 +172,47 @@ fn proc_on_a_symlinked_destination_is_refused_cleanly() {
         std::fs::read_dir(b.host("/etc/fakeproc")).unwrap().count(),
         0
     );
+}
+
+/// `process.user.uid`/`gid` 4294967295 is `(uid_t)-1`, which setresuid(2)/setresgid(2) read
+/// as "leave unchanged" (the process would run as root): it is refused with one clear error
+/// line, as runc refuses it ("uids and gids must be in range 0-2147483647"), not passed on
+/// (a debug build once tripped rustix's assertion in the child instead).
+#[test]
+fn uid_and_gid_minus_one_are_refused_with_a_clear_error() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("id -u; id -g").config["process"]["user"] =
+        json!({"uid": 4294967295u32, "gid": 4294967295u32});
+    let out = rt.run_fg(&b, &unique_id("uid-minus-one"));
+    out.code_is(1);
+    let lines = out.stderr_lines();
+    assert!(
+        lines.len() == 1 && mentions_any(lines[0], &["uid", "gid", "4294967295"]),
+        "expected one error line saying what is wrong with the config:\n{out}"
+    );
+}
+
+/// With `--log F --log-format json` a command-line error (an unknown flag) leaves exactly one
+/// error record (design §3; containerd and podman read the log for the message), as runc
+/// writes `{"level":"error","msg":"flag provided but not defined: -…"}`, besides clap's text
+/// on stderr and a failing status.
+#[test]
+fn an_unknown_flag_leaves_one_error_record_in_the_json_log() {
+    let rt = Runtime::new();
+    let logs = host_tempdir("usage-log");
+    let log = logs.path().join("runtime.log");
+    let out = rt.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--no-such-flag",
+        "--bundle",
+        "/nonexistent",
+        "usage-log",
+    ]);
+    assert_ne!(out.code(), Some(0), "{out}");
+    assert_one_error_record(&log);
 }

@@ -59,8 +59,9 @@ fn model(root: Option<&str>, option: Option<&str>) -> State {
     state
 }
 
-/// What crossed for one combination: (host -> container, container -> host, the mount row).
-fn crossed(root: Option<&str>, option: Option<&str>) -> (bool, bool, support::MountRow) {
+/// What crossed for one combination: (what the container listed below its bind's `late`
+/// after the host mounted there, container -> host, the mount row).
+fn crossed(root: Option<&str>, option: Option<&str>) -> (String, bool, support::MountRow) {
     let src = host_tempdir("prop17");
     let shared = HostMount::tmpfs(src.path());
     shared.make_shared();
@@ -99,13 +100,14 @@ fn crossed(root: Option<&str>, option: Option<&str>) -> (bool, bool, support::Mo
         &src.path().join("inner"),
         rustix::mount::UnmountFlags::DETACH,
     );
-    (after == "arrived\n", to_host, row)
+    (after.to_owned(), to_host, row)
 }
 
 fn check_every_option_with(root: Option<&str>) {
     let mut wrong = Vec::new();
     for option in MOUNT_OPTIONS {
-        let (in_, out, row) = crossed(root, option);
+        let (seen, out, row) = crossed(root, option);
+        let in_ = seen == "arrived\n";
         let want = model(root, option);
         let want = (want != State::Cut, want == State::Peer);
         if (in_, out) != want {
@@ -149,10 +151,31 @@ fn rootfs_propagation_shared_slave_private_change_only_the_root() {
 #[test]
 fn bidirectional_is_a_plain_peer_of_the_host_mount() {
     // containerd for Kubernetes' Bidirectional: the volume is "shared:N", no "master:".
-    let (in_, out, row) = crossed(Some("rshared"), Some("rshared"));
-    assert!(in_ && out, "{row:?}");
+    let (seen, out, row) = crossed(Some("rshared"), Some("rshared"));
+    assert!(seen == "arrived\n" && out, "{row:?}");
     assert!(
         row.optional.starts_with("shared:") && !row.optional.contains("master:"),
         "{row:?}"
     );
+}
+
+#[test]
+fn bind_propagation_rslave_receives_host_mounts() {
+    let (seen, _, row) = crossed(None, Some("rslave"));
+    assert!(row.optional.contains("master:"), "{row:?}");
+    assert_eq!(seen, "arrived\n");
+}
+
+#[test]
+fn bind_propagation_rshared_receives_host_mounts() {
+    let (seen, _, row) = crossed(None, Some("rshared"));
+    assert!(row.optional.contains("shared:"), "{row:?}");
+    assert_eq!(seen, "arrived\n");
+}
+
+#[test]
+fn bind_propagation_rprivate_does_not() {
+    let (seen, _, row) = crossed(None, Some("rprivate"));
+    assert_eq!(row.optional, "", "{row:?}");
+    assert_eq!(seen, "");
 }

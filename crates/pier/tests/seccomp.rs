@@ -216,3 +216,37 @@ fn a_profile_denying_close_range_runs_and_still_closes_the_fds() {
         rt.assert_clean(&b, &id);
     }
 }
+
+/// A profile that denies openat2(2) (runtime-tools' default profile predates it: its allow
+/// list has no openat2) still lets a created container start and an exec'd process run, with
+/// the filter loaded early (noNewPrivileges false) or right before execve: the init reopens
+/// the exec fifo with a plain openat(2) through a `self/fd` directory it opened before the
+/// profile was loaded.
+#[test]
+fn a_profile_denying_openat2_still_starts_and_execs() {
+    let deny = allow_but(json!([
+        {"names": ["openat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+    ]));
+    for nnp in [false, true] {
+        let rt = Runtime::new();
+        let b = bundle("echo ran", deny.clone(), nnp);
+        let id = unique_id("scmp-openat2");
+        let out = rt.run_fg(&b, &id);
+        assert_eq!(out.ok().stdout, "ran\n", "noNewPrivileges {nnp}:\n{out}");
+        rt.assert_clean(&b, &id);
+
+        let mut b = bundle("", deny.clone(), nnp);
+        b.args(&["sleep", "1000"]);
+        let id = unique_id("scmp-openat2-exec");
+        rt.create(&b, &id);
+        rt.start(&id);
+        let out = rt.run(&["exec", &id, "sh", "-c", "echo in-exec"]);
+        assert_eq!(
+            out.ok().stdout,
+            "in-exec\n",
+            "exec, noNewPrivileges {nnp}:\n{out}"
+        );
+        rt.run(&["delete", "--force", &id]).ok();
+        rt.assert_clean(&b, &id);
+    }
+}

@@ -2,14 +2,13 @@
 //! hostname and domainname, standard and bind mounts with their options, devices, pivot_root
 //! and --no-pivot, root.readonly, rootfsPropagation, masked and read-only paths, sysctl, and
 //! mount destinations that must resolve inside the rootfs. Each is proven from inside the
-//! container through the runtime's stdout (foreground run, no terminal). Needs root.
+//! container through the runtime's stdout (foreground run, no terminal). Bind propagation is
+//! in propagation.rs. Needs root.
 
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 
-use rustix::process::Signal;
 use serde_json::json;
 use support::{
     host_tempdir, mount_at, output_of, parse_mountinfo, unique_id, Bundle, HostMount, Runtime,
@@ -186,8 +185,7 @@ fn tmpfs_mount_gets_its_data_and_flags() {
 fn bind_mount_flags_ro_nosuid_nodev_noexec_apply() {
     let src = host_tempdir("bindsrc");
     let script = src.path().join("hello.sh");
-    fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    support::stage::write_executable(&script, "#!/bin/sh\necho ran\n");
     let source = src.path().to_str().unwrap();
     let mut b = Bundle::new();
     b.mount(
@@ -231,54 +229,4 @@ fn rbind_carries_submounts_and_bind_does_not() {
     b.mount(json!({ "destination": "/n", "type": "bind", "source": source, "options": ["bind"] }));
     b.sh("cat /r/sub/marker; ls -A /n/sub; echo end");
     assert_eq!(output_of(&b), "in-submount\nend\n");
-}
-
-/// Host mounts a tmpfs under a shared source after the container started; returns what the
-/// container sees below its bind of that source (propagation `prop`) and its mountinfo row.
-fn propagation_seen(prop: &str) -> (String, support::MountRow) {
-    let src = host_tempdir("propsrc");
-    let shared = HostMount::tmpfs(src.path());
-    shared.make_shared();
-    fs::create_dir(src.path().join("late")).unwrap();
-    let mut b = Bundle::new();
-    b.mount(json!({ "destination": "/p", "type": "bind",
-                    "source": src.path().to_str().unwrap(), "options": ["rbind", prop] }));
-    b.sh(
-        "trap 'ls -A /p/late; exit 0' USR1; cat /proc/self/mountinfo; echo ready; \
-          while :; do sleep 1000 & wait $!; done",
-    );
-    let rt = Runtime::new();
-    let id = unique_id("prop");
-    let run = rt.spawn(&["run", "--bundle", b.save(), &id]);
-    run.expect_stdout("ready\n");
-    let late = HostMount::tmpfs(&src.path().join("late"));
-    fs::write(late.path().join("arrived"), "").unwrap();
-    run.signal(Signal::USR1);
-    let out = run.wait();
-    out.ok();
-    rt.assert_clean(&b, &id);
-    let (mountinfo, after) = out.stdout.split_once("ready\n").unwrap();
-    let row = mount_at(&parse_mountinfo(mountinfo), "/p").clone();
-    (after.to_owned(), row)
-}
-
-#[test]
-fn bind_propagation_rslave_receives_host_mounts() {
-    let (seen, row) = propagation_seen("rslave");
-    assert!(row.optional.contains("master:"), "{row:?}");
-    assert_eq!(seen, "arrived\n");
-}
-
-#[test]
-fn bind_propagation_rshared_receives_host_mounts() {
-    let (seen, row) = propagation_seen("rshared");
-    assert!(row.optional.contains("shared:"), "{row:?}");
-    assert_eq!(seen, "arrived\n");
-}
-
-#[test]
-fn bind_propagation_rprivate_does_not() {
-    let (seen, row) = propagation_seen("rprivate");
-    assert_eq!(row.optional, "", "{row:?}");
-    assert_eq!(seen, "");
 }

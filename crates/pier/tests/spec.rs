@@ -118,6 +118,59 @@ fn spec_rootless_maps_the_caller_in_a_user_namespace() {
     assert_eq!(c["linux"]["gidMappings"], gid_map);
 }
 
+/// `pier spec --rootless` is `runc spec --rootless` field for field where they share a
+/// default: mounts (runc 1.1's `"options": null` taken as none) (/sys bound, no uid=/gid= options, /sys/fs/cgroup and mqueue kept),
+/// mappings, no resources, the namespaces. Known differences: the hostname, ociVersion, and
+/// pier's default cgroup namespace (runc 1.2's default has one too, runc 1.1's has none).
+#[test]
+fn spec_rootless_is_runcs() {
+    let Some(runc) = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("skipped: runc is not installed");
+        return;
+    };
+    let configs: Vec<Value> = [runc, runtime_bin().to_str().unwrap()]
+        .iter()
+        .map(|bin| {
+            let dir = host_tempdir("spec");
+            let mut cmd = Command::new(bin);
+            cmd.args(["spec", "--rootless"]).current_dir(dir.path());
+            run_command(cmd, TIMEOUT).ok();
+            read_config(dir.path())
+        })
+        .collect();
+    let (runc, pier) = (&configs[0], &configs[1]);
+    // runc 1.1 writes `"options": null` for a mount it filtered to no options.
+    let mounts = |c: &Value| -> Vec<Value> {
+        let mut mounts = c["mounts"].as_array().unwrap().clone();
+        for m in &mut mounts {
+            m.as_object_mut().unwrap().retain(|_, v| !v.is_null());
+        }
+        mounts
+    };
+    assert_eq!(mounts(pier), mounts(runc));
+    for key in [
+        "uidMappings",
+        "gidMappings",
+        "resources",
+        "maskedPaths",
+        "readonlyPaths",
+    ] {
+        assert_eq!(pier["linux"][key], runc["linux"][key], "linux.{key}");
+    }
+    let without_cgroup = |c: &Value| -> Vec<String> {
+        namespace_types(c)
+            .into_iter()
+            .filter(|t| *t != "cgroup")
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(without_cgroup(pier), without_cgroup(runc));
+    assert_eq!(pier["process"], runc["process"]);
+}
+
 #[test]
 fn spec_never_overwrites_an_existing_config() {
     let dir = host_tempdir("spec");

@@ -216,6 +216,9 @@ fn bind(dir: &tempfile::TempDir, dest: &str, options: &[&str]) -> Value {
 
 #[test]
 fn idmapped_mounts_show_the_disk_owners_through_the_containers_maps() {
+    if std::env::var_os("PIER_BIN").is_some() {
+        return; // runc 1.1 has no idmapped mounts
+    }
     let vol = volume();
     let mut b = mapped(&ONE, &ONE);
     for d in ["plain", "idmapped", "ridmapped"] {
@@ -249,6 +252,9 @@ fn idmapped_mounts_show_the_disk_owners_through_the_containers_maps() {
 
 #[test]
 fn a_mounts_own_mappings_apply_without_a_user_namespace() {
+    if std::env::var_os("PIER_BIN").is_some() {
+        return; // runc 1.1 has no idmapped mounts
+    }
     let vol = volume();
     let mut b = Bundle::new();
     let mut m = bind(&vol, "/v", &["bind"]);
@@ -281,4 +287,115 @@ fn bad_idmapped_mounts_are_refused_cleanly() {
     m["uidMappings"] = json!([{"containerID": 0, "hostID": 1234, "size": 1}]);
     b.mount(m);
     refused(&b, "needs both uidMappings and gidMappings");
+}
+
+/// A process holding a user namespace that maps only root (`unshare --map-root-user`); it is
+/// killed when dropped. `ready` on its stdout says the maps are written.
+struct UsernsHolder(std::process::Child);
+
+impl UsernsHolder {
+    fn new() -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("unshare")
+            .args([
+                "--user",
+                "--map-root-user",
+                "sh",
+                "-c",
+                "echo ready; exec sleep 1000",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("unshare");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        UsernsHolder(child)
+    }
+
+    fn ns_path(&self) -> String {
+        format!("/proc/{}/ns/user", self.0.id())
+    }
+}
+
+impl Drop for UsernsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A bundle joining `path` (a user namespace) with the default namespaces, the given maps,
+/// and no `gid=` mount options (the holder maps only root).
+fn joining(path: &str, uid_host: u32, gid_host: u32) -> Bundle {
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user", "path": path}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid_host, "size": 1}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": gid_host, "size": 1}]);
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if let Some(options) = m["options"].as_array_mut() {
+            options.retain(|o| !o.as_str().is_some_and(|o| o.starts_with("gid=")));
+        }
+    }
+    b
+}
+
+/// Mappings given beside a user namespace path must be that namespace's (runc 1.2: "you may
+/// only provide one"); read through /proc/<pid>/uid_map, or by joining the namespace when the
+/// path has another form. runc 1.1 does not compare them.
+#[test]
+fn mappings_beside_a_joined_user_namespace_must_be_its_own() {
+    if std::env::var_os("PIER_BIN").is_some() {
+        return; // runc 1.1 ignores the mappings given with a path
+    }
+    let holder = UsernsHolder::new();
+    let pid = holder.0.id();
+    refused(
+        &joining(&holder.ns_path(), 1000, 0),
+        "both namespace path and non-matching mapping specified",
+    );
+    refused(
+        &joining(&format!("/proc/{pid}/task/{pid}/ns/user"), 0, 1000),
+        "both namespace path and non-matching mapping specified",
+    );
+    let mut b = joining(&format!("/proc/{pid}/task/{pid}/ns/user"), 0, 0);
+    b.sh("cat /proc/self/gid_map");
+    assert_eq!(
+        output_of(&b).split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "1"]
+    );
+}
+
+/// A user namespace joined by path while the container gets new mount, pid, ipc, uts and
+/// network namespaces: those must be owned by the joined one (the container's root mounts
+/// proc, tmpfs, devpts in them), as runc's nsexec arranges.
+#[test]
+fn a_joined_user_namespace_owns_the_new_namespaces() {
+    let holder = UsernsHolder::new();
+    // The joined namespace's own maps (runc 1.1 requires them; pier checks they match).
+    let mut b = joining(&holder.ns_path(), 0, 0);
+    b.sh(
+        "cat /proc/self/uid_map; readlink /proc/self/ns/user; echo $$; \
+          grep -c ' / /proc .* - proc ' /proc/self/mountinfo; ls /dev/pts/ptmx",
+    );
+    let out: Vec<String> = output_of(&b)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let joined = std::fs::read_link(holder.ns_path()).unwrap();
+    assert_eq!(
+        out,
+        [
+            "0 0 1".to_string(),
+            joined.to_string_lossy().into_owned(),
+            "1".into(),
+            "1".into(),
+            "/dev/pts/ptmx".into(),
+        ]
+    );
 }

@@ -1,8 +1,10 @@
 /* sd-notify-send: send sd_notify(3) datagrams from a shell script, statically linked so that it
  * runs in a bare busybox container. Part of the pier systemd test suite (tests/systemd).
  *
- * usage: sd-notify-send [-j] [-M] [-n] [-q] MSG...
+ * usage: sd-notify-send [-j] [-M] [-n] [-q] MSG... [-- CMD ARG...]
  *   MSG  one datagram per MSG, e.g. READY=1 STATUS=hello WATCHDOG=1; "\n" in MSG becomes a newline
+ *   CMD  after sending, exec CMD in this process, so a shell can notify as itself (its own pid:
+ *        `exec sd-notify-send READY=1 -- sh next.sh`), which NotifyAccess=main wants
  *   -j   send all MSGs as ONE datagram, joined with newlines (systemd applies a datagram at once)
  *   -M   append MONOTONIC_USEC=<CLOCK_MONOTONIC now, in us> to each datagram (RELOADING=1 wants it)
  *   -n   no barrier; by default the sender ends with the sd_notify_barrier(3) handshake (5 s at
@@ -73,17 +75,20 @@ int main(int argc, char **argv)
         else
             break;
     }
-    if (i >= argc) {
-        fprintf(stderr, "usage: sd-notify-send [-j] [-M] [-n] [-q] MSG...\n");
+    int end = i;
+    while (end < argc && strcmp(argv[end], "--"))
+        end++;
+    if (i >= end || end + 1 == argc) {
+        fprintf(stderr, "usage: sd-notify-send [-j] [-M] [-n] [-q] MSG... [-- CMD ARG...]\n");
         return 64;
     }
     size_t total = 64;
-    for (int k = i; k < argc; k++)
+    for (int k = i; k < end; k++)
         total += strlen(argv[k]) + 1;
     char *buf = calloc(1, total);
     if (!buf)
         return 3;
-    for (int k = i; k < argc; k++) {
+    for (int k = i; k < end; k++) {
         unescape(argv[k]);
         if (!join)
             buf[0] = 0;
@@ -104,6 +109,12 @@ int main(int argc, char **argv)
     if (barrier && notify_barrier(5000) != 0) {
         fprintf(stderr, "sd-notify-send[%d]: barrier not acknowledged within 5 s\n", (int)getpid());
         return 4;
+    }
+    if (end < argc) {
+        execvp(argv[end + 1], &argv[end + 1]);
+        fprintf(stderr, "sd-notify-send[%d]: exec %s: %s\n", (int)getpid(), argv[end + 1],
+                strerror(errno));
+        return 3;
     }
     return 0;
 }

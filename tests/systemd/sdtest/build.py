@@ -145,6 +145,8 @@ def build_case(workdir, case, template_rootfs):
     config = oci_config(args, f"/h/ctl/{case.key}", f"sdt-{case.key}")
     if case.userns:
         with_user_namespace(config)
+    if case.annotations:
+        config["annotations"] = dict(case.annotations)
     (bundle / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 

@@ -24,7 +24,9 @@ class Case:
     args: list
     judge: object
     service: tuple = NOTIFY
-    launch: str = "run"  # run | run-d | create-start | run-preserve
+    #: run | run-d | create-start | run-preserve | quadlet | exec | exec-d (into a box container
+    #: the judge starts first, with the case's bundle)
+    launch: str = "run"
     fifos: tuple = ()
     files: dict = field(default_factory=dict)
     socket: tuple = ()
@@ -33,6 +35,13 @@ class Case:
     min_systemd: int = 0
     #: run the container in a new user namespace (container 0.. = host 100000..; issue 12)
     userns: bool = False
+    #: judged after all other cases, one at a time (it stops the whole manager)
+    alone: bool = False
+    #: config.json annotations (runtime mode)
+    annotations: dict = field(default_factory=dict)
+    #: NotifyAccess= in host mode, where the payload's sd-notify-send (a child of the payload
+    #: shell) is what a container's relay would forward as the main process
+    host_notify_access: str = "all"
 
     @property
     def scenario(self):
@@ -80,6 +89,38 @@ CASES = [
          fifos=("go1", "go2", "go3")),
     Case("7", "fd store across systemctl restart", ["/bin/sd-serve", "-u", "{ctl}/web.sock", "-n", "web"],
          fdj.fdstore, service=NOTIFY + (("FileDescriptorStoreMax", "4"),)),
+    Case("9a", "run -d, NotifyAccess=all: READY/STATUS from `exec --notify-socket container`",
+         sh("s9.sh"), nj.exec_notify, service=NOTIFY + (("NotifyAccess", "all"),), launch="run-d"),
+    Case("9b", "foreground run, NotifyAccess=main: READY from an exec'd process", sh("s9.sh"),
+         nj.exec_notify, service=NOTIFY + (("NotifyAccess", "main"),)),
+    Case("12a", "run -d, NotifyAccess=main, org.pier.notify.access=init: a child's READY=1 is not the init's",
+         sh("s12.sh"), nj.sender_check, service=NOTIFY + (("NotifyAccess", "main"),),
+         launch="run-d", fifos=("go1",), annotations={"org.pier.notify.access": "init"},
+         host_notify_access="main"),
+    Case("13a", "ExecStart=exec --notify-socket own (foreground) into a running container, NotifyAccess=main",
+         sh("s13.sh"), nj.exec_own, service=NOTIFY + (("NotifyAccess", "main"),), launch="exec",
+         fifos=("go1", "go2"), annotations={"org.pier.notify.exec": "own"}),
+    Case("13b", "ExecStart=exec -d --notify-socket own into a running container, NotifyAccess=main",
+         sh("s13.sh"), nj.exec_own, service=NOTIFY + (("NotifyAccess", "main"),), launch="exec-d",
+         fifos=("go1", "go2"), annotations={"org.pier.notify.exec": "own"}),
+    Case("13c", "ExecStart=exec -d --notify-socket own: READY=1, then exit 3", sh("s13-exit.sh") + ["ready"],
+         nj.exec_own_ends, service=NOTIFY + (("NotifyAccess", "main"),), launch="exec-d",
+         annotations={"org.pier.notify.exec": "own"}),
+    Case("13d", "ExecStart=exec -d --notify-socket own: exit 0 before READY", sh("s13-exit.sh"),
+         nj.exec_own_ends, service=NOTIFY + (("NotifyAccess", "main"),), launch="exec-d",
+         annotations={"org.pier.notify.exec": "own"}),
+    Case("14a", "foreground run, NotifyAccess=main: a container process names itself MAINPID= (257: + MAINPIDFD)",
+         sh("s14.sh"), nj.new_main_pid, service=NOTIFY + (("NotifyAccess", "main"),),
+         fifos=("go1",)),
+    Case("10a", "run -d while the manager is stopped: 200 STATUS + READY=1", sh("s10.sh"),
+         nj.stuck_manager, service=NOTIFY + (("NotifyAccess", "main"),), launch="run-d",
+         fifos=("go1",), alone=True),
+    Case("15a", "run -d: the init's pid is reused before the manager reads MAINPID=+MAINPIDFD=1",
+         sh("s15.sh"), nj.reused_main_pid, service=NOTIFY + (("NotifyAccess", "main"),),
+         launch="run-d", fifos=("go1",), min_systemd=257, alone=True),
+    Case("11a", "podman quadlet .container, Notify=true, podman --runtime pier", sh("s11.sh"),
+         nj.quadlet, service=(("TimeoutStopSec", "15s"),), launch="quadlet", fifos=("go1",),
+         min_systemd=257, alone=True),
     Case("8a", "socket activation", ["/bin/sd-serve", "-n", "act"], fdj.socket_activation,
          socket=(("ListenStream", "{ctl}/act.sock"), ("FileDescriptorName", "act"))),
     Case("8b", "socket activation + --preserve-fds 1", ["/bin/sd-serve", "-n", "act", "-x", "4"],
@@ -97,6 +138,13 @@ SCENARIOS = {
     "6": "EXTEND_TIMEOUT_USEC, STOPPING=1",
     "7": "fd store across restart",
     "8": "socket activation, --preserve-fds",
+    "10": "a stopped manager: the container never waits, nothing lost, run -d returns after READY",
+    "11": "podman 5 quadlet (Notify=true) with podman --runtime pier (Debian 13 root only)",
+    "9": "exec'd processes notify through the container's relay (exec --notify-socket container)",
+    "13": "a unit whose ExecStart is `pier exec --notify-socket own` into a running container",
+    "14": "a container process names itself MAINPID=: translated, with its own pidfd on 257+",
+    "15": "a main pid reused before the manager reads it: MAINPIDFD=1 keeps systemd off the impostor (257)",
+    "12": "who may notify: only the init's own datagrams with org.pier.notify.access=init",
 }
 
 

@@ -45,8 +45,30 @@ class Machine:
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
             raise RuntimeError(f"harness up failed:\n{res.stderr}{tail}")
         self.leader = (self.workdir / ".nspawn.leader").read_text().strip()
+        self._await_basic_target()
+        if "state=running" not in res.stdout:  # e.g. degraded: say which units failed at boot
+            failed = self.systemctl("list-units", "--failed", "--no-legend", "--plain").stdout
+            print(f"run.py: {res.stdout.strip()}; failed at boot: "
+                  f"{', '.join(l.split()[0] for l in failed.splitlines() if l.strip()) or 'none'}",
+                  flush=True)
         # the manager's debug lines show each notification message as it was received
-        self.run("systemd-analyze", "log-level", "debug")
+        res = self.run("systemd-analyze", "log-level", "debug")
+        if res.returncode != 0:
+            raise RuntimeError(f"systemd-analyze log-level debug: {res.stderr.strip()}")
+
+    def _await_basic_target(self, deadline_s=60):
+        """Wait (bounded) until sysinit.target and basic.target are active: every case's unit
+        orders itself after them (default dependencies), and CI once saw a 257 machine whose
+        boot had not reached them, so each start pulled the whole chain in again and waited."""
+        end = time.monotonic() + deadline_s
+        while True:
+            res = self.systemctl("is-active", "sysinit.target", "basic.target")
+            if res.stdout.split() == ["active", "active"] or time.monotonic() > end:
+                if res.stdout.split() != ["active", "active"]:
+                    print(f"run.py: sysinit/basic not active after {deadline_s}s: "
+                          f"{' '.join(res.stdout.split())}; {self.jobs()}", flush=True)
+                return
+            time.sleep(POLL_S)
 
     def down(self):
         """Power off and remove the cgroups; safe to call at any time, more than once."""
@@ -87,6 +109,32 @@ class Machine:
         """The manager's own journal lines (not about one unit), e.g. its warnings."""
         return self.run("journalctl", "-q", "--no-pager", "-o", "cat", "_PID=1").stdout
 
+    def health(self):
+        """One line on the machine's own state after the cases (for the report's tail, where a
+        CI log that shows only its end still has it): system state, PID 1's log level and
+        target, journald's state and restarts, how many PID 1 lines the journal holds, how many
+        notify messages it could not attribute to a unit, and any journald suppression or failed
+        unit. "" when the machine is gone."""
+        try:
+            state = self.systemctl("is-system-running").stdout.strip()
+            level = self.run("systemd-analyze", "log-level").stdout.strip()
+            target = self.run("systemd-analyze", "log-target").stdout.strip()
+            jd = self.show("systemd-journald.service", ("ActiveState", "NRestarts"))
+            pid1_lines = self.manager_journal().splitlines()
+            pid1 = len(pid1_lines)
+            lost = sum("Cannot find unit for notify message" in l for l in pid1_lines)
+            supp = [l for l in self.run("journalctl", "-q", "--no-pager", "-o", "cat",
+                                        "-u", "systemd-journald.service").stdout.splitlines()
+                    if "uppressed" in l or "rate" in l.lower()]
+            failed = self.systemctl("list-units", "--failed", "--no-legend", "--plain").stdout
+        except MachineGone as exc:
+            return f"machine gone: {exc}"
+        failed_units = ",".join(l.split()[0] for l in failed.splitlines() if l.strip()) or "none"
+        return (f"state={state} log-level={level} log-target={target} "
+                f"journald={jd['ActiveState']}/restarts={jd['NRestarts']} pid1-journal-lines={pid1} "
+                f"unattributed-notify={lost} "
+                f"failed={failed_units}" + (f" journald: {supp[-1]} ({len(supp)} such)" if supp else ""))
+
     def wait(self, unit, want, deadline_s):
         """Poll until all of want {prop: str | set | callable} match; returns (ok, props, why)."""
         props = tuple(dict.fromkeys((*BASE_PROPS, *want)))
@@ -98,9 +146,16 @@ class Machine:
             if got["ActiveState"] == "failed" or (got["ActiveState"] == "inactive" and not got["Job"]):
                 return False, got, f"unit settled in {got['ActiveState']}"  # nothing will change
             if time.monotonic() > end:
-                return False, got, f"not seen within {deadline_s:.0f}s"
+                return False, got, f"not seen within {deadline_s:.0f}s; {self.jobs()}"
             if self.aborted.wait(POLL_S):
                 raise MachineGone("aborted")
+
+    def jobs(self):
+        """The manager's queued jobs, one "id unit type state" per job (what a stuck start job
+        waits behind), for the report of a wait that timed out."""
+        res = self.systemctl("list-jobs", "--no-legend", "--no-pager")
+        jobs = [" ".join(line.split()[:4]) for line in res.stdout.splitlines() if line.strip()]
+        return "jobs: " + (", ".join(jobs[:8]) or "none") + (" ..." if len(jobs) > 8 else "")
 
     def wait_journal(self, unit, text, deadline_s):
         """Poll the unit's journal until it contains text; returns (ok, matching line or "")."""

@@ -39,6 +39,9 @@ def _runtime_exec(case):
         return f"/bin/sh -c '{rt} create --bundle {bundle} {cid} && exec {rt} start {cid}'"
     if case.launch == "run-preserve":
         return f"{rt} run --preserve-fds {case.preserve_fds} --bundle {bundle} {cid}"
+    if case.launch in ("exec", "exec-d"):  # into the box container the judge started (13)
+        detach = " -d" if case.launch == "exec-d" else ""
+        return f"{rt} exec{detach} --notify-socket own {cid} {' '.join(case.args)}"
     raise ValueError(f"unknown launch {case.launch!r}")
 
 
@@ -62,12 +65,46 @@ def service_unit(case, mode):
         lines.append("Environment=" + " ".join(env))
         # The payload's sd-notify-send runs as a child of the payload shell; in a container the
         # runtime relays it as the main process (or with the init's pid), here nothing does.
-        lines.append("NotifyAccess=all")
+        lines.append(f"NotifyAccess={case.host_notify_access}")
     else:
         cmd = _runtime_exec(case)
         rt = f"{RUNTIME_IN_MACHINE} --root {RUNTIME_ROOT}"
         lines.append(f"ExecStopPost=-{rt} delete -f {container_id(case)}")
     lines.append("ExecStart=" + _with_preserved_fds(case, cmd))
+    return "\n".join(lines) + "\n"
+
+
+#: podman's storage for the quadlet case: in the work dir (ext4 on the host; the machine's own
+#: root is an overlay, where podman's overlay driver cannot work), vfs driver (nspawn refuses
+#: the whiteout device nodes overlay needs).
+PODMAN_ROOT = "/h/podman"
+
+
+def podman_global_args(mode):
+    """podman's global flags for the quadlet case; runtime mode adds --runtime (the runtime
+    under test), host mode keeps podman's default runtime (crun)."""
+    args = f"--root {PODMAN_ROOT} --storage-driver vfs"
+    return args + (f" --runtime {RUNTIME_IN_MACHINE}" if mode == "runtime" else "")
+
+
+def quadlet_image(case):
+    """The image the quadlet case imports from its bundle's rootfs."""
+    return f"localhost/sdt-{case.key}:latest"
+
+
+def quadlet_unit(case, mode):
+    """Text of sdt-<key>.container (podman-systemd.unit(5)) for a quadlet case, else None:
+    quadlet's generator turns it into sdt-<key>.service (Type=notify, podman run
+    --sdnotify=container). --pids-limit 0: the machine's cgroup has no pids controller."""
+    if case.launch != "quadlet":
+        return None
+    exec_args = " ".join(f"'{a}'" for a in case.args)
+    lines = ["[Unit]", f"Description=pier systemd test {case.key}: {case.title}", "",
+             "[Container]", f"Image={quadlet_image(case)}", f"Exec={exec_args}", "Notify=true",
+             "Network=none", f"Volume=/h/ctl/{case.key}:/ctl", "Environment=CTL=/ctl PATH=/bin",
+             f"GlobalArgs={podman_global_args(mode)}", "PodmanArgs=--pids-limit 0", "",
+             "[Service]", "TimeoutStartSec=60"]
+    lines += [f"{k}={v}" for k, v in case.service]
     return "\n".join(lines) + "\n"
 
 
@@ -84,6 +121,11 @@ def write_units(units_dir, cases, mode):
     """Write every case's units into units_dir (later bind-mounted at /etc/systemd/system)."""
     units_dir.mkdir(parents=True, exist_ok=True)
     for case in cases:
+        quadlet = quadlet_unit(case, mode)
+        if quadlet:  # installed by its judge into /etc/containers/systemd (needs podman)
+            (units_dir.parent / "quadlet").mkdir(exist_ok=True)
+            (units_dir.parent / "quadlet" / unit_name(case, "container")).write_text(quadlet)
+            continue
         (units_dir / unit_name(case)).write_text(service_unit(case, mode))
         sock = socket_unit(case)
         if sock:

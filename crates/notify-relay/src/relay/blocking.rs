@@ -8,6 +8,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
 use super::Relay;
+use crate::socket::RECV_BATCH;
 use crate::{Listener, Outgoing, Recv, RelayError, Upstream};
 
 /// Most datagrams one [`pump`] call handles, so a flood cannot starve the caller's other fds.
@@ -69,6 +70,10 @@ impl Summary {
 /// Call it whenever the listener's fd polls readable. Bad datagrams and failed sends are
 /// logged and counted; they never end the pumping.
 ///
+/// Datagrams are received in batches ([`Listener::recv_many`], one `recvmmsg(2)`), decided
+/// in order by `relay`, and what a batch forwards is sent in order with as few `sendmmsg(2)`
+/// calls as the manager's queue allows ([`Upstream::enqueue_all`]).
+///
 /// # Errors
 /// [`RelayError::Io`] only when the listener itself fails to receive.
 pub fn pump(
@@ -77,51 +82,66 @@ pub fn pump(
     relay: &mut Relay,
 ) -> Result<Pumped, RelayError> {
     let mut pumped = Pumped::default();
-    for _ in 0..PUMP_BUDGET {
-        let datagram = match listener.recv()? {
-            Recv::WouldBlock => {
-                pumped.drained = true;
-                break;
-            }
-            Recv::Rejected(reason) => {
-                tracing::debug!(%reason, "notify: dropped datagram");
-                pumped.received += 1;
+    let mut batch = Vec::with_capacity(RECV_BATCH);
+    while pumped.received < PUMP_BUDGET {
+        listener.recv_many(PUMP_BUDGET - pumped.received, &mut batch)?;
+        if batch.is_empty() {
+            pumped.drained = true;
+            break;
+        }
+        // Each forwarding datagram's outgoing datagrams, tagged with its place in `ready`.
+        let mut outgoing = Vec::new();
+        let mut ready = Vec::new();
+        for recv in batch.drain(..) {
+            pumped.received += 1;
+            let datagram = match recv {
+                Recv::Datagram(datagram) => datagram,
+                Recv::Rejected(reason) => {
+                    tracing::debug!(%reason, "notify: dropped datagram");
+                    pumped.dropped += 1;
+                    continue;
+                }
+                Recv::WouldBlock => continue,
+            };
+            let outcome = relay.on_datagram(datagram);
+            if outcome.forward.is_none() {
                 pumped.dropped += 1;
                 continue;
             }
-            Recv::Datagram(datagram) => datagram,
-        };
-        pumped.received += 1;
-        let outcome = relay.on_datagram(datagram);
-        if outcome.forward.is_none() {
-            pumped.dropped += 1;
-            continue;
+            let forwarding = ready.len();
+            ready.push(outcome.ready);
+            outgoing.extend(outcome.into_datagrams().map(|out| (forwarding, out)));
         }
-        let ready = outcome.ready;
-        match send_all(upstream.as_deref_mut(), outcome.into_datagrams()) {
-            true => pumped.forwarded += 1,
-            false => pumped.unsent += 1,
+        let mut sent = vec![true; ready.len()];
+        send_all(upstream.as_deref_mut(), outgoing, &mut sent);
+        for (ok, ready) in sent.into_iter().zip(ready) {
+            match ok {
+                true => pumped.forwarded += 1,
+                false => pumped.unsent += 1,
+            }
+            pumped.ready |= ready;
         }
-        pumped.ready |= ready;
     }
     Ok(pumped)
 }
 
-/// Sends the datagrams in order; false if any could not be sent.
-fn send_all(upstream: Option<&mut Upstream>, datagrams: impl Iterator<Item = Outgoing>) -> bool {
+/// Sends the datagrams in order (each tagged with the received datagram it forwards); marks
+/// `sent[tag]` false for any that could not be sent.
+fn send_all(upstream: Option<&mut Upstream>, datagrams: Vec<(usize, Outgoing)>, sent: &mut [bool]) {
     let Some(upstream) = upstream else {
-        tracing::debug!("notify: no upstream, datagram discarded");
-        return false;
-    };
-    let mut all = true;
-    for out in datagrams {
-        let text = out.text();
-        if let Err(error) = upstream.enqueue(out) {
-            tracing::warn!(%error, payload = %text, "notify: forwarding failed");
-            all = false;
+        if !datagrams.is_empty() {
+            tracing::debug!("notify: no upstream, datagram discarded");
         }
+        for (tag, _) in datagrams {
+            sent[tag] = false;
+        }
+        return;
+    };
+    let (tags, outs): (Vec<usize>, Vec<Outgoing>) = datagrams.into_iter().unzip();
+    for (index, error, out) in upstream.enqueue_all(outs) {
+        tracing::warn!(%error, payload = %out.text(), "notify: forwarding failed");
+        sent[tags[index]] = false;
     }
-    all
 }
 
 /// Relays until the container's init exits, for callers without an event loop.

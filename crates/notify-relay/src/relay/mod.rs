@@ -4,7 +4,7 @@ mod blocking;
 
 pub use blocking::{pump, run, Pumped, Summary, FINAL_BARRIER_TIMEOUT, PUMP_BUDGET};
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::message::{Assignment, Message, NOTIFY_BUFFER_MAX};
 use crate::policy::{Decision, SenderAccess};
@@ -51,12 +51,14 @@ impl Outcome {
     }
 }
 
-/// Looks up a process's pid in its innermost pid namespace from its host pid.
+/// Looks up a process's pid in its innermost pid namespace from its host pid (used for
+/// senders that came without a pidfd).
 pub type PidLookup = Box<dyn Fn(i32) -> Option<i32> + Send>;
 
-/// The relay state machine. It does no I/O of its own except, through its [`PidLookup`]
-/// (by default [`crate::pidns::innermost_pid`] on `/proc`), when a `MAINPID=` must be
-/// checked against the sender.
+/// The relay state machine. It does no I/O of its own except when a sender must be checked:
+/// `fstat` of the sender's pidfd for [`SenderAccess::Init`], and its fdinfo (or, without a
+/// pidfd, its [`PidLookup`], by default [`crate::pidns::innermost_pid`] on `/proc`) when a
+/// `MAINPID=` must be checked against the sender.
 pub struct Relay {
     config: Config,
     own_pid: i32,
@@ -67,7 +69,20 @@ pub struct Relay {
     forwarded_main_pid: Option<i32>,
     /// A pidfd of the init: announce it as `MAINPIDFD=1` next to `MAINPID=`.
     main_pidfd: Option<OwnedFd>,
+    /// The init's pidfs identity ([`crate::pidfd::process_id`]), see [`Relay::with_init_pidfd`].
+    init_process_id: Option<u64>,
+    /// The manager takes `MAINPIDFD=1` ([`Relay::with_forwarded_main_pidfds`]).
+    forward_main_pidfds: bool,
     pid_lookup: PidLookup,
+}
+
+/// Who sent a datagram: its `SCM_CREDENTIALS` pid and, when the kernel gave one, its pidfd.
+#[derive(Clone, Copy)]
+struct Sender<'a> {
+    pid: i32,
+    pidfd: Option<BorrowedFd<'a>>,
+    /// Asked for a pidfd, got none: reaped before the datagram was read.
+    reaped: bool,
 }
 
 impl std::fmt::Debug for Relay {
@@ -89,6 +104,8 @@ impl Relay {
             main_pid_announced: false,
             forwarded_main_pid: None,
             main_pidfd: None,
+            init_process_id: None,
+            forward_main_pidfds: false,
             pid_lookup: Box::new(|pid| crate::pidns::innermost_pid(pid).ok()),
         }
     }
@@ -97,9 +114,42 @@ impl Relay {
     /// `MAINPIDFD=1` with a duplicate of the fd attached, next to `MAINPID=` (sd_notify(3),
     /// systemd 257+). systemd then tracks the process itself, not a pid that could be reused;
     /// older systemd ignores the key but logs a warning about the stray fd, so set this only
-    /// when the manager supports it. The `MAINPID=` line stays for both.
+    /// when the manager supports it. The `MAINPID=` line stays for both. With
+    /// [`Identity::AsRelay`] and [`Relay::with_forwarded_main_pidfds`] it goes with a container
+    /// `MAINPID=` naming the init that another process sent.
     pub fn with_main_pidfd(mut self, init_pidfd: OwnedFd) -> Self {
         self.main_pidfd = Some(init_pidfd);
+        self
+    }
+
+    /// The pidfd given to [`Relay::with_main_pidfd`], if any: a process that forks the relay
+    /// and closes the fds it does not keep must keep this one, or a later `MAINPIDFD=1` would
+    /// send whatever reused its number.
+    pub fn main_pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.main_pidfd.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Knows the init by this pidfd of it, so that [`SenderAccess::Init`] compares processes,
+    /// not pids: a datagram whose sender pidfd ([`Received::pidfd`]) names another process is
+    /// not the init's even if its `SCM_CREDENTIALS` pid is the init's (a reused pid), and one
+    /// the init sent just before it exited still is (systemd compares pid and pidfd id the
+    /// same way, `pidref_equal`). Only the identity (the pidfs inode, Linux 6.9) is kept, not
+    /// the fd. Without it, or without pidfs, or for a datagram without a pidfd, the init
+    /// check compares `SCM_CREDENTIALS` pids only.
+    pub fn with_init_pidfd(mut self, init_pidfd: BorrowedFd<'_>) -> Self {
+        self.init_process_id = crate::pidfd::process_id(init_pidfd);
+        self
+    }
+
+    /// The manager takes `MAINPIDFD=1` (systemd 257+): a container `MAINPID=` that is
+    /// forwarded ([`Identity::AsRelay`]) because it names its sender goes with `MAINPIDFD=1`
+    /// and the sender's pidfd ([`Received::pidfd`]) as the datagram's only fd, so the manager
+    /// tracks that very process, not a pid. A datagram without the sender's pidfd, or with
+    /// fds of its own (the manager wants the pidfd alone), gets `MAINPID=` only. One naming the
+    /// init gets the init's pidfd when the sender is the init (its own pidfd), or the one of
+    /// [`Relay::with_main_pidfd`] when set.
+    pub fn with_forwarded_main_pidfds(mut self, on: bool) -> Self {
+        self.forward_main_pidfds = on;
         self
     }
 
@@ -108,6 +158,24 @@ impl Relay {
     pub fn with_pid_lookup(mut self, lookup: impl Fn(i32) -> Option<i32> + Send + 'static) -> Self {
         self.pid_lookup = Box::new(lookup);
         self
+    }
+
+    /// Whether every datagram's sender is checked ([`SenderAccess::Init`]), so the listener
+    /// should pass sender pidfds ([`crate::Listener::set_sender_pidfds`]). A `MAINPID=`
+    /// naming the sender uses the pidfd when the datagram has one, else the [`PidLookup`];
+    /// for that rare key alone a pidfd on every datagram would cost too much (docs/notify.md):
+    /// [`Relay::wants_main_pid_pidfds`] asks for one with those datagrams only.
+    pub fn wants_sender_pidfds(&self) -> bool {
+        self.config.policy.sender == SenderAccess::Init
+    }
+
+    /// Whether a container `MAINPID=` naming its sender can be forwarded ([`Identity::AsRelay`]
+    /// without [`SenderAccess::Init`]), so the listener should pass a pidfd with the datagrams
+    /// that carry one ([`crate::Listener::set_main_pid_pidfds`]): the sender is then checked by
+    /// its pidfd, not by a `/proc/<pid>` lookup a reused pid could fool. In the other
+    /// identities such a `MAINPID=` is always dropped; with `Init` every datagram has a pidfd.
+    pub fn wants_main_pid_pidfds(&self) -> bool {
+        !self.wants_sender_pidfds() && !self.config.identity.owns_main_pid()
     }
 
     /// The configuration.
@@ -125,10 +193,20 @@ impl Relay {
     /// first forwarded `READY=1`. The fds of anything not forwarded are closed on return.
     pub fn on_datagram(&mut self, datagram: Received) -> Outcome {
         let Received {
-            payload, fds, pid, ..
+            payload,
+            fds,
+            pid,
+            pidfd,
+            sender_reaped,
+            ..
         } = datagram;
+        let sender = Sender {
+            pid,
+            pidfd: pidfd.as_ref().map(AsFd::as_fd),
+            reaped: sender_reaped,
+        };
         let mut outcome = Outcome::default();
-        if self.config.policy.sender == SenderAccess::Init && pid != self.config.init_host_pid {
+        if self.config.policy.sender == SenderAccess::Init && !self.is_init(sender) {
             outcome.drop(Dropped::datagram(DropReason::SenderNotInit { pid }), pid);
             return outcome;
         }
@@ -142,8 +220,11 @@ impl Relay {
         if message.assignments.iter().any(|a| a.is("BARRIER", "1")) {
             return self.on_barrier(message, fds, pid);
         }
-        let kept = self.filter(message, pid, &mut outcome);
-        let fds = self.keep_fds(&kept, fds, pid, &mut outcome);
+        let (mut kept, main_pidfd) = self.filter(message, sender, &mut outcome);
+        let mut fds = self.keep_fds(&kept, fds, pid, &mut outcome);
+        if let Some(pidfd) = main_pidfd {
+            attach_main_pidfd(&mut kept, &mut fds, pidfd);
+        }
         outcome.ready = kept.is_ready();
         if kept.assignments.is_empty() {
             return outcome;
@@ -152,15 +233,40 @@ impl Relay {
         outcome
     }
 
-    /// Applies the policy to each line, translating `MAINPID=`.
-    fn filter(&self, message: Message, sender: i32, outcome: &mut Outcome) -> Message {
+    /// Whether the sender is the container's init: same pid and, when both pidfd identities
+    /// are known, the same process (see [`Relay::with_init_pidfd`]).
+    fn is_init(&self, sender: Sender<'_>) -> bool {
+        if sender.pid != self.config.init_host_pid {
+            return false;
+        }
+        match (self.init_process_id, sender.pidfd) {
+            (Some(init), Some(pidfd)) => match crate::pidfd::same_kernel_process_id(pidfd) {
+                Some(id) => id == init,
+                None => true, // cannot tell: judged by pid, as without pidfds
+            },
+            _ => true,
+        }
+    }
+
+    /// Applies the policy to each line, translating `MAINPID=`; with
+    /// [`Relay::with_forwarded_main_pidfds`], also a pidfd of the process the last forwarded
+    /// `MAINPID=` names, for `MAINPIDFD=1`.
+    fn filter(
+        &self,
+        message: Message,
+        sender: Sender<'_>,
+        outcome: &mut Outcome,
+    ) -> (Message, Option<OwnedFd>) {
+        let pid = sender.pid;
         let mut kept = Message::default();
+        let mut main_pidfd = None;
         for assignment in message.assignments {
             let decision = match self.config.policy.decide(&assignment) {
                 Decision::TranslateMainPid(pid) => match self.translate_main_pid(pid, sender) {
                     Ok(host_pid) => {
                         kept.assignments
                             .push(Assignment::new("MAINPID", host_pid.to_string()));
+                        main_pidfd = self.main_pidfd_of(host_pid, sender);
                         continue;
                     }
                     Err(reason) => Decision::Drop(reason),
@@ -169,26 +275,57 @@ impl Relay {
             };
             match decision {
                 Decision::Drop(reason) => {
-                    outcome.drop(Dropped::key(assignment.key_lossy(), reason), sender)
+                    outcome.drop(Dropped::key(assignment.key_lossy(), reason), pid)
                 }
                 _ => kept.assignments.push(assignment),
             }
         }
-        kept
+        (kept, main_pidfd)
+    }
+
+    /// A pidfd of `host_pid`, the process a translated `MAINPID=` names, for `MAINPIDFD=1`:
+    /// the sender's own (when it is that process), else the init's of
+    /// [`Relay::with_main_pidfd`]. `None` unless the manager takes them.
+    fn main_pidfd_of(&self, host_pid: i32, sender: Sender<'_>) -> Option<OwnedFd> {
+        if !self.forward_main_pidfds {
+            return None;
+        }
+        let pidfd = match sender.pidfd {
+            Some(pidfd) if sender.pid == host_pid => pidfd,
+            _ if host_pid == self.config.init_host_pid => self.main_pidfd.as_ref()?.as_fd(),
+            _ => return None,
+        };
+        pidfd.try_clone_to_owned().ok()
     }
 
     /// `MAINPID=pid` (container namespace) → host pid, if it names the init or the sender.
-    fn translate_main_pid(&self, pid: i32, sender: i32) -> Result<i32, DropReason> {
+    fn translate_main_pid(&self, pid: i32, sender: Sender<'_>) -> Result<i32, DropReason> {
         if self.config.identity.owns_main_pid() {
             return Err(DropReason::MainPidOwnedByRelay);
         }
         if pid == self.config.init_container_pid {
             return Ok(self.config.init_host_pid);
         }
-        match (self.pid_lookup)(sender) {
-            Some(own) if own == pid => Ok(sender),
+        match self.sender_pids(sender) {
+            Some((host, own)) if own == pid => Ok(host),
             Some(_) => Err(DropReason::MainPidForeign { pid }),
             None => Err(DropReason::MainPidUnresolved),
+        }
+    }
+
+    /// The sender's (host pid, in-container pid). From its pidfd's fdinfo when it came with
+    /// one: race-free, and `None` once the sender has been reaped (systemd refuses a dead
+    /// `MAINPID=` too); `None` as well when the kernel could give no pidfd because the sender
+    /// was reaped ([`Received::sender_reaped`]). Otherwise (no pidfd asked for, or a kernel
+    /// without `SO_PASSPIDFD`) the [`PidLookup`] of its `SCM_CREDENTIALS` pid.
+    fn sender_pids(&self, sender: Sender<'_>) -> Option<(i32, i32)> {
+        match sender.pidfd {
+            Some(pidfd) => {
+                let info = crate::pidfd::info(pidfd).ok()?;
+                Some((info.pid?, info.innermost_pid()?))
+            }
+            None if sender.reaped => None,
+            None => (self.pid_lookup)(sender.pid).map(|own| (sender.pid, own)),
         }
     }
 
@@ -323,5 +460,24 @@ impl Relay {
     }
 }
 
+/// `MAINPIDFD=1` right after the `MAINPID=` line, with `pidfd` as the datagram's only fd
+/// (sd_notify(3)); a datagram that keeps fds of its own gets `MAINPID=` only.
+fn attach_main_pidfd(kept: &mut Message, fds: &mut Vec<OwnedFd>, pidfd: OwnedFd) {
+    if !fds.is_empty() {
+        return;
+    }
+    let Some(at) = kept.assignments.iter().rposition(|a| a.key() == b"MAINPID") else {
+        return;
+    };
+    let line = Assignment::new("MAINPIDFD", "1");
+    if kept.encode().len() + line.as_bytes().len() + 1 > NOTIFY_BUFFER_MAX {
+        return;
+    }
+    kept.assignments.insert(at + 1, line);
+    fds.push(pidfd);
+}
+
+#[cfg(test)]
+mod sender_tests;
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,8 @@ fn datagram(payload: &[u8], pid: i32, fds: Vec<OwnedFd>) -> Received {
         pid,
         uid: 0,
         gid: 0,
+        pidfd: None,
+        sender_reaped: false,
     }
 }
 

@@ -9,6 +9,7 @@
 //! memory stays bounded while `READY=1`, the one message a manager waits for, is never lost.
 
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::Outgoing;
 
@@ -83,6 +84,14 @@ impl Backlog {
         }
         self.dropped += 1;
         self.dropped_in_stall += 1;
+    }
+
+    /// The fds the waiting datagrams carry (`FDSTORE=1`, barriers), e.g. for a process that
+    /// closes every other fd and then takes the backlog over ([`crate::Upstream::set_backlog`]).
+    pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.queue
+            .iter()
+            .flat_map(|o| o.fds.iter().map(AsFd::as_fd))
     }
 
     /// The first waiting datagram.

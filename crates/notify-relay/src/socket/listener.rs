@@ -1,17 +1,15 @@
 //! The container-side socket: bound through a directory fd, receiving like systemd's manager.
 
-use std::io::IoSliceMut;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::net::{
-    self, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SocketAddrUnix, SocketFlags, SocketType,
+    self, AddressFamily, RecvFlags, ReturnFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 
+use crate::sys::{self, SenderPidfd};
 use crate::{DropReason, Received, RelayError, NOTIFY_BUFFER_MAX};
 
 /// Receive buffer the listener asks for, as systemd's manager does (8 MiB).
@@ -19,6 +17,9 @@ pub const RECEIVE_BUFFER: usize = 8 << 20;
 
 /// Most fds one `sendmsg` can carry (`SCM_MAX_FD`, unix(7)).
 pub const SCM_MAX_FD: usize = 253;
+
+/// Most datagrams one [`Listener::recv_many`] reads (one `recvmmsg(2)`).
+pub const RECV_BATCH: usize = 16;
 
 /// What one [`Listener::recv`] call found.
 #[derive(Debug)]
@@ -34,13 +35,18 @@ pub enum Recv {
 }
 
 /// The container-side `AF_UNIX`/`SOCK_DGRAM` socket: non-blocking, close-on-exec,
-/// `SO_PASSCRED`, an 8 MiB receive buffer, mode 0777 so any container user can send.
+/// `SO_PASSCRED`, an 8 MiB receive buffer, mode 0777 so any container user can send; with
+/// [`Listener::set_sender_pidfds`], `SO_PASSPIDFD` too.
 /// Dropping it closes the socket but leaves the socket file; its owner removes the directory.
 #[derive(Debug)]
 pub struct Listener {
     fd: OwnedFd,
     payload: Vec<u8>,
-    control: Vec<MaybeUninit<u8>>,
+    control: Vec<u8>,
+    /// [`Listener::recv_many`]'s buffers, allocated on its first call.
+    slots: Vec<sys::Slot>,
+    sender_pidfds: bool,
+    main_pid_pidfds: bool,
 }
 
 impl Listener {
@@ -73,10 +79,10 @@ impl Listener {
         Ok(Self {
             fd,
             payload: vec![0; NOTIFY_BUFFER_MAX + 1],
-            control: vec![
-                MaybeUninit::uninit();
-                rustix::cmsg_space!(ScmRights(SCM_MAX_FD), ScmCredentials(1))
-            ],
+            control: vec![0; sys::control_len(SCM_MAX_FD)],
+            slots: Vec::new(),
+            sender_pidfds: false,
+            main_pid_pidfds: false,
         })
     }
 
@@ -96,59 +102,196 @@ impl Listener {
         Self::bind_in(&dir_fd, name)
     }
 
+    /// Asks the kernel for a pidfd of the sender with every datagram (`SO_PASSPIDFD`, unix(7),
+    /// Linux 6.5), or stops asking; returns whether datagrams now carry one
+    /// ([`Received::pidfd`]). A kernel without it (`ENOPROTOOPT`) leaves it off: the sender
+    /// checks then use `SCM_CREDENTIALS` pids. It costs the kernel a new fd per datagram
+    /// (about 5 us here, 4-5 times the rest of a receive; docs/notify.md), so turn it on when
+    /// the relay checks every sender ([`crate::Relay::wants_sender_pidfds`]).
+    pub fn set_sender_pidfds(&mut self, on: bool) -> bool {
+        match sys::set_pass_pidfd(self.fd.as_fd(), on) {
+            Ok(()) => self.sender_pidfds = on,
+            Err(errno) => {
+                tracing::debug!(%errno, on, "notify: SO_PASSPIDFD refused; sender checks use SCM_CREDENTIALS pids");
+                self.sender_pidfds = false;
+            }
+        }
+        self.sender_pidfds
+    }
+
+    /// Whether received datagrams carry a pidfd of their sender ([`Listener::set_sender_pidfds`]).
+    pub fn sender_pidfds(&self) -> bool {
+        self.sender_pidfds
+    }
+
+    /// Asks for a pidfd of the sender only with datagrams that have a `MAINPID=` line, or
+    /// stops; returns whether that works here (`SO_PASSPIDFD`, Linux 6.5). Each datagram is
+    /// first peeked at (`MSG_PEEK`, no control buffer, so no fd is installed); for one naming
+    /// a `MAINPID=`, `SO_PASSPIDFD` is on for its receive only. The kernel makes the pidfd
+    /// from the sender's `struct pid` kept with the datagram, so it names the sender even if
+    /// its pid has been reused since; a sender reaped before the receive gets none (or one
+    /// that says so), and [`Received::sender_reaped`] tells. The cost is one peek per
+    /// datagram and, for the rare `MAINPID=` one, two `setsockopt` calls and the pidfd
+    /// (docs/performance.md); [`Listener::set_sender_pidfds`] takes precedence.
+    pub fn set_main_pid_pidfds(&mut self, on: bool) -> bool {
+        let works = !on
+            || (sys::set_pass_pidfd(self.fd.as_fd(), true).is_ok()
+                && sys::set_pass_pidfd(self.fd.as_fd(), self.sender_pidfds).is_ok());
+        self.main_pid_pidfds = on && works;
+        works
+    }
+
+    /// Whether datagrams naming a `MAINPID=` carry a pidfd ([`Listener::set_main_pid_pidfds`]).
+    pub fn main_pid_pidfds(&self) -> bool {
+        self.main_pid_pidfds
+    }
+
     /// Receives one datagram without blocking.
     ///
     /// Reads with `MSG_TRUNC` (so the real length of an oversized datagram is known) and
     /// `MSG_CMSG_CLOEXEC`, into a payload buffer of 4097 bytes and a control buffer for 253
-    /// fds plus `SCM_CREDENTIALS`. `EINTR` is retried.
+    /// fds, `SCM_CREDENTIALS` and `SCM_PIDFD`. `EINTR` is retried. Every fd the kernel passed
+    /// (`SCM_RIGHTS`, `SCM_PIDFD`) is owned by the result, so none can leak.
     ///
     /// # Errors
     /// [`RelayError::Io`] for any error other than `EAGAIN`/`EINTR`.
     pub fn recv(&mut self) -> Result<Recv, RelayError> {
-        let mut control = RecvAncillaryBuffer::new(&mut self.control);
+        let once = self.main_pid_pidfds && !self.sender_pidfds;
+        let for_main_pid = match once {
+            true => match self.peek_main_pid()? {
+                None => return Ok(Recv::WouldBlock),
+                Some(names) => names && sys::set_pass_pidfd(self.fd.as_fd(), true).is_ok(),
+            },
+            false => false,
+        };
+        let msg = self.receive();
+        if for_main_pid {
+            // Off again: a failure would leave it on, which costs but is still right.
+            let _ = sys::set_pass_pidfd(self.fd.as_fd(), false);
+        }
+        let msg = match msg? {
+            Some(msg) => msg,
+            None => return Ok(Recv::WouldBlock),
+        };
+        Ok(classify(msg, &self.payload))
+    }
+
+    /// `recvmsg` of the next datagram (`MSG_TRUNC`, `MSG_CMSG_CLOEXEC`, non-blocking);
+    /// `None` when none is queued.
+    fn receive(&mut self) -> Result<Option<sys::Message>, RelayError> {
         let flags = RecvFlags::TRUNC | RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT;
-        let msg = loop {
-            let mut iov = [IoSliceMut::new(&mut self.payload)];
-            match net::recvmsg(&self.fd, &mut iov, &mut control, flags) {
-                Ok(msg) => break msg,
+        loop {
+            match sys::recvmsg(self.fd.as_fd(), &mut self.payload, &mut self.control, flags) {
+                Ok(msg) => return Ok(Some(msg)),
                 Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => return Ok(Recv::WouldBlock),
+                Err(Errno::AGAIN) => return Ok(None),
                 Err(e) => return Err(RelayError::io("receive on notify socket", e)),
             }
+        }
+    }
+
+    /// Peeks at the next datagram's payload (no control buffer: the kernel installs no fd
+    /// and sends no credentials for a peek without room); whether a line of it starts with
+    /// `MAINPID=`, `None` when nothing is queued.
+    fn peek_main_pid(&mut self) -> Result<Option<bool>, RelayError> {
+        let flags = RecvFlags::PEEK | RecvFlags::TRUNC | RecvFlags::DONTWAIT;
+        let msg = loop {
+            match sys::recvmsg(self.fd.as_fd(), &mut self.payload, &mut [], flags) {
+                Ok(msg) => break msg,
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => return Ok(None),
+                Err(e) => return Err(RelayError::io("peek on notify socket", e)),
+            }
         };
-        let mut fds = Vec::new();
-        let mut creds = None;
-        for message in control.drain() {
-            match message {
-                RecvAncillaryMessage::ScmRights(received) => fds.extend(received),
-                RecvAncillaryMessage::ScmCredentials(ucred) => creds = Some(ucred),
-                _ => {}
+        let payload = &self.payload[..msg.bytes.min(self.payload.len())];
+        Ok(Some(names_main_pid(payload)))
+    }
+
+    /// Receives up to `max` (at most [`RECV_BATCH`]) datagrams without blocking, in one
+    /// `recvmmsg(2)` (the system call is what a busy relay spends its time on), each read and
+    /// judged as [`Listener::recv`] does; in order, into `out`. Adds nothing when nothing is
+    /// queued (`EAGAIN`): poll [`Listener::as_fd`] for `POLLIN`. The batch's buffers
+    /// (`RECV_BATCH` times 4097 payload bytes and a control buffer) are allocated on the
+    /// first call and kept. With [`Listener::set_main_pid_pidfds`] (and no sender pidfds)
+    /// each datagram must be peeked at before its receive, so this receives one, as
+    /// [`Listener::recv`].
+    ///
+    /// # Errors
+    /// As [`Listener::recv`].
+    pub fn recv_many(&mut self, max: usize, out: &mut Vec<Recv>) -> Result<(), RelayError> {
+        if self.main_pid_pidfds && !self.sender_pidfds {
+            match self.recv()? {
+                Recv::WouldBlock => {}
+                recv => out.push(recv),
+            }
+            return Ok(());
+        }
+        let flags = RecvFlags::TRUNC | RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT;
+        if self.slots.is_empty() {
+            self.slots = (0..RECV_BATCH)
+                .map(|_| sys::Slot {
+                    payload: vec![0; NOTIFY_BUFFER_MAX + 1],
+                    control: vec![0; sys::control_len(SCM_MAX_FD)],
+                })
+                .collect();
+        }
+        let slots = &mut self.slots[..max.clamp(1, RECV_BATCH)];
+        let mut messages = Vec::with_capacity(slots.len());
+        loop {
+            match sys::recvmmsg(self.fd.as_fd(), slots, flags, &mut messages) {
+                Ok(()) => break,
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => return Ok(()),
+                Err(e) => return Err(RelayError::io("receive on notify socket", e)),
             }
         }
-        let reject = if msg.flags.contains(ReturnFlags::CTRUNC) {
-            Some(DropReason::ControlTruncated)
-        } else if msg.bytes > NOTIFY_BUFFER_MAX || msg.flags.contains(ReturnFlags::TRUNC) {
-            Some(DropReason::TooLarge { bytes: msg.bytes })
-        } else if msg.bytes == 0 {
-            Some(DropReason::Empty)
-        } else {
-            None
-        };
-        // A rejected datagram's fds are closed here, when `fds` goes out of scope.
-        if let Some(reason) = reject {
-            return Ok(Recv::Rejected(reason));
-        }
-        let Some(ucred) = creds else {
-            return Ok(Recv::Rejected(DropReason::NoCredentials));
-        };
-        Ok(Recv::Datagram(Received {
-            payload: self.payload[..msg.bytes].to_vec(),
-            fds,
-            pid: ucred.pid.as_raw_nonzero().get(),
-            uid: ucred.uid.as_raw(),
-            gid: ucred.gid.as_raw(),
-        }))
+        out.extend(
+            messages
+                .into_iter()
+                .zip(slots.iter())
+                .map(|(msg, slot)| classify(msg, &slot.payload)),
+        );
+        Ok(())
     }
+}
+
+/// Judges one received datagram (its payload in `payload`): refused for a truncated control
+/// or payload, an empty one or missing credentials (its fds closed with it), else the
+/// [`Received`] datagram.
+fn classify(msg: sys::Message, payload: &[u8]) -> Recv {
+    let reject = if msg.flags.contains(ReturnFlags::CTRUNC) {
+        Some(DropReason::ControlTruncated)
+    } else if msg.bytes > NOTIFY_BUFFER_MAX || msg.flags.contains(ReturnFlags::TRUNC) {
+        Some(DropReason::TooLarge { bytes: msg.bytes })
+    } else if msg.bytes == 0 {
+        Some(DropReason::Empty)
+    } else {
+        None
+    };
+    // A rejected datagram's fds (and pidfd) are closed here, with `msg`.
+    if let Some(reason) = reject {
+        return Recv::Rejected(reason);
+    }
+    let Some(creds) = msg.credentials else {
+        return Recv::Rejected(DropReason::NoCredentials);
+    };
+    let (pidfd, sender_reaped) = match msg.pidfd {
+        SenderPidfd::Pidfd(pidfd) => (Some(pidfd), false),
+        SenderPidfd::NotSent => (None, false),
+        SenderPidfd::Unavailable(errno) => {
+            tracing::debug!(sender = creds.pid, %errno, "notify: no pidfd of the sender");
+            (None, errno == Errno::SRCH)
+        }
+    };
+    Recv::Datagram(Received {
+        payload: payload[..msg.bytes].to_vec(),
+        fds: msg.fds,
+        pid: creds.pid,
+        uid: creds.uid,
+        gid: creds.gid,
+        pidfd,
+        sender_reaped,
+    })
 }
 
 impl AsFd for Listener {
@@ -156,6 +299,13 @@ impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// Whether a line of `payload` starts with `MAINPID=` (what the relay would check).
+fn names_main_pid(payload: &[u8]) -> bool {
+    payload
+        .split(|&b| b == b'\n')
+        .any(|line| line.starts_with(b"MAINPID="))
 }
 
 fn socket_for_listening() -> rustix::io::Result<OwnedFd> {
@@ -169,6 +319,7 @@ fn socket_for_listening() -> rustix::io::Result<OwnedFd> {
     if net::sockopt::set_socket_recv_buffer_size_force(&fd, RECEIVE_BUFFER).is_err() {
         net::sockopt::set_socket_recv_buffer_size(&fd, RECEIVE_BUFFER)?;
     }
+    // Only safe because `recv` parses SCM_PIDFD: an unparsed one leaks an fd per datagram.
     Ok(fd)
 }
 

@@ -17,6 +17,7 @@ use rustix::net::{
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use super::backlog::Backlog;
+use super::hangup::wait_for_hangup;
 use super::listener::{split_path, SCM_MAX_FD};
 use crate::{Address, Outgoing, RelayError};
 
@@ -201,11 +202,19 @@ impl Upstream {
     /// credentials and the retry failed, ...): `out` is not queued.
     pub fn enqueue(&mut self, out: Outgoing) -> Result<(), RelayError> {
         self.flush()?;
+        self.enqueue_after_flush(out).map_err(|(error, _)| error)
+    }
+
+    /// [`Upstream::enqueue`] once the backlog has been flushed; a failed datagram comes back
+    /// with the error.
+    fn enqueue_after_flush(&mut self, out: Outgoing) -> Result<(), (RelayError, Outgoing)> {
         if self.backlog.is_full() && !self.stuck {
             // A manager that reads, only slower than the container sends: wait for it (the
             // container's own queue then fills and its sends wait too, as without a relay);
             // one that reads nothing for STALL_WAIT is stuck.
-            self.flush_while(STALL_WAIT, Backlog::is_full)?;
+            if let Err(error) = self.flush_while(STALL_WAIT, Backlog::is_full) {
+                return Err((error, out));
+            }
             self.stuck = self.backlog.is_full();
         }
         if !self.backlog.is_empty() {
@@ -218,15 +227,53 @@ impl Upstream {
         loop {
             match self.try_send(&out) {
                 Ok(true) => return Ok(()),
-                Ok(false) if !self.stuck && self.wait_writable(deadline)? => continue,
-                Ok(false) => {
-                    self.stuck = true;
-                    self.backlog.push(out);
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
+                Ok(false) if !self.stuck => match self.wait_writable(deadline) {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(error) => return Err((error, out)),
+                },
+                Ok(false) => {}
+                Err(error) => return Err((error, out)),
             }
+            self.stuck = true;
+            self.backlog.push(out);
+            return Ok(());
         }
+    }
+
+    /// [`Upstream::enqueue`] of each of `outs`, in order, with as few system calls as the
+    /// manager's queue allows: while nothing waits in the backlog, runs of datagrams go in
+    /// one `sendmmsg(2)` each (at most [`SEND_BATCH`]); a datagram such a call could not take
+    /// (a full queue, refused credentials, a re-created socket, ...) goes through
+    /// [`Upstream::enqueue`], which waits, queues, retries or fails it exactly as for a
+    /// single datagram. Returns the datagrams that failed: their index in `outs`, the error
+    /// and the datagram (its fds still open).
+    pub fn enqueue_all(&mut self, outs: Vec<Outgoing>) -> Vec<(usize, RelayError, Outgoing)> {
+        let mut failed = Vec::new();
+        let mut queue = std::collections::VecDeque::from(outs);
+        let mut index = 0;
+        while !queue.is_empty() {
+            if let Err(error) = self.flush() {
+                tracing::warn!(%error, "notify: forwarding failed");
+            }
+            if self.backlog.is_empty() {
+                let sent = match &mut self.transport {
+                    Transport::Unix(unix) => unix.send_many(queue.make_contiguous()),
+                    #[cfg(feature = "vsock")]
+                    Transport::Vsock(_) => 0,
+                };
+                queue.drain(..sent);
+                index += sent;
+            }
+            let Some(out) = queue.pop_front() else {
+                break;
+            };
+            if let Err((error, out)) = self.enqueue_after_flush(out) {
+                failed.push((index, error, out));
+            }
+            index += 1;
+        }
+        failed
     }
 
     /// Poll the socket for `POLLOUT` until `deadline`; false once it has passed.
@@ -274,6 +321,39 @@ impl Upstream {
     /// Datagrams waiting in the backlog.
     pub fn backlog(&self) -> usize {
         self.backlog.len()
+    }
+
+    /// Takes the datagrams waiting for the manager out of this upstream (it is left with an
+    /// empty backlog), to hand them to another connection ([`Upstream::set_backlog`]).
+    pub fn take_backlog(&mut self) -> Backlog {
+        std::mem::take(&mut self.backlog)
+    }
+
+    /// Makes `backlog` (from [`Upstream::take_backlog`] of an earlier connection to the same
+    /// manager) what this upstream sends first, in order, replacing its own (empty) one.
+    pub fn set_backlog(&mut self, backlog: Backlog) {
+        self.backlog = backlog;
+    }
+
+    /// `sd_notify_barrier` without waiting: queues `BARRIER=1` with the write end of a fresh
+    /// pipe behind everything waiting ([`Upstream::enqueue`]) and returns the read end, which
+    /// polls `POLLHUP` once the manager has processed every datagram before the barrier and
+    /// closed the fd (sd_notify(3), `BARRIER=1`). `None` on vsock (no fd passing).
+    ///
+    /// # Errors
+    /// The pipe cannot be made, or as [`Upstream::enqueue`].
+    pub fn start_barrier(&mut self) -> Result<Option<OwnedFd>, RelayError> {
+        if self.poll_fd().is_none() {
+            return Ok(None);
+        }
+        let (read, write) =
+            pipe_with(PipeFlags::CLOEXEC).map_err(|e| RelayError::io("barrier pipe", e))?;
+        self.enqueue(Outgoing {
+            payload: b"BARRIER=1".to_vec(),
+            fds: vec![write],
+            pid_credential: None,
+        })?;
+        Ok(Some(read))
     }
 
     /// Datagrams dropped from a full backlog since this upstream was connected.
@@ -397,6 +477,88 @@ impl UnixUpstream {
     }
 }
 
+/// Most datagrams one [`Upstream::enqueue_all`] hands to one `sendmmsg(2)`.
+pub const SEND_BATCH: usize = 16;
+
+impl UnixUpstream {
+    /// One non-blocking `sendmmsg(2)` of the first [`SEND_BATCH`] of `outs`, each with its
+    /// fds and credentials as [`send_datagram`] sends them; returns how many the kernel
+    /// took, in order (0 on any error: the caller's single-datagram path sees and handles
+    /// it on the first one not taken). Stops before a datagram with a credential pid that
+    /// cannot be one, for the same reason.
+    fn send_many(&mut self, outs: &[Outgoing]) -> usize {
+        let pid_ok = |out: &Outgoing| {
+            out.pid_credential
+                .filter(|_| !self.credentials_refused)
+                .is_none_or(|pid| rustix::process::Pid::from_raw(pid).is_some())
+        };
+        let batch = outs.iter().take(SEND_BATCH).take_while(|out| pid_ok(out));
+        let batch: Vec<&Outgoing> = batch.collect();
+        if batch.len() < 2 {
+            return 0; // one datagram: the single path's sendmsg is as cheap
+        }
+        let fds: Vec<Vec<BorrowedFd<'_>>> = batch
+            .iter()
+            .map(|out| out.fds.iter().take(SCM_MAX_FD).map(AsFd::as_fd).collect())
+            .collect();
+        let credentials: Vec<Option<UCred>> = batch
+            .iter()
+            .map(|out| {
+                let pid = out.pid_credential.filter(|_| !self.credentials_refused)?;
+                Some(UCred {
+                    pid: rustix::process::Pid::from_raw(pid)?,
+                    uid: rustix::process::getuid(),
+                    gid: rustix::process::getgid(),
+                })
+            })
+            .collect();
+        let mut spaces: Vec<Vec<MaybeUninit<u8>>> = fds
+            .iter()
+            .zip(&credentials)
+            .map(|(fds, credentials)| {
+                let rights = if fds.is_empty() {
+                    0
+                } else {
+                    rustix::cmsg_space!(ScmRights(fds.len()))
+                };
+                let creds = credentials.map_or(0, |_| rustix::cmsg_space!(ScmCredentials(1)));
+                vec![MaybeUninit::uninit(); rights + creds]
+            })
+            .collect();
+        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = spaces
+            .iter_mut()
+            .zip(fds.iter().zip(&credentials))
+            .map(|(space, (fds, credentials))| {
+                let mut control = SendAncillaryBuffer::new(space);
+                if !fds.is_empty() {
+                    control.push(SendAncillaryMessage::ScmRights(fds));
+                }
+                if let Some(credentials) = credentials {
+                    control.push(SendAncillaryMessage::ScmCredentials(*credentials));
+                }
+                control
+            })
+            .collect();
+        let iovs: Vec<[IoSlice<'_>; 1]> = batch
+            .iter()
+            .map(|out| [IoSlice::new(&out.payload)])
+            .collect();
+        let mut headers: Vec<net::MMsgHdr<'_>> = iovs
+            .iter()
+            .zip(controls.iter_mut())
+            .map(|(iov, control)| net::MMsgHdr::new(iov, control))
+            .collect();
+        let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+        match net::sendmmsg(&self.fd, &mut headers, flags) {
+            Ok(sent) => {
+                self.stalled &= sent == 0;
+                sent
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
 /// The `sockaddr_un` for a path or abstract address, and the directory fd a long path needs.
 fn unix_address(address: &Address) -> Result<(SocketAddrUnix, Option<OwnedFd>), RelayError> {
     let context = || format!("notify socket address {address}");
@@ -470,28 +632,4 @@ fn send_datagram(
         SendFlags::NOSIGNAL
     };
     net::sendmsg(fd, &iov, &mut control, flags).map(drop)
-}
-
-/// Polls `fd` until `POLLHUP` (true) or until `timeout` has passed (false).
-pub(crate) fn wait_for_hangup(fd: BorrowedFd<'_>, timeout: Duration) -> rustix::io::Result<bool> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let left = Timespec::try_from(left).map_err(|_| Errno::INVAL)?;
-        let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&left)) {
-            Ok(0) => return Ok(false),
-            Ok(_) if fds[0].revents().contains(PollFlags::HUP) => return Ok(true),
-            Ok(_) => {
-                // Data on a barrier pipe: nobody should write; drain it and keep waiting.
-                let mut sink = [0u8; 64];
-                rustix::io::read(fd, &mut sink)?;
-            }
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-    }
 }

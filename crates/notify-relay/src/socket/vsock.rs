@@ -13,7 +13,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::upstream::wait_for_hangup;
+use super::hangup::wait_for_hangup;
 use crate::{RelayError, VsockKind};
 
 /// `VMADDR_CID_ANY`, for binding the local end.

@@ -1,11 +1,10 @@
-//! Shared pieces of the integration tests: a fake systemd notify socket that checks
-//! credentials and fds like systemd's manager, a relay rig, and sender helpers.
+//! Shared pieces of the integration tests: the workspace's fake systemd notify socket (it checks
+//! credentials and fds like systemd's manager), a relay rig, and sender helpers.
 #![allow(dead_code)]
 
 use std::io::IoSlice;
-use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,111 +12,34 @@ use std::time::Duration;
 
 use notify_relay::{Address, Config, Identity, Listener, Policy, Pumped, Relay, Upstream};
 use rustix::event::{PollFd, PollFlags, Timespec};
-use rustix::net::{
-    self, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
-};
+use rustix::net::{self, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
-/// Hang guard for blocking test receives: a test that waits this long has failed.
-pub const HANG_GUARD: Duration = Duration::from_secs(20);
+/// The workspace's one fake systemd notify socket (pier's notify tests pull in the same file).
+#[path = "../kit/systemd.rs"]
+mod systemd;
 
-/// One datagram as the fake systemd saw it.
-#[derive(Debug)]
-pub struct Got {
-    pub payload: String,
-    pub fds: Vec<OwnedFd>,
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
-    pub truncated: bool,
+/// notify-relay's tests look at barrier fds, so they keep them ([`fake_systemd`]).
+#[allow(unused_imports)]
+pub use systemd::{FakeSystemd, Got, HANG_GUARD};
+
+/// A fake systemd bound at a path, keeping the fds of barriers for the test to inspect.
+pub fn fake_systemd() -> FakeSystemd {
+    FakeSystemd::bind_path().keeping_barrier_fds()
 }
 
-/// Stand-in for systemd's notify socket: `SO_PASSCRED`, 8 MiB buffer, recvmsg with creds
-/// and fds. Dropping a [`Got`] closes its fds, which is how systemd acknowledges a barrier.
-pub struct FakeSystemd {
-    fd: OwnedFd,
-    pub address: Address,
-    _dir: Option<tempfile::TempDir>,
+/// As [`fake_systemd`], bound at an abstract name unique to `tag`.
+pub fn fake_systemd_abstract(tag: &str) -> FakeSystemd {
+    FakeSystemd::bind_abstract(tag).keeping_barrier_fds()
 }
 
-impl FakeSystemd {
-    /// Bound at `<tempdir>/notify`.
-    pub fn bind_path() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("notify");
-        let fd = Self::socket();
-        net::bind(&fd, &SocketAddrUnix::new(path.as_path()).expect("addr")).expect("bind");
-        Self {
-            fd,
-            address: Address::Path(path),
-            _dir: Some(dir),
-        }
-    }
+/// The fake systemd's address, as the relay parses `NOTIFY_SOCKET`.
+pub fn address_of(systemd: &FakeSystemd) -> Address {
+    Address::parse(systemd.notify_socket()).expect("parse NOTIFY_SOCKET")
+}
 
-    /// Bound at an abstract name unique to this process and `tag`.
-    pub fn bind_abstract(tag: &str) -> Self {
-        let name = format!("notify-relay-test/{}/{tag}", std::process::id());
-        let fd = Self::socket();
-        let addr = SocketAddrUnix::new_abstract_name(name.as_bytes()).expect("addr");
-        net::bind(&fd, &addr).expect("bind abstract");
-        Self {
-            fd,
-            address: Address::Abstract(name.into_bytes()),
-            _dir: None,
-        }
-    }
-
-    fn socket() -> OwnedFd {
-        let fd = net::socket_with(
-            AddressFamily::UNIX,
-            SocketType::DGRAM,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .expect("socket");
-        net::sockopt::set_socket_passcred(&fd, true).expect("SO_PASSCRED");
-        let _ = net::sockopt::set_socket_recv_buffer_size_force(&fd, 8 << 20);
-        net::sockopt::set_socket_timeout(&fd, net::sockopt::Timeout::Recv, Some(HANG_GUARD))
-            .expect("SO_RCVTIMEO");
-        fd
-    }
-
-    pub fn upstream(&self) -> Upstream {
-        Upstream::connect(&self.address).expect("connect upstream")
-    }
-
-    /// Receives one datagram; panics if none comes within [`HANG_GUARD`].
-    pub fn recv(&self) -> Got {
-        let mut buf = vec![0u8; 65536];
-        let mut space =
-            vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(253), ScmCredentials(1))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = net::recvmsg(&self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
-            .unwrap_or_else(|e| panic!("fake systemd: nothing arrived ({e})"));
-        let (mut fds, mut creds) = (Vec::new(), None);
-        for m in control.drain() {
-            match m {
-                RecvAncillaryMessage::ScmRights(r) => fds.extend(r),
-                RecvAncillaryMessage::ScmCredentials(c) => creds = Some(c),
-                _ => {}
-            }
-        }
-        let creds = creds.expect("systemd requires SCM_CREDENTIALS");
-        Got {
-            payload: String::from_utf8_lossy(&buf[..msg.bytes]).into_owned(),
-            fds,
-            pid: creds.pid.as_raw_nonzero().get(),
-            uid: creds.uid.as_raw(),
-            gid: creds.gid.as_raw(),
-            truncated: msg.flags.contains(ReturnFlags::TRUNC),
-        }
-    }
-
-    /// Whether a datagram is queued right now.
-    pub fn pending(&self) -> bool {
-        readable(self.fd.as_fd(), Duration::ZERO)
-    }
+/// A relay's connected upstream to `systemd`.
+pub fn upstream_to(systemd: &FakeSystemd) -> Upstream {
+    Upstream::connect(&address_of(systemd)).expect("connect upstream")
 }
 
 /// A relay between a listener in a tempdir and a fake systemd.
@@ -136,8 +58,8 @@ impl Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket_path = dir.path().join("notify.sock");
         let listener = Listener::bind(&socket_path).expect("bind listener");
-        let systemd = FakeSystemd::bind_path();
-        let upstream = systemd.upstream();
+        let systemd = fake_systemd();
+        let upstream = upstream_to(&systemd);
         let relay = Relay::new(Config {
             policy: Policy::default(),
             identity,

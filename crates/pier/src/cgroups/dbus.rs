@@ -1,14 +1,16 @@
-//! A small blocking D-Bus client: what `--systemd-cgroup` needs of the system bus and no more
-//! (the D-Bus Specification: "Authentication Protocol", "Message Protocol", "Type System").
+//! A small blocking D-Bus client: what `--systemd-cgroup` needs of the system bus (or, for a
+//! rootless pier, of the user's session bus) and no more (the D-Bus Specification:
+//! "Authentication Protocol", "Message Protocol", "Type System", "Message Bus Addresses").
 //!
 //! One connection on the bus's unix socket, `EXTERNAL` authentication (the kernel vouches for
-//! our uid), `Hello`, then method calls and the signals a match rule subscribed to, read in
+//! our uid, as the bus sees it), `Hello`, then method calls and the signals a match rule subscribed to, read in
 //! order on the calling thread. Only the types systemd's `StartTransientUnit`, `StopUnit` and
 //! `JobRemoved` use are marshalled: `y b u t s o g`, arrays, structs and variants. No threads,
 //! no unix-fd passing, no introspection.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{SocketAddr, UnixStream};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -334,12 +336,97 @@ pub struct Connection {
     pending: Vec<Message>,
 }
 
-/// `DBUS_SYSTEM_BUS_ADDRESS`, else the well-known system bus socket.
-fn system_bus_address() -> String {
-    std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "unix:path=/var/run/dbus/system_bus_socket".into())
+/// Which message bus: the system bus (systemd's system manager) or the user's session bus
+/// (the `systemd --user` manager of a rootless pier, as runc's rootless systemd driver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bus {
+    /// `$DBUS_SYSTEM_BUS_ADDRESS`, else `/var/run/dbus/system_bus_socket`.
+    System,
+    /// `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus` when it exists.
+    User,
+}
+
+/// The hint runc gives with every failure to reach the user bus (the bus of a user manager
+/// comes with the `dbus-user-session` package on Debian).
+const USER_BUS_HINT: &str =
+    "for rootless containers, maybe you need to install the dbus-user-session package";
+
+impl Bus {
+    /// The bus address to connect to.
+    ///
+    /// The user bus is looked up once per process (`user_bus_address`).
+    ///
+    /// # Errors
+    /// [`Bus::User`] with neither `$DBUS_SESSION_BUS_ADDRESS` set, nor a socket at
+    /// `$XDG_RUNTIME_DIR/bus`, nor a `DBUS_SESSION_BUS_ADDRESS` in the environment of the user
+    /// manager (or no user manager): runc's messages, with its hint.
+    pub fn address(self) -> Result<String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        match self {
+            Bus::System => Ok(var("DBUS_SYSTEM_BUS_ADDRESS")
+                .unwrap_or_else(|| "unix:path=/var/run/dbus/system_bus_socket".into())),
+            Bus::User => {
+                static FOUND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                if let Some(address) = FOUND.get() {
+                    return Ok(address.clone());
+                }
+                let address = user_bus_address()
+                    .with_context(|| format!("failed to connect to dbus ({USER_BUS_HINT})"))?;
+                Ok(FOUND.get_or_init(|| address).clone())
+            }
+        }
+    }
+}
+
+/// The user bus as runc finds it: `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`
+/// when it exists, else the `DBUS_SESSION_BUS_ADDRESS` of the user manager's environment
+/// (`systemctl --user show-environment`, which reaches the manager without a bus).
+fn user_bus_address() -> Result<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(address) = var("DBUS_SESSION_BUS_ADDRESS") {
+        return Ok(address);
+    }
+    if let Some(dir) = var("XDG_RUNTIME_DIR") {
+        let socket = Path::new(&dir).join("bus");
+        if socket.exists() {
+            return Ok(format!("unix:path={}", escape(&socket.to_string_lossy())));
+        }
+    }
+    const ARGV: [&str; 4] = ["systemctl", "--user", "--no-pager", "show-environment"];
+    let what = format!("`{}`", ARGV.join(" "));
+    let argv = ARGV.map(String::from);
+    let (status, said) = crate::tool::run("systemctl", &argv)
+        .with_context(|| format!("could not execute {what}"))?;
+    if status.exit_status() != Some(0) {
+        let how = match status.exit_status() {
+            Some(code) => format!("exit status {code}"),
+            None => "killed by a signal".to_string(),
+        };
+        bail!("could not execute {what} (output={said:?}): {how}");
+    }
+    said.lines()
+        .find_map(|l| l.trim().strip_prefix("DBUS_SESSION_BUS_ADDRESS="))
+        .map(str::to_string)
+        .with_context(|| {
+            format!(
+                "could not detect DBUS_SESSION_BUS_ADDRESS from {what}. Make sure you have \
+                 installed the dbus-user-session or dbus-daemon package and then run: \
+                 `systemctl --user start dbus`"
+            )
+        })
+}
+
+/// An address value with the bytes the specification does not allow unescaped as `%xx`.
+fn escape(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_/.\\*".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out
 }
 
 /// Connect to the first `unix:path=` or `unix:abstract=` entry of a bus address.
@@ -390,13 +477,21 @@ fn unescape(v: &str) -> Result<String> {
 }
 
 impl Connection {
-    /// Connect to the system bus, authenticate and say `Hello`.
+    /// Connect to `bus`, authenticate and say `Hello`.
     ///
     /// # Errors
-    /// No bus at the address, authentication refused, or a broken reply.
-    pub fn system() -> Result<Connection> {
-        let address = system_bus_address();
-        let stream = connect_address(&address)?;
+    /// No address for the bus ([`Bus::address`]), no bus at the address, authentication
+    /// refused, or a broken reply; for the user bus each with runc's hint.
+    pub fn open(bus: Bus) -> Result<Connection> {
+        let address = bus.address()?;
+        Self::open_address(&address).map_err(|e| match bus {
+            Bus::User => e.context(format!("failed to connect to dbus ({USER_BUS_HINT})")),
+            Bus::System => e.context("connect to the system bus"),
+        })
+    }
+
+    fn open_address(address: &str) -> Result<Connection> {
+        let stream = connect_address(address)?;
         stream.set_read_timeout(Some(TIMEOUT))?;
         stream.set_write_timeout(Some(TIMEOUT))?;
         let mut conn = Connection {
@@ -418,13 +513,18 @@ impl Connection {
         Ok(conn)
     }
 
-    /// The NUL byte, `AUTH EXTERNAL <uid in hex>`, `OK <guid>`, `BEGIN`.
+    /// The NUL byte, `AUTH EXTERNAL` without an authorization identity, the server's empty
+    /// `DATA` challenge answered with an empty `DATA`, `OK <guid>`, `BEGIN`. With no identity
+    /// the bus takes the uid the kernel gives it for the socket (SO_PEERCRED), which is right
+    /// inside a user namespace too: there pier's own uid (0 under rootless podman) is not the
+    /// one the bus sees. runc asks `busctl --user status` for that uid (its OwnerUID) instead.
     fn authenticate(&mut self) -> Result<()> {
-        let uid = rustix::process::geteuid().as_raw().to_string();
-        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        self.stream
-            .write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
-        let line = self.read_line()?;
+        self.stream.write_all(b"\0AUTH EXTERNAL\r\n")?;
+        let mut line = self.read_line()?;
+        if line == "DATA" || line.starts_with("DATA ") {
+            self.stream.write_all(b"DATA\r\n")?;
+            line = self.read_line()?;
+        }
         if !line.starts_with("OK ") {
             bail!("the bus refused EXTERNAL authentication: {line:?}");
         }
@@ -511,6 +611,22 @@ pub fn object_path_reply(m: &Message) -> Result<String> {
         bail!("expected an object path reply, got {:?}", m.signature);
     }
     m.body().str()
+}
+
+/// The string value of a `org.freedesktop.DBus.Properties.Get` reply (`v` holding `s` or
+/// `o`), e.g. the manager's `ControlGroup`.
+///
+/// # Errors
+/// The reply is not a variant of a string type.
+pub fn string_property_reply(m: &Message) -> Result<String> {
+    if m.signature != "v" {
+        bail!("expected a variant reply, got {:?}", m.signature);
+    }
+    let mut r = m.body();
+    match r.signature()?.as_str() {
+        "s" | "o" => r.str(),
+        other => bail!("expected a string property, got a variant of {other:?}"),
+    }
 }
 
 /// systemd's `JobRemoved(u id, o job, s unit, s result)`: (job, unit, result).
@@ -651,11 +767,29 @@ mod tests {
             "org.freedesktop.systemd1.NoSuchUnit: Unit a.scope not loaded."
         );
         assert!(Message::parse(b"l\x02\x00\x01\xff\x00\x00\x00").is_err());
+        // Properties.Get's reply: a variant holding a string
+        let mut body = Writer::default();
+        body.variant("s", |w| {
+            w.str("/user.slice/user-1000.slice/user@1000.service")
+        });
+        let mut reply =
+            Message::parse(&signal("v", body.into_bytes(), METHOD_RETURN, None)).unwrap();
+        assert_eq!(
+            string_property_reply(&reply).unwrap(),
+            "/user.slice/user-1000.slice/user@1000.service"
+        );
+        reply.signature = "s".into();
+        assert!(string_property_reply(&reply).is_err());
     }
 
     #[test]
     fn addresses() {
         assert_eq!(unescape("/run/a%2cb").unwrap(), "/run/a,b");
+        assert_eq!(escape("/run/user/1000/bus"), "/run/user/1000/bus");
+        assert_eq!(
+            unescape(&escape("/tmp/a b,c;d=%")).unwrap(),
+            "/tmp/a b,c;d=%"
+        );
         assert!(unescape("%zz").is_err());
         let err = connect_address("tcp:host=x").unwrap_err();
         assert!(format!("{err:#}").contains("no unix path"));

@@ -35,6 +35,7 @@ use crate::spec::{CgroupPlan, Device};
 pub use hierarchy::{mounted as hierarchy_list, Hierarchy};
 use layout::{Controller, Layout, Version};
 use oci_spec::runtime::LinuxResources;
+pub use systemd::Bus;
 
 /// What `state.json` keeps of the cgroup: one directory per hierarchy.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -46,6 +47,9 @@ pub struct CgroupState {
     /// With `--systemd-cgroup`: the transient scope unit that owns the cgroup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
+    /// The scope belongs to the user's manager (rootless `--systemd-cgroup`), on the user bus.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd_user: bool,
 }
 
 /// A container cgroup.
@@ -58,12 +62,13 @@ pub struct Cgroup {
 
 impl Cgroup {
     /// Where the container's cgroup goes, without making anything: one directory per mounted
-    /// hierarchy (v2 first), the path, and with `systemd` the scope unit. `create` records it
-    /// in the state directory before making it, so a `delete` after a killed create finds it.
+    /// hierarchy (v2 first), the path, and with `systemd` (the bus of the manager asked for a
+    /// scope) the scope unit. `create` records it in the state directory before making it, so
+    /// a `delete` after a killed create finds it.
     ///
     /// # Errors
     /// As [`Cgroup::create`] and [`Cgroup::create_systemd`], before anything is made.
-    pub fn intended(plan: &CgroupPlan, id: &str, systemd: bool) -> Result<CgroupState> {
+    pub fn intended(plan: &CgroupPlan, id: &str, systemd: Option<Bus>) -> Result<CgroupState> {
         let (mut state, placed) = Self::placement(plan, id, systemd)?;
         state.dirs = placed.into_iter().map(|(_, dir)| dir).collect();
         Ok(state)
@@ -74,11 +79,21 @@ impl Cgroup {
     fn placement(
         plan: &CgroupPlan,
         id: &str,
-        systemd: bool,
+        systemd: Option<Bus>,
     ) -> Result<(CgroupState, Vec<(Hierarchy, PathBuf)>)> {
-        let (path, unit) = if systemd {
-            let scope = systemd::Scope::parse(plan.path.as_deref(), id)?;
-            (scope.cgroup_path(), Some(scope.unit))
+        let (path, unit) = if let Some(bus) = systemd {
+            // sd_booted(3)'s test, runc's IsRunningSystemd
+            if !Path::new("/run/systemd/system").is_dir() {
+                anyhow::bail!(
+                    "systemd not running on this host, cannot use systemd cgroups manager"
+                );
+            }
+            let scope = systemd::Scope::parse(plan.path.as_deref(), id, bus)?;
+            let path = match bus {
+                Bus::System => scope.cgroup_path(),
+                Bus::User => user_scope_path(&scope)?,
+            };
+            (path, Some(scope.unit))
         } else {
             let path = plan.path.clone().unwrap_or_else(|| id.to_string());
             if path.split('/').any(|c| c == "..") {
@@ -88,7 +103,7 @@ impl Cgroup {
         };
         let mut placed = Vec::new();
         for h in hierarchy::mounted()? {
-            let dir = if systemd {
+            let dir = if systemd.is_some() {
                 h.mountpoint.join(path.trim_start_matches('/'))
             } else {
                 h.container_dir(&path)?
@@ -103,6 +118,7 @@ impl Cgroup {
             dirs: Vec::new(),
             path,
             systemd_unit: unit,
+            systemd_user: systemd == Some(Bus::User),
         };
         Ok((state, placed))
     }
@@ -115,13 +131,44 @@ impl Cgroup {
     /// A path with `..`, or a directory that cannot be made (permissions, a v1 cpuset that
     /// cannot be initialised).
     pub fn create(plan: &CgroupPlan, id: &str) -> Result<Cgroup> {
-        let (state, placed) = Self::placement(plan, id, false)?;
+        let (state, placed) = Self::placement(plan, id, None)?;
         let mut cgroup = Cgroup {
             state,
             unified: None,
             holder: None,
         };
         cgroup.make_dirs(placed)?;
+        Ok(cgroup)
+    }
+
+    /// [`Cgroup::create`] for the rootless cgroup manager (runc's `Rootless` cgroup config): a
+    /// hierarchy where the directory cannot be made for lack of permission is skipped when
+    /// config.json gives no `cgroupsPath`, so a container without limits runs without a
+    /// cgroup of its own; a delegated (writable) subtree is used as usual. On error, what was
+    /// created is removed.
+    ///
+    /// # Errors
+    /// As [`Cgroup::create`], and a permission error with an explicit `cgroupsPath`.
+    pub fn create_rootless(plan: &CgroupPlan, id: &str) -> Result<Cgroup> {
+        let (state, placed) = Self::placement(plan, id, None)?;
+        let mut cgroup = Cgroup {
+            state,
+            unified: None,
+            holder: None,
+        };
+        for (h, dir) in placed {
+            match h.make_dir(&dir) {
+                Ok(()) => cgroup.state.dirs.push(dir),
+                Err(e) if plan.path.is_none() && is_permission_error(&e) => {
+                    tracing::debug!("rootless: no cgroup in {}: {e:#}", h.mountpoint.display());
+                }
+                Err(e) => {
+                    let _ = cgroup.destroy();
+                    return Err(e);
+                }
+            }
+        }
+        cgroup.open_unified();
         Ok(cgroup)
     }
 
@@ -148,15 +195,18 @@ impl Cgroup {
         }
     }
 
-    /// `--systemd-cgroup`: ask systemd for a transient scope with `Delegate=yes` (see
-    /// [`systemd`]) and use its directory in every mounted hierarchy (made where systemd did
-    /// not). On error nothing is left: the holder is killed and the scope stopped.
+    /// `--systemd-cgroup`: ask the manager on `bus` (the system's; the user's for the
+    /// rootless cgroup manager) for a transient scope with `Delegate=yes` (see [`systemd`])
+    /// and use its directory in every mounted hierarchy (made where systemd did not). On
+    /// error nothing is left: the holder is killed and the scope stopped.
     ///
     /// # Errors
-    /// A cgroupsPath not of the form `slice:prefix:name`, no system bus, systemd refusing.
-    pub fn create_systemd(plan: &CgroupPlan, id: &str) -> Result<Cgroup> {
-        let scope = systemd::Scope::parse(plan.path.as_deref(), id)?;
-        let (state, placed) = Self::placement(plan, id, true)?;
+    /// systemd is not PID 1 (no `/run/systemd/system`), a cgroupsPath not of the form
+    /// `slice:prefix:name`, no bus, systemd refusing; for the user's manager also a host that
+    /// is not pure cgroup v2 (runc's messages).
+    pub fn create_systemd(plan: &CgroupPlan, id: &str, bus: Bus) -> Result<Cgroup> {
+        let scope = systemd::Scope::parse(plan.path.as_deref(), id, bus)?;
+        let (state, placed) = Self::placement(plan, id, Some(bus))?;
         let holder = systemd::start_scope(&scope, plan.resources.as_ref())?;
         let mut cgroup = Cgroup {
             state,
@@ -198,8 +248,23 @@ impl Cgroup {
     pub fn add_process(&self, pid: i32) -> Result<()> {
         for dir in &self.state.dirs {
             let procs = dir.join("cgroup.procs");
-            fs::write(&procs, pid.to_string())
-                .with_context(|| format!("write {}", procs.display()))?;
+            match (fs::write(&procs, pid.to_string()), &self.state.systemd_unit) {
+                (Ok(()), _) => {}
+                // Rootless, from a cgroup the user does not own (a login session's scope):
+                // the kernel wants write access to the common ancestor. The user manager
+                // asks the system manager to move the process then, as it does for runc,
+                // which hands its init's pid to systemd.
+                (Err(e), Some(unit))
+                    if self.state.systemd_user && e.kind() == ErrorKind::PermissionDenied =>
+                {
+                    systemd::attach_process(unit, pid).with_context(|| {
+                        format!("write {}: {e}; ask the user manager", procs.display())
+                    })?;
+                }
+                (Err(e), _) => {
+                    return Err(e).with_context(|| format!("write {}", procs.display()));
+                }
+            }
         }
         if let Some(holder) = &self.holder {
             holder.stop(); // the init holds the scope now
@@ -231,10 +296,19 @@ impl Cgroup {
     /// # Errors
     /// A `cgroup.procs` that cannot be read.
     pub fn kill_all(&self, signal: rustix::process::Signal) -> Result<()> {
+        if !self.exists() {
+            return Ok(()); // e.g. a systemd scope removed with its last process
+        }
         if signal == rustix::process::Signal::KILL {
             let v2 = self.state.dirs.iter().find(|d| hierarchy::is_cgroup2(d));
             match v2.map(|d| fs::write(d.join("cgroup.kill"), "1")) {
                 Some(Ok(())) => return Ok(()),
+                // ENODEV: the cgroup is being removed (its last process is gone)
+                Some(Err(e))
+                    if e.raw_os_error() == Some(rustix::io::Errno::NODEV.raw_os_error()) =>
+                {
+                    return Ok(())
+                }
                 Some(Err(e)) if e.kind() != ErrorKind::NotFound => {
                     return Err(e).context("write cgroup.kill");
                 }
@@ -282,12 +356,14 @@ impl Cgroup {
     }
 
     /// Apply config.json's `linux.resources` and the device rules (which allow `nodes`, the
-    /// device files the container gets) before any process joins.
+    /// device files the container gets) before any process joins. `rootless` (the rootless
+    /// cgroup manager) ignores device rule failures, as runc: an unprivileged user cannot set
+    /// them; limits are still errors, naming the missing cgroup when one was skipped.
     ///
     /// # Errors
-    /// A limit on a controller the host lacks, a value the kernel refuses (the file and value
-    /// are named), an unloadable device program.
-    pub fn apply(&self, plan: &CgroupPlan, nodes: &[Device]) -> Result<()> {
+    /// A limit on a controller the host lacks (or, rootless, whose cgroup could not be made),
+    /// a value the kernel refuses (the file and value are named), an unloadable device program.
+    pub fn apply(&self, plan: &CgroupPlan, nodes: &[Device], rootless: bool) -> Result<()> {
         let layout = self.layout()?;
         if layout.is_pure_v2() && self.state.systemd_unit.is_none() {
             // As runc: every controller cgroup2 offers, so stats work; failures surface later
@@ -299,7 +375,13 @@ impl Cgroup {
         };
         self.apply_limits(&layout, resources)?;
         let rules = devices::rules(resources.devices().as_deref().unwrap_or_default(), nodes)?;
-        apply_devices(&layout, &rules)
+        match apply_devices(&layout, &rules) {
+            Err(e) if rootless => {
+                tracing::debug!("rootless: device rules not applied: {e:#}");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// `update`: write new limits (devices are not updated, as runc). On v1, a memory limit
@@ -326,7 +408,8 @@ impl Cgroup {
     }
 
     fn apply_limits(&self, layout: &Layout, r: &LinuxResources) -> Result<()> {
-        let planned = limits::plan(r, |c| layout.target(c).map(|t| t.version))?;
+        let planned =
+            limits::plan(r, |c| layout.target(c).map(|t| t.version)).map_err(skipped_cgroup)?;
         let mut on_v2: Vec<&str> = planned
             .iter()
             .filter(|(c, _)| layout.target(*c).is_some_and(|t| t.version == Version::V2))
@@ -433,7 +516,12 @@ impl Cgroup {
             holder.stop();
         }
         if let Some(unit) = &self.state.systemd_unit {
-            if let Err(e) = systemd::stop_scope(unit) {
+            let bus = if self.state.systemd_user {
+                Bus::User
+            } else {
+                Bus::System
+            };
+            if let Err(e) = systemd::stop_scope(unit, bus) {
                 first_err = Some(e);
             }
         }
@@ -447,6 +535,28 @@ impl Cgroup {
             None => Ok(()),
         }
     }
+}
+
+/// The cgroup of a scope of the user's manager: below the manager's own cgroup
+/// (`/user.slice/user-1000.slice/user@1000.service/user.slice/pier-c1.scope`), as runc's
+/// rootless systemd driver, which exists only for a pure cgroup v2 host.
+///
+/// # Errors
+/// `/sys/fs/cgroup` is not cgroup2 (runc: "cannot use rootless systemd cgroups manager on
+/// cgroup v1"), or the user manager cannot be asked.
+fn user_scope_path(scope: &systemd::Scope) -> Result<String> {
+    if !hierarchy::is_cgroup2(Path::new("/sys/fs/cgroup")) {
+        anyhow::bail!("cannot use rootless systemd cgroups manager on cgroup v1");
+    }
+    let manager = systemd::manager_cgroup(Bus::User)?;
+    if !manager.starts_with('/') || manager.split('/').any(|c| c == "..") {
+        anyhow::bail!("the user manager's ControlGroup {manager:?} is not an absolute cgroup path");
+    }
+    Ok(format!(
+        "{}{}",
+        manager.trim_end_matches('/'),
+        scope.cgroup_path()
+    ))
 }
 
 /// Write one limit, naming the file and value when the kernel refuses it. The file is never
@@ -476,6 +586,37 @@ fn bfq_name(file: &str) -> Option<&'static str> {
         "blkio.weight_device" => Some("blkio.bfq.weight_device"),
         _ => None,
     }
+}
+
+/// A [`limits::MissingController`] whose hierarchy the host does mount: the rootless cgroup
+/// manager skipped it (pier could not make the container's directory there). runc's message.
+fn skipped_cgroup(e: anyhow::Error) -> anyhow::Error {
+    let Some(limits::MissingController(c)) = e.downcast_ref::<limits::MissingController>() else {
+        return e;
+    };
+    let name = c.v1_name();
+    let mounted = hierarchy::mounted().unwrap_or_default().iter().any(|h| {
+        h.controllers.iter().any(|n| n == name)
+            || (h.is_v2() && c.v2_name().is_some_and(|v2| is_cgroup2_controller(h, v2)))
+    });
+    if mounted {
+        anyhow::anyhow!("cannot set {name} limit: container could not join or create cgroup")
+    } else {
+        e
+    }
+}
+
+/// Whether the cgroup2 hierarchy `h` offers `controller` at its root (`cgroup.controllers`).
+fn is_cgroup2_controller(h: &Hierarchy, controller: &str) -> bool {
+    fs::read_to_string(h.mountpoint.join("cgroup.controllers"))
+        .is_ok_and(|c| c.split_whitespace().any(|n| n == controller))
+}
+
+/// Whether `e` comes from EACCES or EPERM (a cgroup directory pier may not make).
+fn is_permission_error(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == ErrorKind::PermissionDenied)
 }
 
 /// Write device rules: v1 `devices.deny`/`devices.allow` lines, or attach the eBPF filter.

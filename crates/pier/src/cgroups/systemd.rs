@@ -3,15 +3,19 @@
 //! `StartTransientUnit`; `systemd.scope(5)`, `systemd.resource-control(5)`).
 //!
 //! `linux.cgroupsPath` is `slice:prefix:name` (runc's form): the scope `prefix-name.scope` in
-//! `slice` (default `system.slice`); without a path, `pier-<id>.scope`. A scope needs a
+//! `slice` (default `system.slice`); without a path, `pier-<id>.scope`. With the rootless
+//! cgroup manager the scope is asked of the user's own `systemd --user` on the session bus
+//! ([`Bus::User`]), the default slice is `user.slice`, and the cgroup is below the user
+//! manager's own (runc's rootless systemd driver; cgroup v2 only). A scope needs a
 //! process when it is started, and the init must be cloned straight into the cgroup
 //! (`CLONE_INTO_CGROUP`), so pier forks a small *holder* first: the holder asks systemd for
 //! the scope with its own pid, reports the job's result on a pipe and waits; the init is
 //! cloned into the scope's directory and the holder is killed. The D-Bus client is pier's
 //! own ([`super::dbus`]): blocking, on the calling thread, no threads anywhere.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
+pub use super::dbus::Bus;
 use super::dbus::{self, Call, Connection, Writer};
 use super::limits::{blkio_to_io_weight, shares_to_weight};
 use anyhow::{bail, Context, Result};
@@ -25,20 +29,28 @@ pub struct Scope {
     pub slice: String,
     /// The scope unit (`pier-c1.scope`).
     pub unit: String,
+    /// The manager that owns it: the system's, or the user's (rootless).
+    pub bus: Bus,
 }
 
 impl Scope {
-    /// From `cgroupsPath` (None or empty: the default) and the container id.
+    /// From `cgroupsPath` (None or empty: the default) and the container id, for the manager
+    /// on `bus` (the default slice is `system.slice`, `user.slice` for the user manager).
     ///
     /// # Errors
     /// A path that is not `slice:prefix:name`, a slice that is not `*.slice`, or a name that
     /// would not make a valid unit name.
-    pub fn parse(path: Option<&str>, id: &str) -> Result<Scope> {
+    pub fn parse(path: Option<&str>, id: &str, bus: Bus) -> Result<Scope> {
+        let default_slice = match bus {
+            Bus::System => "system.slice",
+            Bus::User => "user.slice",
+        };
         let path = path.unwrap_or_default();
         if path.is_empty() {
             return Ok(Scope {
-                slice: "system.slice".into(),
+                slice: default_slice.into(),
                 unit: format!("pier-{id}.scope"),
+                bus,
             });
         }
         let parts: Vec<&str> = path.split(':').collect();
@@ -46,7 +58,7 @@ impl Scope {
             bail!("cgroupsPath {path:?}: expected \"slice:prefix:name\" with --systemd-cgroup");
         };
         let slice = if slice.is_empty() {
-            "system.slice"
+            default_slice
         } else {
             slice
         };
@@ -69,10 +81,12 @@ impl Scope {
         Ok(Scope {
             slice: slice.to_string(),
             unit,
+            bus,
         })
     }
 
-    /// The scope's cgroup path: `a-b.slice` is `/a.slice/a-b.slice`, `-.slice` the root.
+    /// The scope's cgroup path below its manager's cgroup: `a-b.slice` is
+    /// `/a.slice/a-b.slice`, `-.slice` the manager's own.
     pub fn cgroup_path(&self) -> String {
         let mut out = String::new();
         if self.slice != "-.slice" {
@@ -175,11 +189,7 @@ pub struct Holder {
 impl Holder {
     /// SIGKILL and reap the holder (idempotent).
     pub fn stop(&self) {
-        let _ = rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL);
-        let _ = rustix::process::waitid(
-            rustix::process::WaitId::PidFd(self.pidfd.as_fd()),
-            rustix::process::WaitIdOptions::EXITED,
-        );
+        crate::sys::kill_and_reap(self.pidfd.as_fd());
     }
 }
 
@@ -187,44 +197,44 @@ impl Holder {
 /// once the scope exists.
 ///
 /// # Errors
-/// The system bus cannot be reached, systemd refuses the unit (already exists, bad
-/// property), or the start job fails. The holder is gone in each case.
+/// The bus cannot be reached, systemd refuses the unit (already exists, bad property), or
+/// the start job fails. The holder is gone in each case.
 pub fn start_scope(scope: &Scope, resources: Option<&LinuxResources>) -> Result<Holder> {
+    scope.bus.address()?; // no bus at all: say so before forking anything
     let (reader, writer) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe")?;
-    match crate::sys::clone3(0, None).context("fork the scope holder")? {
-        crate::sys::Forked::Child => {
-            drop(reader);
-            let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
-            let result = start_and_wait(scope, resources);
-            let report = match &result {
-                Ok(()) => String::new(),
-                Err(e) => format!("{e:#}"),
-            };
-            let _ = rustix::io::write(&writer, report.as_bytes());
-            drop(writer);
-            if result.is_err() {
-                crate::sys::exit_immediately(1);
-            }
-            loop {
-                let _ = rustix::event::poll(&mut [], None);
-            }
+    // The holder keeps stdio, the log file and its end of the pipe: nothing else of pier's.
+    let mut keep = vec![0, 1, 2, writer.as_raw_fd()];
+    keep.extend(crate::logging::log_fd());
+    let child = crate::sys::fork_helper(&keep, move || {
+        let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+        let result = start_and_wait(scope, resources);
+        let report = match &result {
+            Ok(()) => String::new(),
+            Err(e) => format!("{e:#}"),
+        };
+        let _ = rustix::io::write(&writer, report.as_bytes());
+        drop(writer);
+        if result.is_err() {
+            return 1;
         }
-        crate::sys::Forked::Parent { pidfd, .. } => {
-            drop(writer);
-            let holder = Holder { pidfd };
-            let mut report = Vec::new();
-            let mut buf = [0u8; 1024];
-            while let Ok(n @ 1..) = rustix::io::read(&reader, &mut buf) {
-                report.extend_from_slice(&buf[..n]);
-            }
-            if !report.is_empty() {
-                holder.stop();
-                bail!("start {}: {}", scope.unit, String::from_utf8_lossy(&report));
-            }
-            Ok(holder)
+        loop {
+            let _ = rustix::event::poll(&mut [], None);
         }
+    })
+    .context("fork the scope holder")?;
+    // The closure, which owned the writer, is gone: EOF comes when the holder closes its copy.
+    let holder = Holder { pidfd: child.pidfd };
+    let mut report = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n @ 1..) = rustix::io::read(&reader, &mut buf) {
+        report.extend_from_slice(&buf[..n]);
     }
+    if !report.is_empty() {
+        holder.stop();
+        bail!("start {}: {}", scope.unit, String::from_utf8_lossy(&report));
+    }
+    Ok(holder)
 }
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
@@ -260,7 +270,10 @@ fn start_and_wait(scope: &Scope, resources: Option<&LinuxResources>) -> Result<(
         }
     });
     body.array(8, |_| {});
-    run_job(manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))", body))
+    run_job(
+        scope.bus,
+        manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))", body),
+    )
 }
 
 /// A property's value as the variant systemd expects (`s`, `b`, `t`, `au`).
@@ -277,8 +290,8 @@ fn write_value(w: &mut Writer, p: &Prop) {
 
 /// Connect, subscribe to the manager's JobRemoved, make `call` (a method returning a job
 /// path), and wait for that job's JobRemoved; its result must be `done`.
-fn run_job(call: Call<'_>) -> Result<()> {
-    let mut conn = Connection::system().context("connect to the system bus")?;
+fn run_job(bus: Bus, call: Call<'_>) -> Result<()> {
+    let mut conn = Connection::open(bus)?;
     let mut rule = Writer::default();
     rule.str(&format!(
         "type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',interface='{MANAGER}',member='JobRemoved'"
@@ -308,16 +321,71 @@ fn run_job(call: Call<'_>) -> Result<()> {
     }
 }
 
+/// Move `pid` into the user manager's `unit` (`AttachProcessesToUnit(s unit, s subcgroup,
+/// au pids)`, systemd 238; `org.freedesktop.systemd1(5)`): the user manager moves it, or asks
+/// the system manager to when the user may not (the process is in a cgroup outside the
+/// user's delegated subtree). Both check that the process is the caller's.
+///
+/// # Errors
+/// The user bus cannot be reached, or systemd refuses (the unit is gone, not the caller's
+/// process).
+pub fn attach_process(unit: &str, pid: i32) -> Result<()> {
+    let pid = u32::try_from(pid).context("pid")?;
+    let mut conn = Connection::open(Bus::User)?;
+    let mut body = Writer::default();
+    body.str(unit);
+    body.str("");
+    body.array(4, |w| w.u32(pid));
+    conn.call(&manager_call("AttachProcessesToUnit", "ssau", body))
+        .with_context(|| format!("AttachProcessesToUnit {unit}"))?;
+    Ok(())
+}
+
+/// The cgroup of the manager on `bus` (its `ControlGroup` property, e.g.
+/// `/user.slice/user-1000.slice/user@1000.service` for a user manager), asked once per
+/// process: the scopes it makes are below it.
+///
+/// # Errors
+/// The bus cannot be reached, or the manager does not answer.
+pub fn manager_cgroup(bus: Bus) -> Result<String> {
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if bus == Bus::User {
+        if let Some(known) = USER.get() {
+            return Ok(known.clone());
+        }
+    }
+    let mut conn = Connection::open(bus)?;
+    // org.freedesktop.DBus.Properties.Get(s interface, s property) -> v
+    let mut body = Writer::default();
+    body.str(MANAGER);
+    body.str("ControlGroup");
+    let reply = conn
+        .call(&Call {
+            destination: SYSTEMD,
+            path: MANAGER_PATH,
+            interface: "org.freedesktop.DBus.Properties",
+            member: "Get",
+            signature: "ss",
+            body: body.into_bytes(),
+        })
+        .context("ask systemd for its ControlGroup")?;
+    let cgroup = dbus::string_property_reply(&reply).context("ask systemd for its ControlGroup")?;
+    if bus == Bus::User {
+        let _ = USER.set(cgroup.clone());
+    }
+    Ok(cgroup)
+}
+
 /// Stop the scope and wait for it (pier's `delete`); a unit that is already gone is fine.
 ///
 /// # Errors
 /// The bus cannot be reached, or the stop job fails.
-pub fn stop_scope(unit: &str) -> Result<()> {
+pub fn stop_scope(unit: &str, bus: Bus) -> Result<()> {
     // StopUnit(s name, s mode) -> o job
     let mut body = Writer::default();
     body.str(unit);
     body.str("replace");
-    match run_job(manager_call("StopUnit", "ss", body)) {
+    match run_job(bus, manager_call("StopUnit", "ss", body)) {
         Err(e)
             if format!("{e:#}").contains("NoSuchUnit")
                 || format!("{e:#}").contains("not loaded") =>
@@ -334,18 +402,18 @@ mod tests {
 
     #[test]
     fn paths() {
-        let s = Scope::parse(Some("machine.slice:pier:c1"), "c1").unwrap();
+        let s = Scope::parse(Some("machine.slice:pier:c1"), "c1", Bus::System).unwrap();
         assert_eq!(s.unit, "pier-c1.scope");
         assert_eq!(s.cgroup_path(), "/machine.slice/pier-c1.scope");
-        let d = Scope::parse(None, "c2").unwrap();
+        let d = Scope::parse(None, "c2", Bus::System).unwrap();
         assert_eq!(
             (d.slice.as_str(), d.cgroup_path().as_str()),
             ("system.slice", "/system.slice/pier-c2.scope")
         );
-        let nested = Scope::parse(Some("a-b.slice::x"), "x").unwrap();
+        let nested = Scope::parse(Some("a-b.slice::x"), "x", Bus::System).unwrap();
         assert_eq!(nested.cgroup_path(), "/a.slice/a-b.slice/x.scope");
         assert_eq!(
-            Scope::parse(Some("-.slice:p:n"), "n")
+            Scope::parse(Some("-.slice:p:n"), "n", Bus::System)
                 .unwrap()
                 .cgroup_path(),
             "/p-n.scope"
@@ -357,8 +425,15 @@ mod tests {
             "nota:p:n",
             "system.slice:p:n/x",
         ] {
-            assert!(Scope::parse(Some(bad), "c").is_err(), "{bad}");
+            assert!(Scope::parse(Some(bad), "c", Bus::System).is_err(), "{bad}");
         }
+        let user = Scope::parse(None, "c3", Bus::User).unwrap();
+        assert_eq!(
+            (user.unit.as_str(), user.cgroup_path().as_str()),
+            ("pier-c3.scope", "/user.slice/pier-c3.scope")
+        );
+        let user = Scope::parse(Some(":p:n"), "n", Bus::User).unwrap();
+        assert_eq!(user.slice, "user.slice");
     }
 
     #[test]
@@ -367,7 +442,7 @@ mod tests {
             r#"{"memory":{"limit":1000,"swap":3000},"pids":{"limit":-1},"cpu":{"quota":50000,"period":100000,"shares":1024}}"#,
         )
         .unwrap();
-        let scope = Scope::parse(None, "c").unwrap();
+        let scope = Scope::parse(None, "c", Bus::System).unwrap();
         let props = properties(&scope, Some(&r));
         let get = |k: &str| props.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
         assert_eq!(get("Delegate"), Some(Prop::Bool(true)));

@@ -5,6 +5,7 @@
 //! definitions below as the only list of flag names.
 
 pub mod normalize;
+pub mod scan;
 
 use std::path::PathBuf;
 
@@ -28,8 +29,9 @@ pub struct Cli {
 /// Flags that come before the subcommand (runc `main.go`).
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Root directory for container state (tmpfs recommended)
-    #[arg(long, default_value = "/run/pier", value_name = "DIR")]
+    /// Root directory for container state (tmpfs recommended); $XDG_RUNTIME_DIR/pier when
+    /// unprivileged
+    #[arg(long, default_value_os_t = crate::rootless::default_root(), value_name = "DIR")]
     pub root: PathBuf,
     /// Append log records to this file instead of stderr
     #[arg(long, value_name = "FILE")]
@@ -43,9 +45,10 @@ pub struct Global {
     /// Interpret cgroupsPath as `slice:prefix:name` and ask systemd for the cgroup
     #[arg(long)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto
-    #[arg(long, default_value = "auto", value_name = "true|false|auto")]
-    pub rootless: String,
+    /// Rootless cgroup manager: true, false or auto (auto: euid != 0 or in a user namespace)
+    #[arg(long, default_value = "auto", value_name = "true|false|auto",
+          value_parser = crate::rootless::parse_flag)]
+    pub rootless: crate::rootless::RootlessFlag,
     /// Accepted for runc compatibility and ignored (checkpointing is not supported)
     #[arg(long, hide = true)]
     pub criu: Option<String>,
@@ -62,7 +65,16 @@ pub enum LogFormat {
 }
 
 /// The subcommands (runc's names and flags).
+///
+/// `defer`: each subcommand's flags are defined only when clap reaches that subcommand (or
+/// [`normalize`] does), not for all 16 on every call (~160 k instructions, callgrind); names
+/// and one-line descriptions are always there, for `pier --help` and the "unrecognized
+/// subcommand" error. clap's derive makes an `Args` struct's doc comment the `about` of the
+/// command its flags are added to, which, deferred, would replace the variant's description
+/// here; so those structs are documented with `#[doc = concat!(..)]`, which rustdoc reads
+/// and clap's derive does not.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a new specification file (config.json)
     Spec(SpecArgs),
@@ -99,7 +111,8 @@ pub enum Command {
     Version,
 }
 
-/// `spec` flags.
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("`spec` flags.")]
 #[derive(Debug, Args)]
 pub struct SpecArgs {
     /// Directory to write config.json into
@@ -110,14 +123,16 @@ pub struct SpecArgs {
     pub rootless: bool,
 }
 
-/// A command that takes only a container id.
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("A command that takes only a container id.")]
 #[derive(Debug, Args)]
 pub struct IdArgs {
     /// The container id
     pub id: String,
 }
 
-/// `start` flags.
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("`start` flags.")]
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// The container id
@@ -128,7 +143,8 @@ pub struct StartArgs {
     pub notify_wait: Option<String>,
 }
 
-/// `create` flags (runc `create.go`).
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("`create` flags (runc `create.go`).")]
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// The container id
@@ -156,7 +172,8 @@ pub struct CreateArgs {
     pub detach: bool,
 }
 
-/// `run` flags: create's, plus detach and keep (runc `run.go`).
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("`run` flags: create's, plus detach and keep (runc `run.go`).")]
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -173,8 +190,11 @@ pub struct RunArgs {
     pub no_subreaper: bool,
 }
 
-/// `exec [flags] <id> [command args…]` (runc `exec.go`). Flag parsing stops at the id: the
-/// rest is the command, verbatim (the normaliser inserts `--` after the id).
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!(
+    "`exec [flags] <id> [command args…]` (runc `exec.go`). Flag parsing stops at the id: the\n",
+    "rest is the command, verbatim (the normaliser inserts `--` after the id).",
+)]
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The container id
@@ -221,9 +241,21 @@ pub struct ExecArgs {
     /// Exec even when the container is paused (the process starts frozen)
     #[arg(long)]
     pub ignore_paused: bool,
+    /// sd_notify for the process: `container` sets NOTIFY_SOCKET to the container's own
+    /// relayed socket (the container must have been started with NOTIFY_SOCKET), `own` to a
+    /// socket of this exec's own, relayed to pier's NOTIFY_SOCKET (a unit whose ExecStart is
+    /// this exec), `none` (default) sets nothing, as runc; overrides the org.pier.notify.exec
+    /// annotation
+    #[arg(long, value_name = "container|own|none")]
+    pub notify_socket: Option<String>,
+    /// With --notify-socket own and --detach: wait for READY=1 (`ready`, the default), not at
+    /// all (`none`), or at most this many seconds; overrides the org.pier.notify.wait annotation
+    #[arg(long, value_name = "ready|none|SECONDS")]
+    pub notify_wait: Option<String>,
 }
 
-/// `kill [--all] <id> [signal]` (runc `kill.go`).
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("`kill [--all] <id> [signal]` (runc `kill.go`).")]
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// The container id
@@ -236,7 +268,8 @@ pub struct KillArgs {
     pub all: bool,
 }
 
-/// `delete [--force] <id>` (runc `delete.go`).
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("`delete [--force] <id>` (runc `delete.go`).")]
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// The container id
@@ -246,7 +279,8 @@ pub struct DeleteArgs {
     pub force: bool,
 }
 
-/// `list [--format table|json] [--quiet]` (runc `list.go`).
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("`list [--format table|json] [--quiet]` (runc `list.go`).")]
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Output format: table or json
@@ -264,7 +298,8 @@ pub enum ListFormat {
     Json,
 }
 
-/// `ps [--format table|json] <id> [ps options]` (runc `ps.go`).
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("`ps [--format table|json] <id> [ps options]` (runc `ps.go`).")]
 #[derive(Debug, Args)]
 pub struct PsArgs {
     /// Output format: table (the host's ps output, filtered) or json (an array of pids)
@@ -277,7 +312,8 @@ pub struct PsArgs {
     pub ps_args: Vec<String>,
 }
 
-/// `events [--interval DUR] [--stats] <id>` (runc `events.go`).
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!("`events [--interval DUR] [--stats] <id>` (runc `events.go`).")]
 #[derive(Debug, Args)]
 pub struct EventsArgs {
     /// The container id
@@ -290,8 +326,11 @@ pub struct EventsArgs {
     pub stats: bool,
 }
 
-/// `update [flags] <id>` (runc `update.go`): `-r FILE|-` with runtime-spec LinuxResources
-/// JSON, or single-value flags. Memory sizes accept units (`512m`, `1g`); -1 is unlimited.
+// `doc = concat!`, not `///`: see the note on `Command`.
+#[doc = concat!(
+    "`update [flags] <id>` (runc `update.go`): `-r FILE|-` with runtime-spec LinuxResources\n",
+    "JSON, or single-value flags. Memory sizes accept units (`512m`, `1g`); -1 is unlimited.",
+)]
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// The container id
@@ -353,4 +392,81 @@ pub struct UpdateArgs {
     /// Intel RDT memory bandwidth schema (not supported)
     #[arg(long)]
     pub mem_bw_schema: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize::normalize;
+    use super::Cli;
+    use clap::{CommandFactory, FromArgMatches};
+
+    /// What `main` makes of `args`: the parsed command line, or clap's error as printed
+    /// (kind, stream, rendered text).
+    fn outcome(mut cmd: clap::Command, args: &[&str]) -> String {
+        let argv = std::iter::once("pier").chain(args.iter().copied());
+        let argv = normalize(&mut cmd, argv.map(String::from).collect());
+        match cmd
+            .try_get_matches_from_mut(&argv)
+            .and_then(|m| Cli::from_arg_matches(&m))
+        {
+            Ok(cli) => format!("{argv:?} -> {cli:?}"),
+            Err(e) => format!(
+                "{argv:?} -> {:?} {} {}",
+                e.kind(),
+                e.use_stderr(),
+                e.render()
+            ),
+        }
+    }
+
+    /// Deferring the subcommands' flags (`#[command(defer)]`) changes no outcome: every help
+    /// text, usage error and parse is the same as with every subcommand defined up front.
+    #[test]
+    fn deferred_subcommands_parse_and_fail_as_fully_built_ones() {
+        let eager = || {
+            let mut cmd = Cli::command();
+            cmd.build();
+            cmd
+        };
+        let mut cases: Vec<Vec<&str>> = vec![
+            vec![],
+            vec!["--help"],
+            vec!["-h"],
+            vec!["--version"],
+            vec!["help"],
+            vec!["help", "run"],
+            vec!["--help", "run"],
+            vec!["no-such-command"],
+            vec!["creat", "c1"],
+            vec!["--bogus", "run", "c1"],
+            vec!["--log-format", "yaml", "list"],
+            vec!["--root", "/x", "-debug", "state"],
+            vec!["run", "-help"],
+            vec!["run", "-b", "/b", "-detach=false", "c1", "--keep"],
+            vec![
+                "exec", "-e", "A=1", "-cwd", "/t", "c1", "find", "-user", "0",
+            ],
+            vec!["exec", "--bogus", "c1", "sh"],
+            vec!["kill", "c1", "KILL", "extra"],
+            vec!["update", "--memory", "-1", "--cpu-quota", "x", "c1"],
+            vec!["ps", "c1", "-ef"],
+            vec!["list", "--format", "yaml"],
+            vec!["version", "extra"],
+            vec!["features", "--bogus"],
+        ];
+        let names: Vec<String> = eager()
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        for name in &names {
+            cases.push(vec![name.as_str()]);
+            cases.push(vec![name.as_str(), "--help"]);
+            cases.push(vec![name.as_str(), "-h"]);
+            cases.push(vec![name.as_str(), "--no-such-flag", "c1"]);
+            cases.push(vec![name.as_str(), "c1"]);
+        }
+        for args in &cases {
+            assert_eq!(outcome(Cli::command(), args), outcome(eager(), args));
+        }
+    }
 }

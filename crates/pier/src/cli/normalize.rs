@@ -11,19 +11,39 @@
 //! [ps-args…]`) stops flag parsing at its first positional, as urfave's `StopOnNthArg: 1`
 //! does for runc: a `--` is inserted after it and the rest is passed on verbatim.
 
-use clap::Command;
+use clap::{ArgAction, Command};
 
 /// Rewrite `argv` (including `argv[0]`) for `cmd`. Tokens after `--` are left alone.
-pub fn normalize(cmd: &Command, argv: Vec<String>) -> Vec<String> {
+///
+/// The subcommand found is built (`Command::build`: its deferred flags defined, see
+/// `cli::Command`), and only that one; the others stay as clap left them.
+pub fn normalize(cmd: &mut Command, argv: Vec<String>) -> Vec<String> {
     let mut out = Vec::with_capacity(argv.len());
     let mut tokens = argv.into_iter();
     if let Some(argv0) = tokens.next() {
         out.push(argv0);
     }
-    let mut scope = cmd;
-    let mut in_subcommand = false;
+    if let Some(name) = rewrite_scope(cmd, false, &mut tokens, &mut out) {
+        if let Some(sub) = cmd.find_subcommand_mut(&name) {
+            sub.build();
+            rewrite_scope(sub, true, &mut tokens, &mut out);
+        }
+    }
+    out.extend(tokens);
+    out
+}
+
+/// Rewrite the tokens of one scope into `out`. In the global scope (`in_subcommand` false),
+/// stop after the first token that names a subcommand and return it; otherwise stop at `--`,
+/// after a raw tail, or at the end. What is left in `tokens` is the caller's, verbatim.
+fn rewrite_scope(
+    scope: &Command,
+    in_subcommand: bool,
+    tokens: &mut std::vec::IntoIter<String>,
+    out: &mut Vec<String>,
+) -> Option<String> {
     let mut takes_value_next = false;
-    for token in tokens.by_ref() {
+    while let Some(token) = tokens.next() {
         if takes_value_next {
             takes_value_next = false;
             out.push(token);
@@ -31,13 +51,13 @@ pub fn normalize(cmd: &Command, argv: Vec<String>) -> Vec<String> {
         }
         if token == "--" {
             out.push(token);
-            break;
+            return None;
         }
         if !token.starts_with('-') || token == "-" {
             if !in_subcommand {
-                if let Some(sub) = scope.find_subcommand(&token) {
-                    scope = sub;
-                    in_subcommand = true;
+                if scope.find_subcommand(&token).is_some() {
+                    out.push(token.clone());
+                    return Some(token);
                 }
             } else if has_raw_tail(scope) {
                 out.push(token);
@@ -46,7 +66,7 @@ pub fn normalize(cmd: &Command, argv: Vec<String>) -> Vec<String> {
                     out.push("--".to_string());
                 }
                 out.extend(rest);
-                break;
+                return None;
             }
             out.push(token);
             continue;
@@ -55,8 +75,18 @@ pub fn normalize(cmd: &Command, argv: Vec<String>) -> Vec<String> {
         takes_value_next = needs_value;
         out.extend(rewritten);
     }
-    out.extend(tokens);
-    out
+    None
+}
+
+/// The flags a scope defines itself: not `--help`/`-h`, which clap adds when it builds a
+/// command (and which urfave's `-help` is not rewritten into, built or not).
+fn own_arguments(scope: &Command) -> impl Iterator<Item = &clap::Arg> {
+    scope.get_arguments().filter(|a| {
+        !matches!(
+            a.get_action(),
+            ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version
+        )
+    })
 }
 
 /// One flag token; returns the replacement tokens (zero or one) and whether the next token
@@ -72,7 +102,7 @@ fn rewrite_flag(scope: &Command, token: &str) -> (Option<String>, bool) {
         // A short flag (or a cluster like `-ef`): clap handles these itself.
         return (Some(token.to_string()), short_takes_value(scope, name));
     } else {
-        scope.get_arguments().find(|a| {
+        own_arguments(scope).find(|a| {
             a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
         })
     };
@@ -96,8 +126,7 @@ fn has_raw_tail(scope: &Command) -> bool {
 
 fn short_takes_value(scope: &Command, name: &str) -> bool {
     let c = name.chars().next();
-    scope
-        .get_arguments()
+    own_arguments(scope)
         .find(|a| a.get_short() == c)
         .is_some_and(|a| a.get_action().takes_values())
 }
@@ -112,7 +141,7 @@ mod tests {
         let argv = std::iter::once("pier")
             .chain(args.iter().copied())
             .map(String::from);
-        normalize(&Cli::command(), argv.collect())[1..].to_vec()
+        normalize(&mut Cli::command(), argv.collect())[1..].to_vec()
     }
 
     #[test]

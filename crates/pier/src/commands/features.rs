@@ -11,8 +11,8 @@ pub fn run() -> Result<()> {
     caps.sort();
     let doc = json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.2.0",
-        "hooks": [],
+        "ociVersionMax": crate::spec::SPEC_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": crate::spec::MOUNT_OPTIONS,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
@@ -41,7 +41,8 @@ pub fn run() -> Result<()> {
             crate::notify::ANNOTATION_IDENTITY,
             crate::notify::ANNOTATION_WAIT,
             crate::notify::ANNOTATION_FDSTORE,
-            crate::notify::ANNOTATION_MAINPIDFD
+            crate::notify::ANNOTATION_MAINPIDFD,
+            crate::notify::ANNOTATION_EXEC
         ]
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);

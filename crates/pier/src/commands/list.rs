@@ -1,13 +1,24 @@
 //! `pier list`: a table (`ID PID STATUS BUNDLE CREATED OWNER`), JSON (`null` when empty, as
 //! runc prints), or only the ids with `--quiet`.
 
-use anyhow::Result;
+use std::os::unix::fs::DirBuilderExt;
+
+use anyhow::{Context, Result};
 
 use crate::cli::{Global, ListArgs, ListFormat};
 use crate::state::{self, ContainerDir};
 
-/// List the containers under `--root`.
+/// List the containers under `--root`, which is created (mode 0700) when missing, as runc's
+/// `list` does.
+///
+/// # Errors
+/// The root cannot be created (runc: `mkdir <root>: <reason>`), or a state file is unreadable.
 pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&global.root)
+        .with_context(|| format!("mkdir {}", global.root.display()))?;
     let mut rows = Vec::new();
     for id in state::list_ids(&global.root)? {
         let Ok(dir) = ContainerDir::open_unlocked(&global.root, &id) else {

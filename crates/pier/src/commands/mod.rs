@@ -30,24 +30,60 @@ pub fn version_text() -> String {
     )
 }
 
-/// For `create` and `run`: fds 3.. that LISTEN_FDS and `--preserve-fds` pass on must be open
-/// in pier's caller, checked before pier opens anything of its own (which would take them).
+/// For `create`, `run` and `exec`: fds 3.. that LISTEN_FDS (not for exec) and
+/// `--preserve-fds` pass on must be open in pier's caller, checked before pier opens anything
+/// of its own (which would take them, and the container would get pier's fd).
 ///
 /// # Errors
-/// The first fd that is not open.
+/// The first fd that is not open; for exec as runc reports an exec failure (status 255).
 pub fn check_inherited_fds(cli: &Cli) -> Result<()> {
-    let preserve = match &cli.command {
-        Some(Command::Create(args)) => args.preserve_fds,
-        Some(Command::Run(args)) => args.create.preserve_fds,
+    let listen = || crate::activation::Activation::from_env().listen_fds;
+    let (passed, what) = match &cli.command {
+        Some(Command::Create(args)) => (listen(), args.preserve_fds),
+        Some(Command::Run(args)) => (listen(), args.create.preserve_fds),
+        Some(Command::Exec(args)) => {
+            return check_open(0, args.preserve_fds).map_err(exec::failed);
+        }
         _ => return Ok(()),
     };
-    let listen = crate::activation::Activation::from_env().listen_fds;
+    check_open(passed, what)
+}
+
+/// fds 3 to 3 + `listen` + `preserve` - 1 are open.
+fn check_open(listen: u32, preserve: u32) -> Result<()> {
     for fd in 3..3 + (listen + preserve) as i32 {
         if !crate::sys::fd_is_open(fd) {
-            anyhow::bail!("fd {fd} is not open: LISTEN_FDS={listen} and --preserve-fds {preserve} pass fds 3 onwards");
+            let passed = match listen {
+                0 => format!("--preserve-fds {preserve}"),
+                _ => format!("LISTEN_FDS={listen} and --preserve-fds {preserve}"),
+            };
+            anyhow::bail!("fd {fd} is not open: {passed} pass fds 3 onwards");
         }
     }
     Ok(())
+}
+
+/// Before argv is parsed: for `create`, `run` and `exec`, re-execute pier from a sealed copy
+/// of its binary at once ([`crate::sealed_exe::early`], the CVE-2019-5736 class), so that the
+/// parse and the rest of start-up run once. Returns in the process that goes on.
+pub fn seal_own_binary_early(argv: &[String]) {
+    let scanned = crate::cli::scan::scan(argv);
+    crate::sealed_exe::early(scanned.command.as_deref(), &scanned.root);
+}
+
+/// For `create`, `run` and `exec`, the commands that fork processes into a container: make
+/// sure pier runs from a sealed copy of its binary ([`crate::sealed_exe`]), re-executing it
+/// now if [`seal_own_binary_early`] did not. Other commands return at once.
+///
+/// # Errors
+/// No sealed copy can be made or executed, or the re-executed binary is not sealed.
+pub fn seal_own_binary(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Some(Command::Create(_) | Command::Run(_) | Command::Exec(_)) => {
+            crate::sealed_exe::reexec(&cli.global.root).map(drop)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The create flags as [`CreateOptions`] (also for `run`; `foreground` is a `run` that waits).
@@ -66,6 +102,7 @@ fn create_options<'a>(
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
         systemd_cgroup: global.systemd_cgroup,
+        rootless_cgroups: crate::rootless::uses_rootless_cgroups(global.rootless),
         foreground,
     }
 }
@@ -76,6 +113,7 @@ fn create_options<'a>(
 /// Whatever the command fails with; `main` reports it once.
 pub fn dispatch(cli: &Cli) -> Result<u8> {
     let global = &cli.global;
+    crate::rootless::prepare_root(&global.root)?;
     let Some(command) = &cli.command else {
         if global.version {
             print!("{}", version_text());

@@ -8,21 +8,19 @@ use anyhow::Result;
 use crate::cli::{Global, RunArgs};
 use crate::container::Container;
 use crate::supervise::BlockedSignals;
+use crate::undo::Undo;
 
 /// Run the container; returns pier's exit status.
 pub fn run(global: &Global, args: &RunArgs) -> Result<u8> {
     let detach = args.create.detach;
     // Before the clone, so no signal is lost between start and the wait.
     let signals = BlockedSignals::block()?;
-    let (mut container, console) =
+    let (container, console) =
         Container::create(&super::create_options(global, &args.create, !detach))?;
-    let started = match container.start(args.notify_wait.as_deref(), detach) {
-        Ok(started) => started,
-        Err(e) => {
-            container.abort();
-            return Err(e);
-        }
-    };
+    // Killed and destroyed unless it starts.
+    let mut container = Undo::new(container, Container::abort);
+    let started = container.start(args.notify_wait.as_deref(), detach)?;
+    let mut container = container.keep();
     if detach {
         return container.wait_ready(started, &signals);
     }

@@ -11,11 +11,12 @@ use anyhow::{bail, Context, Result};
 use rustix::fs::{Mode, OFlags};
 
 use super::Container;
-use crate::cgroups::Cgroup;
-use crate::init::InitContext;
-use crate::spawn::{self, Spawned};
+use crate::cgroups::{Bus, Cgroup};
+use crate::hooks::{self, HookState, Point};
+use crate::spawn::{self, InitRequest, Spawned};
 use crate::spec::{self, NamespaceKind, Plan};
-use crate::state::{self, ContainerDir, ContainerId, State, EXEC_FIFO};
+use crate::state::{self, ContainerDir, ContainerId, State, Status, EXEC_FIFO};
+use crate::undo::Undo;
 
 /// What `create` (and the create half of `run`) is asked for: runc's create flags.
 pub struct CreateOptions<'a> {
@@ -37,6 +38,9 @@ pub struct CreateOptions<'a> {
     pub preserve_fds: u32,
     /// `--systemd-cgroup`.
     pub systemd_cgroup: bool,
+    /// `--rootless` resolved ([`crate::rootless::uses_rootless_cgroups`]): cgroups pier may not
+    /// create are skipped, as runc's rootless cgroup manager does.
+    pub rootless_cgroups: bool,
     /// A `run` that waits: it may keep a terminal's pty master to proxy instead of sending it
     /// to a console socket.
     pub foreground: bool,
@@ -54,13 +58,16 @@ impl Container {
         let bundle = spec::absolute_bundle(opts.bundle)?;
         let plan = spec::load(&bundle)?;
         check_host_side(&plan, opts)?;
-        let dir = ContainerDir::create(opts.root, &id)?;
-        let mut cgroup = None;
-        match create_in(&dir, &plan, opts, &mut cgroup) {
+        // Removed again on any failure below, after create_in's own guards (init, cgroup).
+        let dir = Undo::new(ContainerDir::create(opts.root, &id)?, |d| {
+            super::rootfs_bind::release(&d);
+            let _ = d.remove();
+        });
+        match create_in(&dir, &plan, opts) {
             Ok((state, mut init)) => {
                 let console = init.console.take().map(|(_, master)| master);
                 let container = Container {
-                    dir,
+                    dir: dir.keep(),
                     state,
                     init: std::cell::OnceCell::from(init.pidfd),
                     parent: true,
@@ -68,10 +75,13 @@ impl Container {
                 Ok((container, console))
             }
             Err(e) => {
-                if let Some(cgroup) = cgroup {
-                    let _ = cgroup.destroy();
-                }
-                let _ = dir.remove();
+                drop(dir);
+                // As runc, whose failed create destroys the container and so runs poststop
+                // (runtime.md "Lifecycle": a failing create hook continues at steps 12, 13),
+                // from the bundle like the create hooks.
+                let state = HookState::of_plan(&plan, opts.id, Status::Stopped, None);
+                let cwd = Some(plan.bundle.as_path());
+                hooks::run_warn(Point::Poststop, &plan.hooks.poststop, &state, cwd);
                 Err(e)
             }
         }
@@ -83,14 +93,16 @@ fn check_host_side(plan: &Plan, opts: &CreateOptions<'_>) -> Result<()> {
     if !plan.rootfs.is_dir() {
         bail!("rootfs ({}) does not exist", plan.rootfs.display());
     }
-    // runc's rules (utils_linux.go checkTerminal).
-    match (plan.process.terminal, opts.console_socket.is_some()) {
-        (true, false) if !opts.foreground => {
-            bail!("cannot allocate tty if pier will detach without setting console socket (process.terminal is true)")
-        }
-        (false, true) => bail!("cannot use console socket if pier will not detach or allocate tty (process.terminal is false)"),
-        _ => {}
+    crate::tty::check_terminal(
+        plan.process.terminal,
+        !opts.foreground,
+        opts.console_socket.is_some(),
+    )?;
+    if crate::rootless::unprivileged() {
+        spec::check_rootless(plan)?;
     }
+    crate::spawn::check_joined_maps(plan)?;
+    crate::notify::check_annotations(&plan.annotations)?;
     if plan.hostname.is_some()
         && !plan.creates_namespace(NamespaceKind::Uts)
         && !plan.has_namespace(NamespaceKind::Uts)
@@ -104,59 +116,57 @@ fn create_in(
     dir: &ContainerDir,
     plan: &Plan,
     opts: &CreateOptions<'_>,
-    cgroup_slot: &mut Option<Cgroup>,
 ) -> Result<(State, Spawned)> {
     // Recorded before it is made: a create killed from here on leaves a cgroup that
     // `delete` finds (container::delete).
-    let intended = Cgroup::intended(&plan.cgroup, opts.id, opts.systemd_cgroup)
+    // runc's rootless systemd driver asks the user's own manager, on the session bus.
+    let systemd = opts.systemd_cgroup.then_some(if opts.rootless_cgroups {
+        Bus::User
+    } else {
+        Bus::System
+    });
+    let intended = Cgroup::intended(&plan.cgroup, opts.id, systemd)
         .context("create the container's cgroup")?;
     dir.write_cgroup_record(&intended)?;
-    let made = if opts.systemd_cgroup {
-        Cgroup::create_systemd(&plan.cgroup, opts.id)
+    let made = if let Some(bus) = systemd {
+        Cgroup::create_systemd(&plan.cgroup, opts.id, bus)
+    } else if opts.rootless_cgroups {
+        Cgroup::create_rootless(&plan.cgroup, opts.id)
     } else {
         Cgroup::create(&plan.cgroup, opts.id)
     };
-    let cgroup = cgroup_slot.insert(made.context("create the container's cgroup")?);
+    // Destroyed on any failure below (dropped after the init's guard, so after its kill).
+    let cgroup = Undo::new(made.context("create the container's cgroup")?, |c| {
+        let _ = c.destroy();
+    });
     cgroup
-        .apply(&plan.cgroup, &plan.devices)
+        .apply(&plan.cgroup, &plan.devices, opts.rootless_cgroups)
         .context("apply linux.resources")?;
     let fifo = make_exec_fifo(dir)?;
-    let notify = crate::notify::prepare(dir)?;
-    let activation = crate::activation::Activation::from_env();
-    let mut extra_env = notify.as_ref().map(|n| n.env.clone()).unwrap_or_default();
-    extra_env.extend(activation.env());
-    let ctx = InitContext {
+    if super::rootfs_bind::needed(plan) {
+        super::rootfs_bind::bind(plan, dir)?;
+    }
+    let request = InitRequest {
         id: opts.id,
         plan,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        keep_fds: activation.listen_fds + opts.preserve_fds,
-        listen_fds: activation.listen_fds > 0,
-        extra_env,
-        notify_dir: notify.map(|n| n.host_dir),
-        notify_target: crate::notify::CONTAINER_DIR,
-        cgroup_dirs: cgroup.state().dirs.clone(),
-        idmapped: spawn::idmapped_trees(plan)?,
+        preserve_fds: opts.preserve_fds,
+        activation: crate::activation::Activation::from_env(),
+        notify: crate::notify::prepare(dir, &plan.annotations)?,
     };
-    let mut init = spawn::spawn_init(&ctx, cgroup, fifo, dir.fd())?;
-    // Hooks: the init's namespaces exist from here on (see the module list in mod.rs).
-    let state = hand_over_console(&mut init, opts.console_socket)
-        .and_then(|()| record(plan, opts.id, &init, cgroup));
-    let written = state.and_then(|s| {
-        dir.write_state(&s)?;
-        if let Some(path) = opts.pid_file {
-            super::write_pid_file(path, init.pid)?;
-        }
-        init.commit()?;
-        Ok(s)
-    });
-    match written {
-        Ok(s) => Ok((s, init)),
-        Err(e) => {
-            spawn::kill_and_reap(&init);
-            Err(e)
-        }
+    // Killed and reaped on any failure below.
+    let mut init = spawn::spawn_init(&request, &cgroup, fifo)?;
+    hand_over_console(&mut init, opts.console_socket)?;
+    let state = record(plan, opts.id, &init, &cgroup)?;
+    dir.write_state(&state)?;
+    if let Some(path) = opts.pid_file {
+        super::write_pid_file(path, init.pid)?;
     }
+    init.commit()?;
+    // Committed: the cgroup is recorded in state.json and the init outlives pier.
+    drop(cgroup.keep());
+    Ok((state, init.keep()))
 }
 
 /// Send the pty master to `--console-socket` (then pier holds no copy of it).
@@ -208,5 +218,6 @@ fn record(plan: &Plan, id: &str, init: &Spawned, cgroup: &Cgroup) -> Result<Stat
         annotations: plan.annotations.clone(),
         cgroup: cgroup.state().clone(),
         own_pid_namespace: plan.creates_namespace(NamespaceKind::Pid),
+        hooks: plan.hooks.clone(),
     })
 }

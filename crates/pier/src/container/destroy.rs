@@ -11,6 +11,7 @@ use rustix::process::Signal;
 use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::ContainerError;
+use crate::hooks::{self, HookState, Point};
 use crate::state::{ContainerDir, Status};
 
 /// How long a kill waits for the init to exit.
@@ -35,6 +36,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         if let Some(cgroup) = dir.read_cgroup_record()? {
             remove_cgroup(&Cgroup::from_state(&cgroup), false);
         }
+        super::rootfs_bind::release(&dir);
         return dir.remove();
     };
     let mut container = Container {
@@ -111,7 +113,8 @@ impl Container {
         Ok(())
     }
 
-    /// Remove the cgroup (waiting, bounded, for killed processes to leave it) and the state
+    /// Remove the cgroup (waiting, bounded, for killed processes to leave it), the rootfs bind
+    /// of a container without a mount namespace (`rootfs_bind::release`) and the state
     /// directory. The init must have exited ([`Container::kill`]).
     ///
     /// # Errors
@@ -121,9 +124,13 @@ impl Container {
         // they are the container's, so they go too (runc does the same). With one, anything
         // left belongs to someone else sharing the cgroupsPath.
         remove_cgroup(&self.cgroup(), !self.state.own_pid_namespace);
-        // Hooks: poststop runs here (runtime-spec: after the container is deleted, before
-        // delete returns).
-        self.dir.remove()
+        super::rootfs_bind::release(&self.dir);
+        let removed = self.dir.remove();
+        // runtime.md "Lifecycle" step 13: after the container is deleted; a failure is a
+        // warning.
+        let state = HookState::of_state(&self.state, Status::Stopped, None);
+        hooks::run_warn(Point::Poststop, &self.state.hooks.poststop, &state, None);
+        removed
     }
 
     /// Undo a create after a later step failed (the create half of `run`): kill the init,

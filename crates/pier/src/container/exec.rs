@@ -46,6 +46,22 @@ impl Container {
         Ok((container, config))
     }
 
+    /// sd_notify for an exec'd process: `exec --notify-socket` (`flag`) or the container's
+    /// `org.pier.notify.exec` annotation ([`crate::notify::exec_notify`]); with `own` the
+    /// exec's socket is bound now.
+    ///
+    /// # Errors
+    /// An unknown mode, `container` when the container has no relayed socket, `own` without
+    /// a notify directory or without pier's own `NOTIFY_SOCKET`.
+    pub fn exec_notify(&self, flag: Option<&str>) -> Result<crate::notify::ExecNotify> {
+        crate::notify::exec_notify(&self.dir, flag, &self.state.annotations)
+    }
+
+    /// The container's annotations (the notify choices an exec's relay follows).
+    pub fn annotations(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.state.annotations
+    }
+
     /// Start `process` in the container (with the container's `seccomp` profile), write the
     /// pid file, and send the pty master to the console socket if one is given. With a
     /// terminal and no console socket, [`Spawned::console`] holds the master to proxy.
@@ -70,19 +86,13 @@ impl Container {
             opts.preserve_fds,
         )
         .context("unable to start container process")?;
-        let handed = opts
-            .pid_file
-            .map_or(Ok(()), |path| super::write_pid_file(path, spawned.pid))
-            .and_then(|()| match (opts.console_socket, &spawned.console) {
-                (Some(path), Some((name, master))) => {
-                    crate::tty::send_to_console_socket(path, name, master.as_fd())
-                }
-                _ => Ok(()),
-            });
-        if let Err(e) = handed {
-            spawn::kill_and_reap(&spawned);
-            return Err(e);
+        // A failure from here drops `spawned`, which kills and reaps the process.
+        if let Some(path) = opts.pid_file {
+            super::write_pid_file(path, spawned.pid)?;
         }
-        Ok(spawned)
+        if let (Some(path), Some((name, master))) = (opts.console_socket, &spawned.console) {
+            crate::tty::send_to_console_socket(path, name, master.as_fd())?;
+        }
+        Ok(spawned.keep())
     }
 }

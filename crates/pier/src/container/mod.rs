@@ -14,19 +14,23 @@
 //! ```
 //! `run` is create, start, wait_exit (or wait_ready), destroy.
 //!
-//! OCI hook points (runtime-spec "Lifecycle"; runc's order), for `hooks`:
-//! - `createRuntime` (the runtime's namespace) and `createContainer` (the container's): while
-//!   the init is in its setup, its namespaces made and its mounts done, before `pivot_root`:
-//!   runc's `procHooks` step, i.e. a new step in the `channel.rs` table where the
-//!   parent (`spawn::spawn_init`'s handshake, called from [`Container::create`]) runs
-//!   createRuntime and the init (`init::prepare`, before `rootfs::switch_root`) createContainer;
-//! - `startContainer`: in the init, after the exec fifo and before `execve` (`init::run`);
+//! OCI hook points (runtime-spec "Lifecycle"; runc's order; docs/hooks.md), for `hooks`:
+//! - `prestart` and `createRuntime` (pier, the runtime's namespaces) and `createContainer`
+//!   (the init, the container's): while the init is in its setup, its namespaces made and
+//!   its mounts done, before `pivot_root`: step 3a of the `channel.rs` table, from
+//!   [`Container::create`] (`spawn::spawn_init`, `init::hooks::before_pivot`);
+//! - `startContainer`: in the init, after `start` opened the exec fifo, before `execve`;
+//!   its failure travels back through the fifo and `start` aborts the container (start.rs);
 //! - `poststart`: in [`Container::start`], after the exec fifo is released (start.rs);
-//! - `poststop`: in [`Container::destroy`], after the cgroup is removed (destroy.rs).
+//! - `poststop`: in [`Container::destroy`], after the cgroup and the state dir are removed,
+//!   and after a failed create (create.rs, destroy.rs).
+//!
+//! config.json's hooks are recorded in state.json for start and delete.
 
 mod create;
 mod destroy;
 mod exec;
+mod rootfs_bind;
 mod start;
 
 use std::cell::OnceCell;
@@ -43,7 +47,7 @@ use crate::state::{self, ContainerDir, State, Status};
 pub use create::CreateOptions;
 pub use destroy::delete;
 pub use exec::ExecOptions;
-pub use start::Started;
+pub use start::StartContainerFailed;
 
 /// Whether opening a container takes its directory's `flock(2)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,11 +119,6 @@ impl Container {
         }
     }
 
-    /// The recorded state.
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
     /// The status derived from state.json, the exec fifo, /proc and the freezer.
     pub fn status(&self) -> Status {
         state::status(&self.dir, Some(&self.state))
@@ -128,11 +127,6 @@ impl Container {
     /// The container's cgroup, as recorded.
     pub fn cgroup(&self) -> Cgroup {
         Cgroup::from_state(&self.state.cgroup)
-    }
-
-    /// Release the directory lock (the directory stays open), before a long wait.
-    pub fn unlock(&self) {
-        self.dir.unlock();
     }
 
     /// A pidfd for the recorded init, checked against its start time after opening (so it

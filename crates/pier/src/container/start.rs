@@ -13,6 +13,7 @@ use rustix::fs::{Mode, OFlags};
 
 use super::Container;
 use crate::error::ContainerError;
+use crate::hooks::{self, HookState, Point};
 use crate::notify::{self, Session, WaitMode};
 use crate::state::{self, ContainerDir, Status, EXEC_FIFO};
 use crate::supervise::{self, BlockedSignals, Ended, Until};
@@ -44,13 +45,19 @@ impl Container {
         self.init()?;
         let session = notify::start_session(&self.dir, &self.state, detached)?;
         release(&self.dir, self.init()?)?;
-        // Hooks: poststart runs here (runtime-spec: after the user process has started).
         self.dir.unlock();
+        // runtime.md "Lifecycle" step 9: after the user process started; a failure is a
+        // warning.
+        let state = HookState::of_state(&self.state, Status::Running, Some(self.state.pid));
+        hooks::run_warn(Point::Poststart, &self.state.hooks.poststart, &state, None);
         Ok(Started { session, mode })
     }
 
     /// After [`Container::start`], for `start` and `run -d`: wait as the mode says (signals
-    /// forwarded to the init meanwhile), then hand the relay to a detached process. An init
+    /// forwarded to the init meanwhile) until the container's READY=1 has reached the
+    /// service manager (a barrier behind it completed), then hand the relay to a detached
+    /// process. A READY=1 the manager has not processed by the wait's deadline makes this
+    /// return 1 (the relay still goes on); no READY=1 by then returns 0. An init
     /// that exits before READY=1 makes this return its status (1 when unknown); 0 stays 0, so
     /// systemd judges a clean exit without READY=1 as it would uncontained (`Result=protocol`).
     ///
@@ -69,9 +76,17 @@ impl Container {
         };
         match supervise::wait(init, signals.fd(), Some(&mut session), None, until)? {
             Ended::Ready => {
-                session.barrier();
                 session.detach(init)?;
                 Ok(0)
+            }
+            Ended::TimedOut if session.ready_unacknowledged() => {
+                tracing::error!(
+                    "container {}: its READY=1 did not reach the service manager in time (the \
+                     manager is not reading its notify socket); relaying goes on in the background",
+                    self.state.id
+                );
+                session.detach(init)?;
+                Ok(1)
             }
             Ended::TimedOut => {
                 tracing::warn!(
@@ -119,7 +134,19 @@ impl Container {
     }
 }
 
-/// Open the exec fifo, wait for the init's byte (or its death), and remove the fifo.
+/// A startContainer hook failed (the init told `start` through the exec fifo and exited).
+/// runtime.md "Lifecycle" step 7: the container is then stopped and destroyed, with its
+/// poststop hooks: the caller does that with [`Container::abort`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartContainerFailed(String);
+
+/// Open the exec fifo, wait for the init's answer (or its death), and remove the fifo. The
+/// answer is one byte `0`, or `!` followed by the error of a startContainer hook until EOF
+/// (the init exits after writing it).
+///
+/// # Errors
+/// [`StartContainerFailed`], or the init died or closed the fifo without an answer.
 fn release(dir: &ContainerDir, init_pidfd: BorrowedFd<'_>) -> Result<()> {
     let fifo = rustix::fs::openat(
         dir.fd(),
@@ -128,6 +155,7 @@ fn release(dir: &ContainerDir, init_pidfd: BorrowedFd<'_>) -> Result<()> {
         Mode::empty(),
     )
     .context("open exec.fifo")?;
+    let mut answer = Vec::new();
     loop {
         let mut fds = [
             PollFd::new(&fifo, PollFlags::IN),
@@ -140,12 +168,15 @@ fn release(dir: &ContainerDir, init_pidfd: BorrowedFd<'_>) -> Result<()> {
         let fifo_ready = !fds[0].revents().is_empty();
         let init_gone = !fds[1].revents().is_empty();
         if fifo_ready {
-            let mut byte = [0u8; 1];
-            match rustix::io::read(&fifo, &mut byte) {
-                Ok(1) => break,
-                Err(rustix::io::Errno::AGAIN) => continue,
-                _ if init_gone => bail!("container init exited before it was started"),
-                Ok(_) | Err(_) => bail!("exec.fifo closed before the container init started"),
+            match read_answer(&fifo, &mut answer) {
+                Answer::Go => break,
+                Answer::Pending => continue,
+                Answer::Failed(message) => {
+                    // The init exits at once; its exec.fifo goes with the container.
+                    return Err(StartContainerFailed(message).into());
+                }
+                Answer::Eof if init_gone => bail!("container init exited before it was started"),
+                Answer::Eof => bail!("exec.fifo closed before the container init started"),
             }
         }
         if init_gone {
@@ -155,4 +186,38 @@ fn release(dir: &ContainerDir, init_pidfd: BorrowedFd<'_>) -> Result<()> {
     rustix::fs::unlinkat(dir.fd(), EXEC_FIFO, rustix::fs::AtFlags::empty())
         .context("remove exec.fifo")?;
     Ok(())
+}
+
+/// What the exec fifo said so far.
+enum Answer {
+    /// `0`: the init goes on to `execve`.
+    Go,
+    /// Nothing yet, or part of an error.
+    Pending,
+    /// `!` and the error, complete (EOF).
+    Failed(String),
+    /// EOF without an answer.
+    Eof,
+}
+
+/// Read what the fifo holds now into `answer` (non-blocking).
+fn read_answer(fifo: &OwnedFd, answer: &mut Vec<u8>) -> Answer {
+    let mut buf = [0u8; 4096];
+    loop {
+        match rustix::io::read(fifo, &mut buf) {
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return Answer::Pending,
+            Ok(0) | Err(_) if answer.first() == Some(&b'!') => {
+                return Answer::Failed(String::from_utf8_lossy(&answer[1..]).into_owned())
+            }
+            Ok(0) | Err(_) => return Answer::Eof,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.first() == Some(&b'0') {
+                    return Answer::Go;
+                }
+                // An error is at most a few pages; a longer one is cut, not held.
+                answer.truncate(64 * 1024);
+            }
+        }
+    }
 }

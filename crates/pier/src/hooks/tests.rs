@@ -13,18 +13,27 @@ fn state() -> HookState {
     }
 }
 
-fn sh(script: &str, env: Option<Vec<String>>) -> Hook {
+/// A hook running `path` with `args` (args[0] is argv[0]), `env` (None: inherit) and no timeout.
+fn hook(path: &str, args: &[&str], env: Option<Vec<String>>) -> Hook {
     Hook {
-        path: "/bin/sh".into(),
-        args: vec![
-            "hook-argv0".into(),
-            "-c".into(),
-            script.into(),
-            "one".into(),
-        ],
+        path: path.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
         env,
         timeout_secs: None,
     }
+}
+
+fn sh(script: &str, env: Option<Vec<String>>) -> Hook {
+    hook("/bin/sh", &["hook-argv0", "-c", script, "one"], env)
+}
+
+/// The pid a hook script wrote into `path`.
+fn pid_in(path: &std::path::Path) -> i32 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn err_of(r: Result<()>) -> String {
@@ -129,19 +138,15 @@ fn a_signal_is_reported() {
 fn a_hook_past_its_timeout_is_killed_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
-    let mut hook = sh(
+    let mut slow = sh(
         &format!("echo $$ > {}; exec sleep 600", pidfile.display()),
         None,
     );
-    hook.timeout_secs = Some(1);
-    let e = err_of(run(Point::CreateContainer, &[hook], &state(), None));
+    slow.timeout_secs = Some(1);
+    let e = err_of(run(Point::CreateContainer, &[slow], &state(), None));
     assert!(e.contains("ran past its timeout of 1s"), "{e}");
     // Killed and reaped: the pid no longer names a process of ours.
-    let pid: i32 = std::fs::read_to_string(pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = pid_in(&pidfile);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     assert!(!stat.contains("(sleep)"), "the hook still runs: {stat}");
 }
@@ -156,11 +161,7 @@ fn a_child_holding_the_pipes_does_not_keep_pier_waiting() {
         None,
     );
     run(Point::Poststart, &[hook], &state(), None).unwrap();
-    let pid: i32 = std::fs::read_to_string(pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = pid_in(&pidfile);
     let _ =
         rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), Signal::KILL);
 }
@@ -174,13 +175,8 @@ fn a_hook_that_ignores_a_large_stdin_does_not_block() {
 
 #[test]
 fn exec_failures_are_reported_as_such() {
-    let hook = Hook {
-        path: "/nonexistent/hook".into(),
-        args: vec![],
-        env: None,
-        timeout_secs: None,
-    };
-    let e = err_of(run(Point::Prestart, &[hook], &state(), None));
+    let missing = hook("/nonexistent/hook", &[], None);
+    let e = err_of(run(Point::Prestart, &[missing], &state(), None));
     assert!(
         e.contains("exec /nonexistent/hook") && e.contains("No such file"),
         "{e}"
@@ -202,13 +198,9 @@ fn a_shebang_script_runs_with_argv_from_args() {
     )
     .unwrap();
     rustix::fs::chmod(&script, rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
-    let hook = Hook {
-        path: script.display().to_string(),
-        args: vec!["name".into(), "a".into(), "b".into()],
-        env: Some(vec![]),
-        timeout_secs: Some(30),
-    };
-    run(Point::StartContainer, &[hook], &state(), None).unwrap();
+    let mut shebang = hook(script.to_str().unwrap(), &["name", "a", "b"], Some(vec![]));
+    shebang.timeout_secs = Some(30);
+    run(Point::StartContainer, &[shebang], &state(), None).unwrap();
     let text = std::fs::read_to_string(out).unwrap();
     assert!(text.starts_with("a b\n{\"ociVersion\""), "{text}");
 }

@@ -38,7 +38,12 @@ fn set_ids(process: &Process) -> Result<()> {
         .iter()
         .map(|g| rustix::process::Gid::from_raw(*g))
         .collect();
-    set_thread_groups(&gids).context("setgroups")?;
+    match set_thread_groups(&gids) {
+        // A rootless container's namespace denies setgroups; none were asked for
+        // (spec::check_rootless refuses additionalGids there), as runc skips it.
+        Err(rustix::io::Errno::PERM) if gids.is_empty() => {}
+        other => other.context("setgroups")?,
+    }
     let gid = rustix::process::Gid::from_raw(process.gid);
     set_thread_res_gid(gid, gid, gid).with_context(|| format!("setresgid({})", process.gid))?;
     let uid = rustix::process::Uid::from_raw(process.uid);

@@ -20,6 +20,7 @@
 mod console;
 mod copyup;
 mod exec;
+mod hooks;
 mod identity;
 mod mounts;
 mod namespaces;
@@ -35,6 +36,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::channel::{ChildEnd, ToChild, ToParent};
+use crate::hooks::HookState;
 use crate::spec::Plan;
 
 pub use exec::{run as run_exec, ExecContext};
@@ -66,7 +68,22 @@ pub struct InitContext<'a> {
     pub notify_target: &'a str,
 }
 
-/// Run the init in the child; never returns.
+impl InitContext<'_> {
+    /// The fds the init keeps of those the clone copied; `sys::clone_child` closes the others
+    /// (the cgroup directory, the state directory, pier's own) before [`run`], so nothing of
+    /// pier's crosses into the container (CVE-2024-21626 class): stdio, the fds asked for, the
+    /// channel, the fifo, the idmapped trees, and the log file until [`run`] closes it.
+    pub fn fds_to_keep(&self, channel: &ChildEnd, fifo: &OwnedFd) -> Vec<RawFd> {
+        let mut keep: Vec<RawFd> = (0..3 + self.keep_fds as RawFd).collect();
+        keep.extend([channel.as_fd().as_raw_fd(), fifo.as_raw_fd()]);
+        keep.extend(self.idmapped.iter().flatten().map(AsRawFd::as_raw_fd));
+        keep.extend(crate::logging::log_fd());
+        keep
+    }
+}
+
+/// Run the init in the child (only the fds of [`InitContext::fds_to_keep`] open); never
+/// returns.
 pub fn run(ctx: &InitContext<'_>, channel: ChildEnd, fifo: OwnedFd) -> ! {
     // Until pier has recorded this container, its death (an engine's timeout SIGKILL) must
     // take the half-made container with it: nothing would know to clean it up.
@@ -75,14 +92,6 @@ pub fn run(ctx: &InitContext<'_>, channel: ChildEnd, fifo: OwnedFd) -> ! {
     {
         crate::sys::exit_immediately(1);
     }
-    // Nothing of pier's crosses into the container: of the fds the clone copied (the cgroup
-    // directory, the state directory, pier's own), only stdio, the fds asked for, the
-    // channel, the fifo and the idmapped trees stay (CVE-2024-21626 class).
-    let mut keep: Vec<RawFd> = (0..3 + ctx.keep_fds as RawFd).collect();
-    keep.extend([channel.as_fd().as_raw_fd(), fifo.as_raw_fd()]);
-    keep.extend(ctx.idmapped.iter().flatten().map(AsRawFd::as_raw_fd));
-    keep.extend(crate::logging::log_fd());
-    crate::sys::close_all_except(&keep);
     // The only procfs handle the init holds while it waits on the fifo: the process
     // directories of the container's own pid namespace. Made now, while this process still
     // has the capabilities fsopen(2) needs and before any mount of config.json exists.
@@ -98,8 +107,8 @@ pub fn run(ctx: &InitContext<'_>, channel: ChildEnd, fifo: OwnedFd) -> ! {
         Err(e) => fail(&channel, e),
     };
     let ignored_signals = process::ignored_signals();
-    let exec = match prepare(ctx, &channel) {
-        Ok(exec) => exec,
+    let (exec, hook_state) = match prepare(ctx, &channel) {
+        Ok(prepared) => prepared,
         Err(e) => fail(&channel, e),
     };
     if channel.send(&ToParent::Ready).is_err() {
@@ -117,12 +126,16 @@ pub fn run(ctx: &InitContext<'_>, channel: ChildEnd, fifo: OwnedFd) -> ! {
     }
     drop(channel);
     // From here on the init only writes to stderr: the log file goes before the wait.
-    if let Some(fd) = crate::logging::log_fd().filter(|fd| *fd >= 3 + ctx.keep_fds as RawFd) {
-        crate::sys::close_raw(fd);
-    }
-    if let Err(e) = process::wait_for_start(&procfs, fifo) {
-        eprintln!("pier: container init: {e:#}");
-        crate::sys::exit_immediately(1);
+    crate::logging::close_file_from(3 + ctx.keep_fds as RawFd);
+    // Step 7: startContainer once `start` is there to hear how it went.
+    let start_hooks = || hooks::start_container(ctx.plan, hook_state.as_ref(), &exec.envp);
+    match process::wait_for_start(fd_dir.as_fd(), fifo, start_hooks) {
+        Ok(None) => {}
+        Ok(Some(_told_start)) => crate::sys::exit_immediately(1),
+        Err(e) => {
+            eprintln!("pier: container init: {e:#}");
+            crate::sys::exit_immediately(1);
+        }
     }
     drop(procfs);
     let err = process::exec(&exec, ctx.keep_fds, ignored_signals, Some(fd_dir.as_fd()));
@@ -137,13 +150,16 @@ fn fail(channel: &ChildEnd, e: anyhow::Error) -> ! {
 }
 
 /// The steps, in order. Each line is one concern; see the module of each for the why.
-fn prepare(ctx: &InitContext<'_>, channel: &ChildEnd) -> Result<process::Exec> {
+/// Returns what `execve` gets and, with hooks, the state startContainer reads.
+fn prepare(
+    ctx: &InitContext<'_>,
+    channel: &ChildEnd,
+) -> Result<(process::Exec, Option<HookState>)> {
     let plan = ctx.plan;
-    match channel.recv().context("wait for the parent")? {
-        Some(ToChild::Go) => {}
-        Some(other) => anyhow::bail!("unexpected {other:?} from the parent"),
-        None => anyhow::bail!("the parent went away"),
-    }
+    wait_for_go(channel)?;
+    // A rootless pier's child stayed dumpable for its id maps (spawn::spawn_init).
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context("PR_SET_DUMPABLE")?;
     namespaces::join(plan)?;
     namespaces::unshare_cgroup(plan)?;
     namespaces::set_uts_names(plan)?;
@@ -160,22 +176,55 @@ fn prepare(ctx: &InitContext<'_>, channel: &ChildEnd) -> Result<process::Exec> {
     rootfs::create_devices(plan, root.as_fd())?;
     rootfs::dev_symlinks(root.as_fd())?;
     rootfs::ensure_cwd(plan, root.as_fd())?;
+    let env = container_env(ctx);
+    // Before the old root goes (runc's order): the hooks may still reach host paths.
+    let hook_state =
+        hooks::before_pivot(plan, &process::environment(&plan.process, &env), channel)?;
     rootfs::sysctl(plan)?;
     rootfs::mask_paths(plan, root.as_fd())?;
     rootfs::readonly_paths(plan, root.as_fd())?;
     // rlimits and oom_score_adj were set by pier before it released this process.
     process::apply_umask(&plan.process);
-    rootfs::switch_root(root, ctx.no_pivot)?;
+    rootfs::switch_root(root, ctx.no_pivot, rootfs::own_mount_namespace(plan))?;
     console::setup(&plan.process, channel)?;
     rootfs::finish(plan, readonly_later)?;
     process::enter_cwd(&plan.process)?;
-    process::set_personality(&plan.process)?;
-    // Built here, loaded here or right before execve: see the module documentation.
-    let mut filter = plan.seccomp.as_ref().map(seccomp::build).transpose()?;
-    if seccomp::loads_early(&plan.process) {
+    let exec = last_steps(&plan.process, plan.seccomp.as_ref(), &env)?;
+    Ok((exec, hook_state))
+}
+
+/// Step 2 of the protocol table and of the exec sequence: wait for the parent's Go.
+fn wait_for_go(channel: &ChildEnd) -> Result<()> {
+    match channel.recv().context("wait for the parent")? {
+        Some(ToChild::Go) => Ok(()),
+        Some(other) => anyhow::bail!("unexpected {other:?} from the parent"),
+        None => anyhow::bail!("the parent went away"),
+    }
+}
+
+/// The last steps of the init and of an exec'd process alike, once in their root and cwd:
+/// personality, the seccomp filter (built here; loaded here or right before execve, see the
+/// module documentation), the identity, and the executable lookup. Returns what `execve`
+/// gets, `extra_env` added to `process.env`.
+fn last_steps(
+    process: &crate::spec::Process,
+    seccomp: Option<&crate::spec::Seccomp>,
+    extra_env: &[String],
+) -> Result<process::Exec> {
+    process::set_personality(process)?;
+    let mut filter = seccomp.map(seccomp::build).transpose()?;
+    if seccomp::loads_early(process) {
         filter.take().map(|f| f.load()).transpose()?;
     }
-    identity::apply(&plan.process)?;
+    identity::apply(process)?;
+    let mut exec = process::resolve(process, extra_env)?;
+    exec.seccomp = filter;
+    Ok(exec)
+}
+
+/// What pier adds to `process.env`: `extra_env`, and `LISTEN_PID` (this process) next to
+/// LISTEN_FDS.
+fn container_env(ctx: &InitContext<'_>) -> Vec<String> {
     let mut env = ctx.extra_env.clone();
     if ctx.listen_fds {
         env.push(format!(
@@ -183,7 +232,5 @@ fn prepare(ctx: &InitContext<'_>, channel: &ChildEnd) -> Result<process::Exec> {
             rustix::process::getpid().as_raw_nonzero()
         ));
     }
-    let mut exec = process::resolve(&plan.process, &env)?;
-    exec.seccomp = filter;
-    Ok(exec)
+    env
 }

@@ -234,7 +234,7 @@ fn locked_flags(fd: &impl AsFd) -> MountFlags {
 /// namespace owns, and mqueue without such an IPC namespace: bind the host's (recursively,
 /// with the entry's flags), as `runc spec --rootless` configures it.
 fn userns_fallback(plan: &Plan, m: &Mount) -> Option<&'static str> {
-    if !plan.has_namespace(NamespaceKind::User) {
+    if !crate::rootless::userns_rules(plan) {
         return None;
     }
     match m.fstype.as_str() {
@@ -460,7 +460,7 @@ fn mount_cgroup(
             // A user namespace without a cgroup namespace of its own: bind the container's
             // cgroup directory instead, as runc does.
             Err(rustix::io::Errno::PERM | rustix::io::Errno::BUSY)
-                if plan.has_namespace(NamespaceKind::User) =>
+                if crate::rootless::userns_rules(plan) =>
             {
                 drop(target);
                 mount_hierarchy(
@@ -531,8 +531,12 @@ fn mount_hierarchy(
             made => return Ok(made?),
         }
     }
-    let Some(source) = cgroup_dirs.iter().find(|d| d.starts_with(&h.mountpoint)) else {
-        return Ok(());
+    // The container's directory; where pier made none (the rootless cgroup manager skipped
+    // a hierarchy it may not write), the init is still in pier's own cgroup there: bind that,
+    // as runc binds the init's current cgroup of every hierarchy.
+    let source = match cgroup_dirs.iter().find(|d| d.starts_with(&h.mountpoint)) {
+        Some(dir) => dir.clone(),
+        None => h.mountpoint.join(h.own_path.trim_start_matches('/')),
     };
     mount(
         source.as_path(),

@@ -24,6 +24,10 @@ pub fn join(plan: &Plan) -> Result<()> {
         let path = ns.path.as_ref().expect("filtered on path");
         let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .with_context(|| format!("open namespace {}", path.display()))?;
+        if ns.kind == NamespaceKind::User && is_own_user_namespace(&fd) {
+            // pier cloned the init inside it (spawn's joined user namespace helper).
+            continue;
+        }
         match move_into_link_name_space(fd.as_fd(), Some(link_type(ns.kind))) {
             Err(rustix::io::Errno::INVAL) => bail!(
                 "join {:?} namespace {}: not a {} namespace (setns: EINVAL)",
@@ -37,6 +41,13 @@ pub fn join(plan: &Plan) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `fd` is the user namespace this process is in (same nsfs inode and device).
+fn is_own_user_namespace(fd: &std::os::fd::OwnedFd) -> bool {
+    let own = rustix::fs::stat("/proc/self/ns/user");
+    let other = rustix::fs::fstat(fd);
+    matches!((own, other), (Ok(a), Ok(b)) if a.st_ino == b.st_ino && a.st_dev == b.st_dev)
 }
 
 /// In a user namespace (new or joined), become its root: gid 0, no supplementary groups

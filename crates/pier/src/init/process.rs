@@ -101,6 +101,17 @@ pub fn enter_cwd(process: &Process) -> Result<()> {
     Ok(())
 }
 
+/// `process.env` with `extra_env` (NOTIFY_SOCKET, LISTEN_*) replacing same-named variables.
+pub fn environment(process: &Process, extra_env: &[String]) -> Vec<String> {
+    let mut env: Vec<String> = process.env.clone();
+    for e in extra_env {
+        let key = e.split('=').next().unwrap_or_default();
+        env.retain(|old| old.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    env
+}
+
 /// Find the executable as runc does (Go's `exec.LookPath`), in the container's PATH (none:
 /// nothing is found, unlike `execvp(3)`'s default), as the container user,
 /// and build argv and envp. `HOME` is set from /etc/passwd (or `/`) when the config has none.
@@ -109,12 +120,7 @@ pub fn enter_cwd(process: &Process) -> Result<()> {
 /// runc's wording, which engines classify: `exec: "x": executable file not found in $PATH`,
 /// or `exec: "/x": stat /x: no such file or directory` / `permission denied`.
 pub fn resolve(process: &Process, extra_env: &[String]) -> Result<Exec> {
-    let mut env: Vec<String> = process.env.clone();
-    for e in extra_env {
-        let key = e.split('=').next().unwrap_or_default();
-        env.retain(|old| old.split('=').next() != Some(key));
-        env.push(e.clone());
-    }
+    let mut env = environment(process, extra_env);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(process.uid)));
     }
@@ -201,17 +207,37 @@ fn read_passwd() -> Option<String> {
     Some(text)
 }
 
-/// Block until `start` opens the exec fifo, then hand it one byte. The fifo is reopened for
-/// writing from the `O_PATH` fd `fifo` that create opened, through the init's own procfs
-/// (never the host's /proc, never the container's, which config.json controls), and checked
-/// to be the same inode.
-pub fn wait_for_start(procfs: &super::procfs::ProcFs, fifo: OwnedFd) -> Result<()> {
-    let writer = procfs
-        .reopen(&fifo, OFlags::WRONLY)
-        .context("open the exec fifo")?;
+/// Block until `start` opens the exec fifo, run `before_exec` (the startContainer hooks),
+/// then hand `start` its answer: the byte `0` (`Ok(None)`), or `!` and the error of
+/// `before_exec` (`Ok(Some(error))`: `start` reports it, the init only exits). The fifo is reopened for writing from the `O_PATH` fd `fifo` that
+/// create opened, through `fd_dir`, the init's `self/fd` in its own procfs (never the host's
+/// /proc, never the container's, which config.json controls; opened before the seccomp
+/// profile was loaded), and checked to be the same inode.
+///
+/// # Errors
+/// The fifo cannot be opened or written.
+pub fn wait_for_start(
+    fd_dir: BorrowedFd<'_>,
+    fifo: OwnedFd,
+    before_exec: impl FnOnce() -> Result<()>,
+) -> Result<Option<anyhow::Error>> {
+    let writer =
+        super::procfs::reopen(fd_dir, &fifo, OFlags::WRONLY).context("open the exec fifo")?;
     drop(fifo);
-    rustix::io::write(&writer, b"0").context("write the exec fifo")?;
-    Ok(())
+    let Err(e) = before_exec() else {
+        rustix::io::write(&writer, b"0").context("write the exec fifo")?;
+        return Ok(None);
+    };
+    let message = format!("!{e:#}");
+    let mut left = message.as_bytes();
+    while !left.is_empty() {
+        match rustix::io::write(&writer, left) {
+            Ok(n) => left = &left[n..],
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break, // start is gone: nobody to tell
+        }
+    }
+    Ok(Some(e))
 }
 
 /// The signals this process ignores, `SigIgn:` of /proc/self/status (`proc_pid_status(5)`),

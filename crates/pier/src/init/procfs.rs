@@ -11,7 +11,7 @@
 //! The instance is of the caller's pid namespace (the container's, once cloned into it); its
 //! `/proc/sys` shows the caller's network and UTS namespaces, as the container's own /proc would.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
@@ -125,26 +125,31 @@ impl ProcFs {
         rustix::io::write(&fd, value.as_bytes()).with_context(|| format!("write /proc/{path}"))?;
         Ok(())
     }
+}
 
-    /// Reopen the `O_PATH` fd `fd` of this process with `flags` through `self/fd/N`
-    /// (following that one magic link is the point), and check that the result is the same
-    /// inode.
-    ///
-    /// # Errors
-    /// The reopen fails or lands on another file.
-    pub fn reopen(&self, fd: &impl AsFd, flags: OFlags) -> Result<OwnedFd> {
-        use std::os::fd::AsRawFd;
-        let dir = self.open("self/fd", OFlags::PATH | OFlags::DIRECTORY)?;
-        let name = fd.as_fd().as_raw_fd().to_string();
-        let reopened =
-            rustix::fs::openat(&dir, name.as_str(), flags | OFlags::CLOEXEC, Mode::empty())
-                .with_context(|| format!("reopen fd {name}"))?;
-        let (a, b) = (rustix::fs::fstat(fd)?, rustix::fs::fstat(&reopened)?);
-        if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
-            bail!("reopening fd {name} through procfs gave another file");
-        }
-        Ok(reopened)
+/// Reopen the `O_PATH` fd `fd` of this process with `flags` through `fd_dir`, this process's
+/// `self/fd` directory opened beforehand with [`ProcFs::open`] (following that one magic link
+/// is the point; a plain `openat(2)`, so it works after a seccomp profile that denies
+/// `openat2(2)` is loaded: runtime-tools' default one does), and check that the result is the
+/// same inode.
+///
+/// # Errors
+/// The reopen fails or lands on another file.
+pub fn reopen(fd_dir: BorrowedFd<'_>, fd: &impl AsFd, flags: OFlags) -> Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let name = fd.as_fd().as_raw_fd().to_string();
+    let reopened = rustix::fs::openat(
+        fd_dir,
+        name.as_str(),
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("reopen fd {name}"))?;
+    let (a, b) = (rustix::fs::fstat(fd)?, rustix::fs::fstat(&reopened)?);
+    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+        bail!("reopening fd {name} through procfs gave another file");
     }
+    Ok(reopened)
 }
 
 fn check_on_procfs(fd: &impl AsFd, what: &str) -> Result<()> {

@@ -22,14 +22,19 @@ use crate::spec::{Device, DeviceKind, NamespaceKind, Plan};
 /// is shared (pivot_root(2) refuses a shared parent, and the next bind must not propagate
 /// out), and bind the rootfs onto itself, private, so it is a mount point for pivot_root.
 /// Returns an `O_PATH` fd of the rootfs mount.
+///
+/// Without a mount namespace of its own the container's mounts are pier's: none of this is
+/// done to the host's mounts; `create` has bound the rootfs already (`container::rootfs_bind`).
 pub fn prepare(plan: &Plan) -> Result<OwnedFd> {
-    mount_change("/", propagation_flags(plan.rootfs_propagation))
-        .context("set the propagation of / (linux.rootfsPropagation, default rslave)")?;
-    make_parent_private(&plan.rootfs)?;
-    mount_bind_recursive(&plan.rootfs, &plan.rootfs)
-        .with_context(|| format!("bind the rootfs {} onto itself", plan.rootfs.display()))?;
-    mount_change(&plan.rootfs, MountPropagationFlags::PRIVATE)
-        .context("make the rootfs private")?;
+    if own_mount_namespace(plan) {
+        mount_change("/", propagation_flags(plan.rootfs_propagation))
+            .context("set the propagation of / (linux.rootfsPropagation, default rslave)")?;
+        make_parent_private(&plan.rootfs)?;
+        mount_bind_recursive(&plan.rootfs, &plan.rootfs)
+            .with_context(|| format!("bind the rootfs {} onto itself", plan.rootfs.display()))?;
+        mount_change(&plan.rootfs, MountPropagationFlags::PRIVATE)
+            .context("make the rootfs private")?;
+    }
     let fd = rustix::fs::open(
         &plan.rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -37,6 +42,11 @@ pub fn prepare(plan: &Plan) -> Result<OwnedFd> {
     )
     .with_context(|| format!("open rootfs {}", plan.rootfs.display()))?;
     Ok(fd)
+}
+
+/// Whether the container has a mount namespace (made or joined) rather than pier's.
+pub fn own_mount_namespace(plan: &Plan) -> bool {
+    plan.has_namespace(NamespaceKind::Mount)
 }
 
 /// runc's `rootfsParentMountPrivate`: the mount the rootfs directory is on (found by its
@@ -103,7 +113,7 @@ fn unescape_octal(s: &str) -> String {
 /// In a user namespace, where mknod is refused, bind-mount the host's node at the same path
 /// instead (its owner and mode are the host's), as runc does.
 pub fn create_devices(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
-    let bind = plan.has_namespace(NamespaceKind::User);
+    let bind = crate::rootless::userns_rules(plan);
     for d in &plan.devices {
         let made = if bind {
             bind_device(d, root)
@@ -197,6 +207,7 @@ pub fn dev_symlinks(root: BorrowedFd<'_>) -> Result<()> {
 /// `linux.maskedPaths`: a directory gets an empty read-only tmpfs, anything else /dev/null.
 /// Paths the container does not have are skipped.
 pub fn mask_paths(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
+    let mut null = None;
     for path in &plan.masked_paths {
         let Ok(target) = open_in_root(root, path) else {
             continue;
@@ -206,11 +217,40 @@ pub fn mask_paths(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
         let result = if is_dir {
             mount("tmpfs", fd_path(&target), "tmpfs", MountFlags::RDONLY, None)
         } else {
-            mount("/dev/null", fd_path(&target), "", MountFlags::BIND, None)
+            let null = match &null {
+                Some(fd) => fd,
+                None => null.insert(open_null_device().with_context(|| format!("mask {path}"))?),
+            };
+            mount(fd_path(null), fd_path(&target), "", MountFlags::BIND, None)
         };
         result.with_context(|| format!("mask {path}"))?;
     }
     Ok(())
+}
+
+/// pier's `/dev/null` (never the image's: this runs before the root switch), opened `O_PATH`
+/// without following a symlink and checked to be the null device, char 1:3, before anything
+/// is bound from it: a masked path must never become a bind of some other file (the
+/// CVE-2025-31133 class, where the runtime's /dev/null was replaced by a symlink to
+/// /proc/sys/kernel/core_pattern or a regular file), as runc 1.2.8 checks.
+///
+/// # Errors
+/// It cannot be opened, or it is not char 1:3.
+fn open_null_device() -> Result<OwnedFd> {
+    let fd = rustix::fs::open(
+        "/dev/null",
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open /dev/null")?;
+    let st = rustix::fs::fstat(&fd).context("fstat /dev/null")?;
+    let is_char =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice;
+    let rdev = st.st_rdev as rustix::fs::Dev;
+    if !is_char || (rustix::fs::major(rdev), rustix::fs::minor(rdev)) != (1, 3) {
+        anyhow::bail!("/dev/null is not the null device (char 1:3)");
+    }
+    Ok(fd)
 }
 
 /// `linux.readonlyPaths`: bind each onto itself and remount it read-only, keeping the
@@ -270,10 +310,17 @@ pub fn ensure_cwd(plan: &Plan, root: BorrowedFd<'_>) -> Result<()> {
 
 /// Switch the root: `pivot_root(".", ".")` stacks the old root on top of the new one; from
 /// a cwd in the old root (an fd opened before), make it rslave and detach it. Or `MS_MOVE` +
-/// `chroot` with `--no-pivot`.
+/// `chroot` with `--no-pivot`. In pier's own mount namespace (`own_mount_namespace` false)
+/// only `chroot`: the host's root is neither pivoted nor covered (runc and crun do the same).
 /// `rootfs` is the rootfs mount's fd from [`prepare`] (a user namespace's root may not reach
 /// its path).
-pub fn switch_root(rootfs: OwnedFd, no_pivot: bool) -> Result<()> {
+pub fn switch_root(rootfs: OwnedFd, no_pivot: bool, own_mount_namespace: bool) -> Result<()> {
+    if !own_mount_namespace {
+        rustix::process::fchdir(&rootfs).context("chdir to the rootfs")?;
+        drop(rootfs);
+        rustix::process::chroot(".").context("chroot")?;
+        return rustix::process::chdir("/").context("chdir /");
+    }
     let old_root = rustix::fs::open(
         "/",
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
@@ -310,6 +357,11 @@ pub fn finish(plan: &Plan, readonly_later: Vec<super::mounts::ReadonlyLater>) ->
         let root = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
         let kept = kept_flags(&root);
         remount_bind(&root, MountFlags::RDONLY | kept).context("remount / read-only")?;
+    }
+    if !own_mount_namespace(plan) {
+        // `/` is the rootfs bind in pier's namespace: it keeps the propagation it was given,
+        // so that its detach at delete reaches wherever it was propagated.
+        return Ok(());
     }
     // `/` itself only: the mounts below keep the propagation their options asked for.
     let mut root_only = plan.rootfs_propagation;

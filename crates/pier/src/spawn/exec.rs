@@ -1,20 +1,21 @@
 //! `pier exec`'s process: one `clone3` into the init's pid namespace, placed in the
 //! container's cgroups, which then joins the init's other namespaces itself and `execve`s
-//! (the exec sequence of [`crate::channel`]).
+//! (the exec sequence of [`crate::channel`]). An unprivileged pier clones it from a helper
+//! that has joined the init's user namespace first.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{Mode, OFlags};
 use rustix::process::DumpableBehavior;
-use rustix::thread::{LinkNameSpaceType, ThreadNameSpaceType};
+use rustix::thread::ThreadNameSpaceType;
 
 use super::Spawned;
 use crate::cgroups::Cgroup;
-use crate::channel::{self, ParentEnd, ToChild, ToParent};
+use crate::channel;
 use crate::init::ExecContext;
-use crate::spec::Process;
-use crate::sys::Forked;
+use crate::spec::{NamespaceKind, Process};
+use crate::undo::Undo;
 
 /// The init's namespaces that `setns(pidfd, …)` joins, with their `/proc/<pid>/ns` names.
 const JOINED: [(&str, ThreadNameSpaceType); 6] = [
@@ -32,7 +33,8 @@ const JOINED: [(&str, ThreadNameSpaceType); 6] = [
 ///
 /// # Errors
 /// clone3 or cgroup placement fails, or the process reports an error (runc's wording for a
-/// missing executable or cwd) or dies. It is killed and reaped before returning an error.
+/// missing executable or cwd) or dies. It is killed and reaped before returning an error,
+/// and when the returned guard is dropped without [`Undo::keep`].
 pub fn spawn_exec(
     process: &Process,
     seccomp: Option<&crate::spec::Seccomp>,
@@ -40,29 +42,83 @@ pub fn spawn_exec(
     init_pidfd: BorrowedFd<'_>,
     cgroup: &Cgroup,
     keep_fds: u32,
-) -> Result<Spawned> {
+) -> Result<Undo<Spawned>> {
+    let mut namespaces = namespaces_to_join(init_pid)?;
+    // Unprivileged, pier may not enter the pid namespace of a user namespace it is not in
+    // (setns(2) also wants CAP_SYS_ADMIN in the caller's own): a helper joins the init's user
+    // namespace first, as runc's nsexec does before the others, and clones from there.
+    let via_userns =
+        namespaces.contains(ThreadNameSpaceType::USER) && crate::rootless::unprivileged();
+    if via_userns {
+        namespaces.remove(ThreadNameSpaceType::USER);
+    }
+    // In pier's own mount namespace there is no namespace to join for the container's files:
+    // its root is the init's chroot (runc's exec would stay on the host's root).
+    let root = if namespaces.contains(ThreadNameSpaceType::MOUNT) {
+        None
+    } else {
+        Some(init_root(init_pid, init_pidfd)?)
+    };
     let ctx = ExecContext {
         process,
         seccomp,
-        init_pidfd,
-        namespaces: namespaces_to_join(init_pid)?,
+        init_pidfd: Some(
+            init_pidfd
+                .try_clone_to_owned()
+                .context("dup the init pidfd")?,
+        ),
+        namespaces,
+        root,
         keep_fds,
     };
     let (parent, child) = channel::pair().context("socketpair")?;
     rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)
         .context("PR_SET_DUMPABLE")?;
-    let clone = || crate::sys::clone3(0, None).context("clone3");
-    let forked = with_namespaces_for_children(init_pid, init_pidfd, clone)?;
-    match forked {
-        Forked::Child => {
-            drop(parent);
-            crate::init::run_exec(&ctx, child)
+    // The child keeps its channel end and its copy of the init pidfd, not the parent's end;
+    // the closure owns both, so the parent's copies close when it returns.
+    let keep = ctx.fds_to_keep(&child);
+    let body = move || crate::init::run_exec(ctx, child);
+    let exec = if via_userns {
+        let mut flags = ThreadNameSpaceType::USER | ThreadNameSpaceType::PROCESS_ID;
+        if differs(init_pid, "time")? {
+            flags |= ThreadNameSpaceType::TIME;
         }
-        Forked::Parent { pid, pidfd } => {
-            drop(child);
-            super::after_clone(pid, pidfd, |spawned| handshake(spawned, cgroup, &parent))
-        }
+        let enter = || {
+            rustix::thread::move_into_thread_name_spaces(init_pidfd, flags)
+                .context("join the container's user and pid namespaces")
+        };
+        super::clone_from_helper(enter, &[init_pidfd.as_raw_fd()], 0, None, &keep, body)?
+    } else {
+        let clone = || crate::sys::clone_child(0, None, &keep, body).context("clone3");
+        with_namespaces_for_children(init_pid, init_pidfd, clone)?
+    };
+    super::after_clone(exec, |spawned| {
+        super::handshake(spawned, super::Setup::Exec, cgroup, &parent)
+    })
+}
+
+/// An `O_PATH` fd of the init's root directory (`/proc/<pid>/root`), checked to be the
+/// init's: its pidfd still refers to a live process after the open, so the pid was not reused.
+fn init_root(init_pid: i32, init_pidfd: BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd> {
+    let root = rustix::fs::open(
+        format!("/proc/{init_pid}/root"),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open the container init's root")?;
+    // A pidfd is readable once its process has exited (pidfd_open(2)).
+    let mut fds = [rustix::event::PollFd::new(
+        &init_pidfd,
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    if rustix::event::poll(&mut fds, Some(&zero)).context("poll the init's pidfd")? != 0 {
+        bail!("the container init exited");
     }
+    Ok(root)
 }
 
 /// The namespaces of the init that are not pier's own (same inode = nothing to join).
@@ -85,79 +141,29 @@ fn differs(init_pid: i32, name: &str) -> Result<bool> {
     Ok((theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino))
 }
 
-/// Enter the init's pid (and, if it has its own, time) namespace for children
-/// (`setns(pidfd, CLONE_NEWPID|CLONE_NEWTIME)` changes only `pid_for_children` and
-/// `time_for_children`), run `clone`, and (in the parent) return to our own.
+/// Enter the init's pid (and, if it has its own, time) namespace for children through its
+/// pidfd (`setns(pidfd, CLONE_NEWPID|CLONE_NEWTIME)` changes only `pid_for_children` and
+/// `time_for_children`) for `clone` ([`super::for_children`]).
 fn with_namespaces_for_children(
     init_pid: i32,
     init_pidfd: BorrowedFd<'_>,
-    clone: impl FnOnce() -> Result<Forked>,
-) -> Result<Forked> {
-    let mut joined = vec![(
-        "pid_for_children",
-        ThreadNameSpaceType::PROCESS_ID,
-        LinkNameSpaceType::ProcessID,
-    )];
+    clone: impl FnOnce() -> Result<crate::sys::Child>,
+) -> Result<crate::sys::Child> {
+    let mut kinds = vec![NamespaceKind::Pid];
     if differs(init_pid, "time")? {
-        joined.push((
-            "time_for_children",
-            ThreadNameSpaceType::TIME,
-            LinkNameSpaceType::Time,
-        ));
+        kinds.push(NamespaceKind::Time);
     }
-    let mut own = Vec::new();
-    for (name, _, kind) in &joined {
-        let path = format!("/proc/self/ns/{name}");
-        let fd = rustix::fs::open(
-            path.as_str(),
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .with_context(|| format!("open {path}"))?;
-        own.push((fd, *kind));
-    }
-    let flags = joined
+    let flags = kinds
         .iter()
-        .fold(ThreadNameSpaceType::empty(), |acc, (_, flag, _)| {
-            acc | *flag
+        .fold(ThreadNameSpaceType::empty(), |acc, kind| {
+            acc | match kind {
+                NamespaceKind::Time => ThreadNameSpaceType::TIME,
+                _ => ThreadNameSpaceType::PROCESS_ID,
+            }
         });
-    let result = rustix::thread::move_into_thread_name_spaces(init_pidfd, flags)
-        .context("join the container's pid namespace")
-        .and_then(|()| clone());
-    // Only pier goes back: the child must keep them (a restored time_for_children would
-    // take effect at its execve).
-    if !matches!(result, Ok(Forked::Child)) {
-        for (fd, kind) in own {
-            let _ = rustix::thread::move_into_link_name_space(fd.as_fd(), Some(kind));
-        }
-    }
-    result
-}
-
-/// Steps 2 to 4 of the exec sequence, on the parent side.
-fn handshake(spawned: &mut Spawned, cgroup: &Cgroup, channel: &ParentEnd) -> Result<()> {
-    cgroup
-        .add_process(spawned.pid)
-        .context("join the container's cgroup")?;
-    channel
-        .send(&ToChild::Go)
-        .context("release the exec'd process")?;
-    let mut ready = false;
-    loop {
-        match channel
-            .recv_with_fd()
-            .context("read from the exec'd process")?
-        {
-            Some((ToParent::Ready, _)) => ready = true,
-            Some((ToParent::Console(name), Some(master))) => spawned.console = Some((name, master)),
-            Some((ToParent::Console(_), None)) => bail!("the exec'd process sent no pty master"),
-            Some((ToParent::Error(chain), _)) => bail!("{chain}"),
-            Some((ToParent::Committed, _)) => bail!("unexpected Committed from the exec'd process"),
-            None if ready => return Ok(()),
-            None => bail!(
-                "the exec'd process exited during setup ({})",
-                super::exit_status(spawned)
-            ),
-        }
-    }
+    let enter = || {
+        rustix::thread::move_into_thread_name_spaces(init_pidfd, flags)
+            .context("join the container's pid namespace")
+    };
+    super::for_children(&kinds, enter, clone)
 }

@@ -4,11 +4,10 @@
 use serde_json::{json, Value};
 
 /// runc's default spec (runc `libcontainer/specconv/example.go`), with our hostname.
-/// `rootless` drops the network namespace, adds a user namespace mapped to the caller,
-/// and binds /sys instead of mounting sysfs, as `runc spec --rootless` does.
+/// `rootless` is `runc spec --rootless` (`make_rootless`).
 pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> Value {
     let mut spec = json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": super::SPEC_VERSION,
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},
@@ -56,31 +55,36 @@ pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> Value {
     spec
 }
 
+/// runc's `ToRootless`: no network namespace, a user namespace mapping the caller's uid and
+/// gid to 0, `/sys` bound (rbind) instead of mounted, no `uid=`/`gid=` mount options (ids
+/// the namespace does not map), no `linux.resources`.
 fn make_rootless(spec: &mut Value, uid: u32, gid: u32) {
-    let linux = &mut spec["linux"];
-    linux["resources"] = json!({});
-    linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
-    linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    let linux = spec["linux"].as_object_mut().expect("linux is an object");
+    linux.remove("resources");
+    linux.insert(
+        "uidMappings".into(),
+        json!([{"containerID": 0, "hostID": uid, "size": 1}]),
+    );
+    linux.insert(
+        "gidMappings".into(),
+        json!([{"containerID": 0, "hostID": gid, "size": 1}]),
+    );
     let namespaces = linux["namespaces"]
         .as_array_mut()
         .expect("namespaces is an array");
-    namespaces.retain(|ns| ns["type"] != "network");
+    namespaces.retain(|ns| ns["type"] != "network" && ns["type"] != "user");
     namespaces.push(json!({"type": "user"}));
     let mounts = spec["mounts"].as_array_mut().expect("mounts is an array");
-    mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
     for m in mounts.iter_mut() {
         if m["destination"] == "/sys" {
             *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
                         "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
         }
-        if m["destination"] == "/dev/pts" {
-            if let Some(opts) = m["options"].as_array_mut() {
-                opts.retain(|o| o != "gid=5");
-            }
-        }
-        if m["destination"] == "/dev/mqueue" {
-            *m = json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue",
-                        "options": ["rbind", "nosuid", "noexec", "nodev"]});
+        if let Some(opts) = m["options"].as_array_mut() {
+            opts.retain(|o| {
+                let o = o.as_str().unwrap_or_default();
+                !o.starts_with("uid=") && !o.starts_with("gid=")
+            });
         }
     }
 }

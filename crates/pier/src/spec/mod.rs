@@ -8,6 +8,7 @@ pub mod default;
 mod mounts;
 pub mod plan;
 mod process;
+mod rootless;
 mod seccomp;
 mod userns;
 
@@ -17,12 +18,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
-pub use mounts::{attr as mount_attr, parse_propagation, MOUNT_OPTIONS};
+pub use mounts::{parse_propagation, MOUNT_OPTIONS};
+
+/// The runtime-spec version pier implements: the `ociVersion` of the state it reports
+/// (runtime.md "State": the version "with which the state complies", not config.json's; runc
+/// reports its own too), of `spec`'s config.json and `features`' `ociVersionMax`.
+pub const SPEC_VERSION: &str = "1.2.0";
 pub use plan::*;
 pub use process::parse_process;
-pub use seccomp::{
-    Seccomp, SeccompAction, SeccompArg, SeccompFlags, SeccompOp, SyscallRule, DEFAULT_ERRNO,
-};
+pub use rootless::check_rootless;
+pub use seccomp::{Seccomp, SeccompAction, SeccompArg, SeccompOp, SyscallRule};
 
 /// Read `<bundle>/config.json` and build its Plan. `bundle` should be absolute.
 ///
@@ -115,18 +120,17 @@ pub fn plan_from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
     userns::check(&plan)?;
     let mut plan = plan;
     userns::resolve_idmapped_mounts(&mut plan)?;
-    if plan.hooks != Hooks::default() {
-        bail!("config.json: hooks is not supported by pier yet; refusing to run without it");
-    }
     Ok(plan)
 }
 
-/// What only makes sense in the container's own namespaces: mounts need a mount namespace
-/// (else they would land on the host), and each sysctl needs the namespace it belongs to
-/// (runc's validator; namespaced sysctls are listed in sysctl(8) and the kernel sources).
+/// What only makes sense in the container's own namespaces (runc's validator): masked and
+/// read-only paths need a mount namespace (without one the container shares pier's, see
+/// docs/mounts.md "No mount namespace"), and each sysctl needs the namespace it belongs to
+/// (namespaced sysctls are listed in sysctl(8) and the kernel sources).
 fn check_namespaces_cover(plan: &Plan) -> Result<()> {
-    if !plan.has_namespace(NamespaceKind::Mount) {
-        bail!("config.json: a mount namespace is required (linux.namespaces has no \"mount\")");
+    let restricts_paths = !(plan.masked_paths.is_empty() && plan.readonly_paths.is_empty());
+    if restricts_paths && !plan.has_namespace(NamespaceKind::Mount) {
+        bail!("config.json: unable to restrict sys entries without a private MNT namespace (linux.maskedPaths / linux.readonlyPaths need \"mount\" in linux.namespaces)");
     }
     for key in plan.sysctl.keys() {
         let needs = sysctl_namespace(key).with_context(|| {

@@ -69,8 +69,10 @@ pub struct Hook {
     pub timeout_secs: Option<u32>,
 }
 
-/// `hooks`: the six lists, each run in its listed order.
+/// `hooks`: the six lists, each run in its listed order (recorded in state.json under the
+/// config.json names).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct Hooks {
     /// `prestart` (deprecated; Docker still sends it): create, runtime namespace.
     pub prestart: Vec<Hook>,

@@ -175,10 +175,16 @@ fn rootfs_propagation_is_parsed() {
 }
 
 #[test]
-fn a_mount_namespace_is_required() {
+fn without_a_mount_namespace_masked_and_readonly_paths_are_refused() {
     let mut c = minimal();
     c["linux"]["namespaces"] = json!([{"type": "pid"}]);
-    assert!(format!("{:#}", plan(c).unwrap_err()).contains("mount namespace"));
+    assert!(plan(c.clone()).is_ok());
+    c["linux"]["maskedPaths"] = json!(["/proc/kcore"]);
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("without a private MNT namespace"));
+    let mut c = minimal();
+    c["linux"]["namespaces"] = json!([{"type": "pid"}]);
+    c["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
+    assert!(format!("{:#}", plan(c).unwrap_err()).contains("without a private MNT namespace"));
 }
 
 #[test]
@@ -197,18 +203,11 @@ fn sysctls_need_their_namespace() {
 
 #[test]
 fn settings_pier_cannot_apply_are_refused() {
-    let cases = [
-        (
-            "/hooks",
-            json!({"prestart": [{"path": "/bin/true"}]}),
-            "hooks",
-        ),
-        (
-            "/process/scheduler",
-            json!({"policy": "SCHED_OTHER"}),
-            "scheduler",
-        ),
-    ];
+    let cases = [(
+        "/process/scheduler",
+        json!({"policy": "SCHED_OTHER"}),
+        "scheduler",
+    )];
     for (pointer, value, needle) in cases {
         let mut c = minimal();
         let (parent, key) = pointer.rsplit_once('/').unwrap();
@@ -224,9 +223,28 @@ fn settings_pier_cannot_apply_are_refused() {
             "{pointer}: {err}"
         );
     }
+}
+
+#[test]
+fn hooks_are_carried_into_the_plan_in_order() {
     let mut c = minimal();
-    c["hooks"] = json!({"prestart": []});
-    assert!(plan(c).is_ok(), "empty hook lists are fine");
+    c["hooks"] = json!({
+        "prestart": [{"path": "/bin/a"}, {"path": "/bin/b", "args": ["b", "x"], "env": ["K=v"], "timeout": 5}],
+        "poststop": [{"path": "/bin/c"}],
+        "createRuntime": []
+    });
+    let hooks = plan(c).unwrap().hooks;
+    let paths: Vec<_> = hooks.prestart.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(paths, ["/bin/a", "/bin/b"]);
+    assert_eq!(hooks.prestart[1].args, ["b", "x"]);
+    assert_eq!(
+        hooks.prestart[1].env.as_deref(),
+        Some(&["K=v".to_string()][..])
+    );
+    assert_eq!(hooks.prestart[1].timeout_secs, Some(5));
+    assert_eq!(hooks.prestart[0].env, None, "no env key: inherit");
+    assert_eq!(hooks.poststop.len(), 1);
+    assert!(hooks.create_runtime.is_empty() && hooks.in_create());
 }
 
 #[test]

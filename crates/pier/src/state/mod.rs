@@ -19,12 +19,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ContainerError;
+use crate::spec::SPEC_VERSION;
 
 /// Name of the exec fifo inside the container directory.
 pub const EXEC_FIFO: &str = "exec.fifo";
 
 /// Where create records the cgroup it is about to make (before state.json exists).
 const CGROUP_RECORD: &str = "cgroup.json";
+const ROOTFS_BIND_RECORD: &str = "rootfs-bind.json";
+
+/// The rootfs bind mount `create` makes in pier's own mount namespace for a container that has
+/// none of its own (`container::rootfs_bind`): enough for `delete` to detach it, and only it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootfsBind {
+    /// `root.path`, absolute.
+    pub rootfs: PathBuf,
+    /// The mount id (`statx(2)` STATX_MNT_ID) at `rootfs` before the bind.
+    pub below: u64,
+    /// The bind's own mount id, once it is made.
+    pub ours: Option<u64>,
+}
 
 /// The OCI states (runtime-spec "State"), plus runc's `paused`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +85,11 @@ pub struct State {
     pub cgroup: crate::cgroups::CgroupState,
     /// Whether the init runs in its own pid namespace (kill --all semantics).
     pub own_pid_namespace: bool,
+    /// config.json's `hooks`, for the points after create (poststart in start, poststop in
+    /// delete), as runc keeps them in its state.json. Absent in a state.json written before
+    /// hooks were supported: none.
+    #[serde(default)]
+    pub hooks: crate::spec::Hooks,
 }
 
 /// Check a container id: `^[A-Za-z0-9][A-Za-z0-9_.+-]*$`, at most 255 bytes, never `..`.
@@ -228,6 +247,28 @@ impl ContainerDir {
         }
     }
 
+    /// Record the rootfs bind of a container without a mount namespace (`rootfs-bind.json`,
+    /// written like state.json): before the bind, then with its mount id.
+    pub fn write_rootfs_bind_record(&self, bind: &RootfsBind) -> Result<()> {
+        let tmp = self.path.join(".rootfs-bind.json.tmp");
+        fs::write(&tmp, serde_json::to_vec(bind)?)
+            .with_context(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, self.path.join(ROOTFS_BIND_RECORD)).context("rename rootfs-bind.json")?;
+        Ok(())
+    }
+
+    /// What [`ContainerDir::write_rootfs_bind_record`] wrote; `None` for a container with its
+    /// own mount namespace.
+    pub fn read_rootfs_bind_record(&self) -> Result<Option<RootfsBind>> {
+        match fs::read(self.path.join(ROOTFS_BIND_RECORD)) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).context("parse rootfs-bind.json")?,
+            )),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).context("read rootfs-bind.json"),
+        }
+    }
+
     /// Read `state.json`; `None` when the container is still being created.
     pub fn read_state(&self) -> Result<Option<State>> {
         match fs::read(self.path.join("state.json")) {
@@ -346,11 +387,11 @@ pub fn status(dir: &ContainerDir, state: Option<&State>) -> Status {
 /// container has stopped, as runc reports it.
 pub fn oci_json(id: &str, status: Status, saved: Option<&State>) -> Value {
     let Some(s) = saved else {
-        return json!({"ociVersion": "1.2.0", "id": id, "pid": 0, "status": status.as_str(), "bundle": "", "rootfs": "", "created": "", "owner": ""});
+        return json!({"ociVersion": SPEC_VERSION, "id": id, "pid": 0, "status": status.as_str(), "bundle": "", "rootfs": "", "created": "", "owner": ""});
     };
     let pid = if status == Status::Stopped { 0 } else { s.pid };
     let mut v = json!({
-        "ociVersion": s.oci_version,
+        "ociVersion": SPEC_VERSION,
         "id": s.id,
         "pid": pid,
         "status": status.as_str(),

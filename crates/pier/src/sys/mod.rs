@@ -2,129 +2,32 @@
 //!
 //! Each function is named after its system call and documents it against the man page, in
 //! rustix's style. Everything else in the crate goes through rustix's safe API.
+//!
+//! The rule for `unsafe` (the crate root has `#![deny(unsafe_code)]`; only this module
+//! allows it): every `unsafe` block has a `// SAFETY:` line, and no function exported from
+//! here has a precondition its caller could break. An operation that has one (forking while
+//! other threads hold locks, closing an fd a value still owns) is a private `unsafe fn`
+//! behind a safe wrapper that discharges it: [`clone_child`] checks the process is
+//! single-threaded and closes the fds not kept inside the child it never returns from,
+//! [`fork_exec`] runs only allocation-free code in its child, [`dup_onto_stdio`] replaces
+//! only the standard streams.
+//!
+//! One file here is not part of this module: `entry.rs`, the binary's C `main` (the binary
+//! is `#![no_main]`), which `src/main.rs` includes by path so that the library and its test
+//! binaries do not define `main`.
 #![allow(unsafe_code)]
 
 pub mod bpf;
+mod process;
+
+pub use process::{
+    clone_child, dup_onto_stdio, exec_error, fork_exec, fork_helper, kill_and_reap, Child,
+    ExecImage,
+};
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-
-/// Namespace and process flags for [`clone3`], as in `<linux/sched.h>`.
-pub use libc::{
-    CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
-    CLONE_NEWUSER, CLONE_NEWUTS,
-};
-
-/// `CLONE_PIDFD`: return a pidfd for the child (Linux 5.2).
-const CLONE_PIDFD: u64 = 0x1000;
-/// `CLONE_INTO_CGROUP`: start the child in the cgroup v2 directory `cgroup` (Linux 5.7).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// `struct clone_args` of `clone3(2)`, version 2 (with `cgroup`).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-/// What [`clone3`] returned in the calling process.
-pub enum Forked {
-    /// In the parent: the child's pid and a pidfd that refers to it.
-    Parent { pid: i32, pidfd: OwnedFd },
-    /// In the child: a copy of the caller's (single-threaded) address space.
-    Child,
-}
-
-/// `clone3(2)` with `CLONE_PIDFD`, `exit_signal = SIGCHLD`, the given namespace flags
-/// (`CLONE_NEW*`), and `CLONE_INTO_CGROUP` when `cgroup` is a cgroup v2 directory fd.
-///
-/// Like `fork(2)`, the child continues from this call with a copy of the address space; the
-/// caller must be single-threaded (pier never starts threads), so no lock can be held by a
-/// thread that does not exist in the child.
-///
-/// # Errors
-/// The `clone3` errno: `EINVAL` for a bad flag combination, `EPERM` without the privilege a
-/// namespace needs, `ENOSPC`/`EUSERS` at namespace limits, `EBUSY`/`EOPNOTSUPP` for a
-/// `cgroup` fd that cannot take processes.
-pub fn clone3(ns_flags: libc::c_int, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
-    let mut pidfd: RawFd = -1;
-    let mut args = CloneArgs {
-        flags: CLONE_PIDFD | (ns_flags as u32 as u64),
-        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..CloneArgs::default()
-    };
-    if let Some(fd) = cgroup {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd.as_raw_fd() as u64;
-    }
-    // SAFETY: `args` is a valid, fully initialised clone_args of the size passed; no stack is
-    // given, so the child runs on a copy of the caller's stack like fork(2). pier is
-    // single-threaded here, so the child inherits no lock held by another thread.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            std::ptr::addr_of_mut!(args),
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
-        pid => {
-            // SAFETY: on success with CLONE_PIDFD the kernel stored a new, owned pidfd.
-            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok(Forked::Parent {
-                pid: pid as i32,
-                pidfd,
-            })
-        }
-    }
-}
-
-/// A child for `execve`: [`clone3`] without namespaces, or, where a seccomp profile refuses
-/// clone3 (`ENOSYS` or `EPERM`, as Docker's default profile does), `fork(2)` and then
-/// `pidfd_open(2)` on the child (race-free: an unreaped child's pid cannot be reused).
-///
-/// # Errors
-/// The errno of clone3 (other than those two), fork, or pidfd_open (the child is then killed
-/// and reaped).
-pub fn fork_with_pidfd() -> io::Result<Forked> {
-    match clone3(0, None) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {}
-        other => return other,
-    }
-    // SAFETY: pier is single-threaded, so the child inherits no lock held by another thread;
-    // the child only execs or _exits.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
-        pid => {
-            let raw = rustix::process::Pid::from_raw(pid).expect("fork returned a positive pid");
-            match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
-                Ok(pidfd) => Ok(Forked::Parent { pid, pidfd }),
-                Err(e) => {
-                    let _ = rustix::process::kill_process(raw, rustix::process::Signal::KILL);
-                    let _ =
-                        rustix::process::waitpid(Some(raw), rustix::process::WaitOptions::empty());
-                    Err(e.into())
-                }
-            }
-        }
-    }
-}
 
 /// `execve(2)`: replace the process image. Only returns on failure.
 pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
@@ -167,6 +70,30 @@ pub fn execve_arrays(path: &CStr, argv: &CStringArray, envp: &CStringArray) -> i
             path.as_ptr(),
             argv.pointers.as_ptr(),
             envp.pointers.as_ptr(),
+        )
+    };
+    io::Error::last_os_error()
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)` (Linux 3.19, `execveat(2)`): replace the
+/// process image with the file `fd` refers to (an `O_PATH` fd will do), not with a path.
+/// Allocates nothing. Only returns on failure.
+pub fn execveat_empty_path(
+    fd: BorrowedFd<'_>,
+    argv: &CStringArray,
+    envp: &CStringArray,
+) -> io::Error {
+    // SAFETY: the path is an empty NUL-terminated string; both arrays hold pointers into
+    // CStrings they own, which outlive the call, and end with a null pointer, as execveat(2)
+    // requires; `fd` is open for the duration of the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv.pointers.as_ptr(),
+            envp.pointers.as_ptr(),
+            libc::AT_EMPTY_PATH,
         )
     };
     io::Error::last_os_error()
@@ -225,17 +152,6 @@ pub fn cloexec_listed_from(first: u32, fd_dir: BorrowedFd<'_>) -> io::Result<()>
                 return Err(err);
             }
         }
-    }
-    Ok(())
-}
-
-/// `dup3(old, new, 0)`: make fd number `new` a copy of `old` without `O_CLOEXEC`, so it
-/// survives `execve` (LISTEN_FDS and `--preserve-fds` placement). Any fd at `new` is closed.
-pub fn dup3_inheritable(old: BorrowedFd<'_>, new: RawFd) -> io::Result<()> {
-    // SAFETY: dup3 only manipulates the fd table; `old` is a valid open fd. Replacing `new`
-    // is intended: the caller owns the layout of fds 0..=new in this process.
-    if unsafe { libc::dup3(old.as_raw_fd(), new, 0) } == -1 {
-        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -312,7 +228,7 @@ pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
 }
 
 /// `signal(sig, SIG_DFL)` for every catchable signal: the container starts with default
-/// dispositions whatever pier's parent set (e.g. SIGPIPE ignored by Rust's runtime).
+/// dispositions whatever pier's parent set (e.g. SIGPIPE ignored by pier's own start-up, `entry.rs`).
 pub fn reset_signal_dispositions() {
     for sig in 1..libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
@@ -350,32 +266,11 @@ pub fn join_session_keyring(name: &CStr) -> io::Result<()> {
 }
 
 /// `_exit(2)`: end the process at once, without running destructors or atexit handlers
-/// (used by the child of [`clone3`], which must not unwind into the parent's code paths).
+/// (the end of every child of [`clone_child`], which must not unwind into the parent's code
+/// paths).
 pub fn exit_immediately(code: i32) -> ! {
     // SAFETY: _exit never returns and has no preconditions.
     unsafe { libc::_exit(code) }
-}
-
-/// The raw number of an fd we do not own (stdio), for [`clear_cloexec`] and friends.
-pub fn raw(fd: BorrowedFd<'_>) -> RawFd {
-    fd.as_raw_fd()
-}
-
-/// `close(2)` an fd that a value in this process's memory owns, without running its owner's
-/// destructor. Only for the child of [`clone3`]: the owner's copy lives on in the parent,
-/// which closes its own fd; the child must not keep the open file (a lock, a directory).
-pub fn close_inherited(fd: BorrowedFd<'_>) {
-    // SAFETY: the child never uses the owning value again (it execs or _exits), so no one
-    // reads the closed fd number afterwards.
-    unsafe { libc::close(fd.as_raw_fd()) };
-}
-
-/// `close(2)` of an fd number that no value in this process's memory will use again (the
-/// child of [`clone3`] dropping a copied fd it must not keep: an owner's copy lives on in
-/// the parent). Errors (`EBADF`) are ignored.
-pub fn close_raw(fd: RawFd) {
-    // SAFETY: only closes an fd; see the function's contract on owners.
-    unsafe { libc::close(fd) };
 }
 
 /// Whether fd number `fd` is open in this process (`fcntl(fd, F_GETFD)` does not fail with
@@ -383,27 +278,6 @@ pub fn close_raw(fd: RawFd) {
 pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD reads only the fd's flags; a closed fd yields EBADF, no UB.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
-}
-
-/// `close_range(2)` over every fd not in `keep`: the explicit fd list of a detached helper
-/// process. Values in memory that own the closed fds must never be dropped afterwards (the
-/// caller only `_exit`s).
-pub fn close_all_except(keep: &[RawFd]) {
-    let mut keep: Vec<u32> = keep
-        .iter()
-        .filter(|fd| **fd >= 0)
-        .map(|fd| *fd as u32)
-        .collect();
-    keep.sort_unstable();
-    keep.dedup();
-    let mut first = 0u32;
-    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
-        if fd > first {
-            // SAFETY: close_range only closes fds; see the function's contract on owners.
-            unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0u32) };
-        }
-        first = fd.saturating_add(1);
-    }
 }
 
 /// `unshare(CLONE_NEWCGROUP)` (`unshare(2)`, `cgroup_namespaces(7)`).

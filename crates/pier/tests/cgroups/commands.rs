@@ -1,12 +1,14 @@
 //! The cgroup commands on live containers: pause/resume, delete of a paused container, ps,
 //! kill --all.
 
-use crate::harness::{Bundle, Pier};
+use crate::harness::{Bundle, CgroupRun, Runtime};
 
 #[test]
 fn pause_freezes_and_resume_thaws() {
-    let pier = Pier::new();
-    let id = pier.start("pause", &Bundle::new(&["sleep", "1000"], |_| {}));
+    let pier = Runtime::new();
+    // Bound: a dropped bundle kills what still runs in it.
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |_| {});
+    let id = pier.start_new("pause", &bundle);
     pier.ok(&["pause", &id]);
     assert_eq!(pier.state(&id)["status"], "paused");
     let dirs = pier.cgroup_dirs(&id);
@@ -25,17 +27,19 @@ fn pause_freezes_and_resume_thaws() {
     pier.ok(&["resume", &id]);
     assert_eq!(pier.state(&id)["status"], "running");
     let err = pier.run(&["resume", &id]);
-    assert!(String::from_utf8_lossy(&err.stderr).contains("container not paused"));
+    assert!(err.stderr.contains("container not paused"), "{err}");
 }
 
 #[test]
 fn delete_force_removes_a_paused_container_and_its_cgroup() {
-    let pier = Pier::new();
-    let id = pier.start("pause-delete", &Bundle::new(&["sleep", "1000"], |_| {}));
+    let pier = Runtime::new();
+    // Bound: a dropped bundle kills what still runs in it.
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |_| {});
+    let id = pier.start_new("pause-delete", &bundle);
     let dirs = pier.cgroup_dirs(&id);
     pier.ok(&["pause", &id]);
     pier.ok(&["delete", "--force", &id]);
-    assert!(!pier.root.path().join(&id).exists());
+    assert!(!pier.root().join(&id).exists());
     for d in dirs {
         assert!(!d.exists(), "{} is left", d.display());
     }
@@ -43,8 +47,10 @@ fn delete_force_removes_a_paused_container_and_its_cgroup() {
 
 #[test]
 fn ps_lists_the_container_processes() {
-    let pier = Pier::new();
-    let id = pier.start("ps", &Bundle::new(&["sleep", "1000"], |_| {}));
+    let pier = Runtime::new();
+    // Bound: a dropped bundle kills what still runs in it.
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |_| {});
+    let id = pier.start_new("ps", &bundle);
     let pid = pier.state(&id)["pid"].as_i64().unwrap();
     let json: Vec<i64> = serde_json::from_str(&pier.ok(&["ps", "--format", "json", &id])).unwrap();
     assert_eq!(json, [pid]);
@@ -67,8 +73,8 @@ fn ps_lists_the_container_processes() {
 /// namespace, the init's death would not take the others with it.
 #[test]
 fn kill_all_signals_every_process_of_the_cgroup() {
-    let pier = Pier::new();
-    let bundle = Bundle::new(
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(
         &[
             "sh",
             "-c",
@@ -81,14 +87,14 @@ fn kill_all_signals_every_process_of_the_cgroup() {
                 .retain(|n| n["type"] != "pid");
         },
     );
-    let fifo = bundle.path().join("rootfs/ready");
+    let fifo = bundle.host("/ready");
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
         &fifo,
         rustix::fs::Mode::from_raw_mode(0o600),
     )
     .unwrap();
-    let id = pier.start("kill-all", &bundle);
+    let id = pier.start_new("kill-all", &bundle);
     std::fs::read_to_string(&fifo).unwrap(); // the background sleep exists now
     let pids: Vec<i32> = serde_json::from_str(&pier.ok(&["ps", "--format", "json", &id])).unwrap();
     assert_eq!(pids.len(), 2, "{pids:?}");
@@ -121,8 +127,8 @@ fn kill_all_signals_every_process_of_the_cgroup() {
 /// exit path): the process the init left in the cgroup is killed, and with nothing left
 /// `kill --all` still succeeds. `global` adds e.g. `--systemd-cgroup`.
 pub fn kill_all_kills_what_the_init_left(global: &[&str], cgroups_path: Option<String>) {
-    let pier = Pier::new();
-    let bundle = Bundle::new(
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(
         &[
             "sh",
             "-c",
@@ -143,10 +149,7 @@ pub fn kill_all_kills_what_the_init_left(global: &[&str], cgroups_path: Option<S
         [global, args].concat()
     }
     let created = pier
-        .command(&with(
-            global,
-            &["create", "-b", bundle.path().to_str().unwrap(), &id],
-        ))
+        .command(&with(global, &["create", "-b", bundle.path(), &id]))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -172,7 +175,7 @@ pub fn kill_all_kills_what_the_init_left(global: &[&str], cgroups_path: Option<S
     let init_fd = pidfd(init);
     pier.ok(&with(global, &["start", &id]));
     assert!(gone(&init_fd), "the init did not exit");
-    let left: i32 = std::fs::read_to_string(bundle.path().join("rootfs/left"))
+    let left: i32 = std::fs::read_to_string(bundle.host("/left"))
         .unwrap()
         .trim()
         .parse()

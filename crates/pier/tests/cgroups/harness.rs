@@ -1,156 +1,50 @@
-//! The cgroup tests' harness: a busybox-static bundle builder and a pier state root whose
-//! containers are force-deleted on drop.
+//! The cgroup tests' helpers over the one runner, [`Runtime`] (a private state root whose
+//! containers are force-deleted on drop); the bundles are `support::Bundle::cgrouped`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-pub const PIER: &str = env!("CARGO_BIN_EXE_pier");
+pub use crate::support::{Bundle, Runtime};
 
-/// A bundle: busybox-static as the rootfs, `pier spec`'s config with `args`, then `edit`.
-pub struct Bundle {
-    dir: tempfile::TempDir,
+/// What the cgroup tests do with a [`Runtime`]: containers named by [`unique`] tags.
+pub trait CgroupRun {
+    /// `create` then `start` of `bundle` as `unique(name)`; panics unless both succeed.
+    /// Returns the id.
+    fn start_new(&self, name: &str, bundle: &Bundle) -> String;
+    /// `create` that may fail: whether it succeeded, and what the runtime wrote to stderr.
+    fn try_create(&self, bundle: &Bundle, id: &str) -> (bool, String);
+    /// Foreground `run` of `bundle` as `unique(name)`: its exit code (-1 when killed) and
+    /// its stdout followed by its stderr.
+    fn run_container(&self, name: &str, bundle: &Bundle) -> (i32, String);
+    /// The cgroup directories recorded in `<root>/<id>/state.json`.
+    fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf>;
 }
 
-impl Bundle {
-    pub fn new(args: &[&str], edit: impl FnOnce(&mut Value)) -> Bundle {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for d in ["proc", "dev", "sys", "tmp"] {
-            std::fs::create_dir_all(dir.path().join("rootfs").join(d)).unwrap();
-        }
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("busybox-static is needed (apt-get install busybox-static)");
-        // Bind-mounted, never copied: a copy written while another test thread forks can be
-        // held open for writing by that child, and its exec then fails with ETXTBSY.
-        std::fs::write(bin.join("busybox"), b"").unwrap();
-        for applet in ["sh", "sleep", "tail", "cat", "head", "echo", "true", "read"] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
-        let out = Command::new(PIER)
-            .args(["spec", "-b"])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pier spec: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = dir.path().join("config.json");
-        let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        config["process"]["terminal"] = json!(false);
-        config["process"]["args"] = json!(args);
-        config["root"]["readonly"] = json!(false);
-        let bind = json!({"destination": "/bin/busybox", "type": "bind", "source": busybox, "options": ["bind", "ro"]});
-        config["mounts"].as_array_mut().unwrap().push(bind);
-        // Directly under each hierarchy's root: on a pure v2 host the caller's own cgroup
-        // (a service's) cannot have both processes and a limited child.
-        let name = dir
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .replace('.', "");
-        config["linux"]["cgroupsPath"] = json!(format!("/pier-cg-{name}"));
-        edit(&mut config);
-        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        Bundle { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-/// One pier state root; containers made through it are force-deleted on drop.
-pub struct Pier {
-    pub root: tempfile::TempDir,
-    ids: std::cell::RefCell<Vec<String>>,
-}
-
-impl Pier {
-    pub fn new() -> Pier {
-        Pier {
-            root: tempfile::tempdir().unwrap(),
-            ids: Default::default(),
-        }
-    }
-
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(PIER);
-        c.arg("--root").arg(self.root.path()).args(args);
-        c
-    }
-
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).stdin(Stdio::null()).output().unwrap()
-    }
-
-    /// Run a command that must succeed; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "pier {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// `pier create`: the init inherits stdout and stderr, so they go to a file rather than
-    /// a pipe (a pipe would stay open as long as the container runs). Returns the status
-    /// and what pier wrote to stderr.
-    pub fn create(&self, bundle: &Bundle, id: &str) -> (bool, String) {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let status = self
-            .command(&["create", "-b", bundle.path().to_str().unwrap(), id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap())
-            .status()
-            .unwrap();
-        (
-            status.success(),
-            std::fs::read_to_string(log.path()).unwrap(),
-        )
-    }
-
-    /// create + start; returns the container id.
-    pub fn start(&self, name: &str, bundle: &Bundle) -> String {
+impl CgroupRun for Runtime {
+    fn start_new(&self, name: &str, bundle: &Bundle) -> String {
         let id = unique(name);
-        self.ids.borrow_mut().push(id.clone());
-        let (created, stderr) = self.create(bundle, &id);
-        assert!(created, "pier create: {stderr}");
-        self.ok(&["start", &id]);
+        self.create(bundle, &id);
+        self.start(&id);
         id
     }
 
-    /// `pier run` in the foreground: (exit code, stdout + stderr).
-    pub fn run_container(&self, name: &str, bundle: &Bundle) -> (i32, String) {
-        let id = unique(name);
-        self.ids.borrow_mut().push(id.clone());
-        let out = self.run(&["run", "-b", bundle.path().to_str().unwrap(), &id]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
+    fn try_create(&self, bundle: &Bundle, id: &str) -> (bool, String) {
+        let out = self.run(&["create", "--bundle", bundle.save(), id]);
+        (out.status.success(), out.stderr)
     }
 
-    pub fn state(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    fn run_container(&self, name: &str, bundle: &Bundle) -> (i32, String) {
+        let out = self.run_fg(bundle, &unique(name));
+        (
+            out.code().unwrap_or(-1),
+            format!("{}{}", out.stdout, out.stderr),
+        )
     }
 
-    /// The cgroup directories recorded in `<root>/<id>/state.json`.
-    pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+    fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
         let saved: Value = serde_json::from_slice(
-            &std::fs::read(self.root.path().join(id).join("state.json")).unwrap(),
+            &std::fs::read(self.root().join(id).join("state.json")).unwrap(),
         )
         .unwrap();
         saved["cgroup"]["dirs"]
@@ -159,14 +53,6 @@ impl Pier {
             .iter()
             .map(|d| PathBuf::from(d.as_str().unwrap()))
             .collect()
-    }
-}
-
-impl Drop for Pier {
-    fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
-            let _ = self.run(&["delete", "--force", id]);
-        }
     }
 }
 

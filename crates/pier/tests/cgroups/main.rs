@@ -6,13 +6,15 @@
 
 mod commands;
 mod harness;
+#[path = "../support/mod.rs"]
+mod support;
 mod systemd_scope;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use harness::{read_limit, resources, unique, Bundle, Pier};
+use harness::{read_limit, resources, unique, Bundle, CgroupRun, Runtime};
 use serde_json::{json, Value};
 
 const MIB: i64 = 1 << 20;
@@ -20,8 +22,8 @@ const MIB: i64 = 1 << 20;
 #[test]
 fn a_process_past_the_memory_limit_is_oom_killed() {
     require_controllers!("memory");
-    let pier = Pier::new();
-    let bundle = Bundle::new(&["sh", "-c", "tail /dev/zero; echo status=$?"], |c| {
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(&["sh", "-c", "tail /dev/zero; echo status=$?"], |c| {
         resources(c, "memory", json!({"limit": 32 * MIB, "swap": 32 * MIB}));
     });
     let (code, out) = pier.run_container("oom", &bundle);
@@ -35,8 +37,8 @@ fn a_process_past_the_memory_limit_is_oom_killed() {
 #[test]
 fn a_fork_past_the_pids_limit_fails() {
     require_controllers!("pids");
-    let pier = Pier::new();
-    let bundle = Bundle::new(
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(
         &[
             "sh",
             "-c",
@@ -61,10 +63,10 @@ fn a_fork_past_the_pids_limit_fails() {
 #[test]
 fn a_denied_device_cannot_be_opened() {
     let script = "if true > /testdev; then echo opened; else echo denied; fi; head -c 0 /dev/null && echo null-ok";
-    let pier = Pier::new();
+    let pier = Runtime::new();
     let with_node = |edit: &dyn Fn(&mut Value)| {
-        let bundle = Bundle::new(&["sh", "-c", script], |c| edit(c));
-        let node = bundle.path().join("rootfs/testdev");
+        let bundle = Bundle::cgrouped(&["sh", "-c", script], |c| edit(c));
+        let node = bundle.host("/testdev");
         let kind = rustix::fs::FileType::CharacterDevice;
         rustix::fs::mknodat(
             rustix::fs::CWD,
@@ -132,15 +134,15 @@ fn the_ebpf_device_filter_enforces_the_rules() {
 #[test]
 fn cpu_limits_reach_the_cgroup_files() {
     require_controllers!("cpu", "cpuset");
-    let pier = Pier::new();
-    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| {
         resources(
             c,
             "cpu",
             json!({"shares": 512, "quota": 25000, "period": 100000, "cpus": "0"}),
         );
     });
-    let id = pier.start("cpu", &bundle);
+    let id = pier.start_new("cpu", &bundle);
     let dirs = pier.cgroup_dirs(&id);
     match read_limit(&dirs, &["cpu.cfs_quota_us", "cpu.max"]) {
         (f, v) if f == "cpu.max" => assert_eq!(v, "25000 100000"),
@@ -157,15 +159,15 @@ fn cpu_limits_reach_the_cgroup_files() {
 #[test]
 fn hugepage_limits_reach_the_hugetlb_controller() {
     require_controllers!("hugetlb");
-    let pier = Pier::new();
-    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| {
         resources(
             c,
             "hugepageLimits",
             json!([{"pageSize": "2MB", "limit": 4 * MIB}]),
         );
     });
-    let id = pier.start("huge", &bundle);
+    let id = pier.start_new("huge", &bundle);
     let dirs = pier.cgroup_dirs(&id);
     let (file, value) = read_limit(&dirs, &["hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"]);
     assert_eq!(value, (4 * MIB).to_string());
@@ -179,11 +181,11 @@ fn hugepage_limits_reach_the_hugetlb_controller() {
 #[test]
 fn events_stats_has_runcs_shape() {
     require_controllers!("pids", "memory", "cpu");
-    let pier = Pier::new();
-    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| {
         resources(c, "pids", json!({"limit": 50}))
     });
-    let id = pier.start("stats", &bundle);
+    let id = pier.start_new("stats", &bundle);
     let out = pier.ok(&["events", "--stats", &id]);
     assert_eq!(out.lines().count(), 1, "{out}");
     let event: Value = serde_json::from_str(&out).unwrap();
@@ -213,17 +215,17 @@ fn events_stats_has_runcs_shape() {
 #[test]
 fn events_stream_reports_an_oom_kill_and_ends_with_the_container() {
     require_controllers!("memory");
-    let pier = Pier::new();
-    let bundle = Bundle::new(&["sh", "-c", "read x < /trigger; tail /dev/zero"], |c| {
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(&["sh", "-c", "read x < /trigger; tail /dev/zero"], |c| {
         resources(c, "memory", json!({"limit": 32 * MIB, "swap": 32 * MIB}));
     });
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
-        bundle.path().join("rootfs/trigger"),
+        bundle.host("/trigger"),
         rustix::fs::Mode::from_raw_mode(0o600),
     )
     .unwrap();
-    let id = pier.start("oom-events", &bundle);
+    let id = pier.start_new("oom-events", &bundle);
     let mut events = pier
         .command(&["events", "--interval", "50ms", &id])
         .stdout(Stdio::piped())
@@ -234,7 +236,7 @@ fn events_stream_reports_an_oom_kill_and_ends_with_the_container() {
     assert_eq!(first["type"], "stats");
     std::fs::OpenOptions::new()
         .write(true)
-        .open(bundle.path().join("rootfs/trigger"))
+        .open(bundle.host("/trigger"))
         .unwrap()
         .write_all(b"go\n")
         .unwrap();
@@ -251,12 +253,12 @@ fn events_stream_reports_an_oom_kill_and_ends_with_the_container() {
 #[test]
 fn update_changes_the_limit_files() {
     require_controllers!("memory", "pids", "cpu", "cpuset");
-    let pier = Pier::new();
-    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| {
         resources(c, "memory", json!({"limit": 32 * MIB, "swap": 32 * MIB}));
         resources(c, "pids", json!({"limit": 10}));
     });
-    let id = pier.start("update", &bundle);
+    let id = pier.start_new("update", &bundle);
     let dirs = pier.cgroup_dirs(&id);
     pier.ok(&[
         "update",
@@ -300,11 +302,7 @@ fn update_changes_the_limit_files() {
     assert_eq!(read_limit(&dirs, &["pids.max"]).1, "max");
     let bad = pier.run(&["update", "--cpuset-cpus", "999", &id]);
     assert!(!bad.status.success());
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("cpuset.cpus"),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
-    );
+    assert!(bad.stderr.contains("cpuset.cpus"), "{bad}");
 }
 
 /// Docker's create sends `blockIO.weight: 0` and `docker update` sends zeros for what it
@@ -313,8 +311,8 @@ fn update_changes_the_limit_files() {
 #[test]
 fn zero_resources_are_unset_at_create_and_update() {
     require_controllers!("memory", "cpu");
-    let pier = Pier::new();
-    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| {
         resources(
             c,
             "memory",
@@ -323,7 +321,7 @@ fn zero_resources_are_unset_at_create_and_update() {
         resources(c, "cpu", json!({"shares": 0, "quota": 30000, "period": 0}));
         resources(c, "blockIO", json!({"weight": 0}));
     });
-    let id = pier.start("zeros", &bundle);
+    let id = pier.start_new("zeros", &bundle);
     let dirs = pier.cgroup_dirs(&id);
     let quota = |dirs: &[std::path::PathBuf]| read_limit(dirs, &["cpu.cfs_quota_us", "cpu.max"]).1;
     let before = quota(&dirs);
@@ -349,12 +347,12 @@ fn zero_resources_are_unset_at_create_and_update() {
 /// An absolute cgroupsPath is taken from each hierarchy's root; delete removes every dir.
 #[test]
 fn absolute_cgroups_path_and_delete_removes_it() {
-    let pier = Pier::new();
+    let pier = Runtime::new();
     let path = format!("/{}", unique("abs"));
-    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| {
         c["linux"]["cgroupsPath"] = json!(path)
     });
-    let id = pier.start("abs", &bundle);
+    let id = pier.start_new("abs", &bundle);
     let dirs = pier.cgroup_dirs(&id);
     assert!(!dirs.is_empty());
     for d in &dirs {
@@ -393,11 +391,11 @@ fn block_io_limits_reach_the_blkio_files_or_fail_naming_the_file() {
         .expect("a whole block device");
     let (major, minor) = disk.split_once(':').unwrap();
     let (major, minor): (i64, i64) = (major.parse().unwrap(), minor.parse().unwrap());
-    let pier = Pier::new();
+    let pier = Runtime::new();
     let throttle =
         json!({"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 102400}]});
-    let bundle = Bundle::new(&["sleep", "1000"], |c| resources(c, "blockIO", throttle));
-    let id = pier.start("blkio", &bundle);
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| resources(c, "blockIO", throttle));
+    let id = pier.start_new("blkio", &bundle);
     match read_limit(
         &pier.cgroup_dirs(&id),
         &["blkio.throttle.read_bps_device", "io.max"],
@@ -410,11 +408,11 @@ fn block_io_limits_reach_the_blkio_files_or_fail_naming_the_file() {
         return;
     }
     let has = |f: &str| v1_blkio.join(f).exists();
-    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| {
         resources(c, "blockIO", json!({"weight": 500}));
     });
     if has("blkio.weight") || has("blkio.bfq.weight") {
-        let id = pier.start("blkio-weight", &bundle);
+        let id = pier.start_new("blkio-weight", &bundle);
         let (_, v) = read_limit(
             &pier.cgroup_dirs(&id),
             &["blkio.weight", "blkio.bfq.weight"],
@@ -422,10 +420,10 @@ fn block_io_limits_reach_the_blkio_files_or_fail_naming_the_file() {
         assert!(v == "500" || v.starts_with("default 500"), "{v}");
     } else {
         let id = unique("blkio-noweight");
-        let (created, stderr) = pier.create(&bundle, &id);
+        let (created, stderr) = pier.try_create(&bundle, &id);
         assert!(!created, "create succeeded without a weight file");
         assert!(stderr.contains("blkio.bfq.weight"), "{stderr}");
-        assert!(!pier.root.path().join(&id).exists(), "state dir left");
+        assert!(!pier.root().join(&id).exists(), "state dir left");
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let own = own
             .lines()
@@ -452,14 +450,14 @@ fn a_failed_create_leaves_no_cgroup() {
             json!([{"pageSize": "3MB", "limit": 1}]),
         ),
     ] {
-        let pier = Pier::new();
+        let pier = Runtime::new();
         let path = format!("/{}", unique(name));
-        let bundle = Bundle::new(&["true"], |c| {
+        let bundle = Bundle::cgrouped(&["true"], |c| {
             c["linux"]["cgroupsPath"] = json!(path);
             resources(c, key, value);
         });
         let id = unique(name);
-        let (created, stderr) = pier.create(&bundle, &id);
+        let (created, stderr) = pier.try_create(&bundle, &id);
         assert!(!created, "{name}: create succeeded");
         assert!(
             stderr.contains(if key == "cpu" {
@@ -469,10 +467,7 @@ fn a_failed_create_leaves_no_cgroup() {
             }),
             "{name}: {stderr}"
         );
-        assert!(
-            !pier.root.path().join(&id).exists(),
-            "{name}: state dir left"
-        );
+        assert!(!pier.root().join(&id).exists(), "{name}: state dir left");
         for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
             let left = entry.path().join(path.trim_start_matches('/'));
             assert!(!left.exists(), "{name}: {} left", left.display());
@@ -484,11 +479,11 @@ fn a_failed_create_leaves_no_cgroup() {
 /// default), and the init is in each of them.
 #[test]
 fn the_default_cgroup_is_the_id_and_holds_the_init_everywhere() {
-    let pier = Pier::new();
-    let bundle = Bundle::new(&["sleep", "1000"], |c| {
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| {
         c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
     });
-    let id = pier.start("default-path", &bundle);
+    let id = pier.start_new("default-path", &bundle);
     let pid = pier.state(&id)["pid"].as_i64().unwrap().to_string();
     let dirs = pier.cgroup_dirs(&id);
     assert!(!dirs.is_empty());

@@ -1,20 +1,20 @@
 //! Issue 3, point 9. Bad input.
 
 use crate::notify_support;
-use crate::notify_support::bundle::Bundle;
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
+use crate::support::Bundle;
 
 /// `pier run -d` with bad notify settings fails naming the setting and leaves nothing.
 fn assert_rejected(tag: &str, extra: &[&str], annotation: Option<(&str, &str)>, named: &str) {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let mut bundle = Bundle::new("sd-notify-send READY=1; exec sleep 1000");
+    let mut bundle = Bundle::notify("sd-notify-send READY=1; exec sleep 1000");
     if let Some((key, value)) = annotation {
         bundle.annotate(key, value);
     }
-    bundle.set_cgroups_path(&format!("/{}", pier.id(tag)));
+    bundle.cgroups_path(&format!("/{}", pier.id(tag)));
     let (mut child, id) = spawn_run(
         &pier,
         &bundle,
@@ -70,5 +70,18 @@ fn bad_notify_settings_are_rejected_and_leave_nothing() {
         &[],
         Some(("org.pier.notify.fdstore", "yes")),
         "org.pier.notify.fdstore",
+    );
+    // A misspelt key of pier's own would otherwise leave every process free to notify.
+    assert_rejected(
+        "misspelt",
+        &[],
+        Some(("org.pier.notify.acess", "init")),
+        "org.pier.notify.acess",
+    );
+    assert_rejected(
+        "badexec",
+        &[],
+        Some(("org.pier.notify.exec", "host")),
+        "org.pier.notify.exec",
     );
 }

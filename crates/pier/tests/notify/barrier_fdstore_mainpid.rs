@@ -1,17 +1,17 @@
 //! Issue 3, point 4. Barrier, fd store, MAINPID, access.
 
 use crate::notify_support;
-use crate::notify_support::bundle::Bundle;
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
 use crate::notify_support::HANG_GUARD;
+use crate::support::Bundle;
 
 #[test]
 fn container_barrier_completes_only_after_the_host_read_earlier_messages() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new(r#"sd-notify-send -B "STATUS=before barrier""#);
+    let bundle = Bundle::notify(r#"sd-notify-send -B "STATUS=before barrier""#);
     let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "barrier", &[]);
     assert!(
         systemd.wait_readable(notify_support::HANG_GUARD),
@@ -50,7 +50,7 @@ fn container_barrier_does_not_hang_when_the_host_socket_is_unreachable() {
     let socket = path_str(&missing.path().join("no-such-dir/notify"));
     let pier = Pier::new();
     // The sender exits 4 if its barrier is not acknowledged within 10 s.
-    let bundle = Bundle::new("sd-notify-send -B READY=1 || exit $?; exit 7");
+    let bundle = Bundle::notify("sd-notify-send -B READY=1 || exit $?; exit 7");
     let (mut child, _) = spawn_run(&pier, &bundle, &socket, "unreachbarrier", &[]);
     let status = pier.wait(&mut child, HANG_GUARD);
     assert_eq!(
@@ -65,7 +65,7 @@ fn container_barrier_does_not_hang_when_the_host_socket_is_unreachable() {
 fn fdstore_datagram_arrives_with_its_fd() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new(r#"sd-notify-send -F "FDSTORE=1\nFDNAME=mypipe""#);
+    let bundle = Bundle::notify(r#"sd-notify-send -F "FDSTORE=1\nFDNAME=mypipe""#);
     let (status, got) = run_foreground(&pier, &bundle, &systemd, "fdstore");
     assert_ok(status, &pier);
     let (store, ino) = (&got[0], &got[1]);
@@ -93,7 +93,7 @@ fn fdstore_datagram_arrives_with_its_fd() {
 fn fdstore_annotation_false_drops_fd_store_keys_and_fds() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let mut bundle = Bundle::new(r#"sd-notify-send -F "FDSTORE=1\nFDNAME=mypipe\nX_TAG=1""#);
+    let mut bundle = Bundle::notify(r#"sd-notify-send -F "FDSTORE=1\nFDNAME=mypipe\nX_TAG=1""#);
     bundle.annotate("org.pier.notify.fdstore", "false");
     let (status, got) = run_foreground(&pier, &bundle, &systemd, "nofdstore");
     assert_ok(status, &pier);
@@ -104,8 +104,8 @@ fn fdstore_annotation_false_drops_fd_store_keys_and_fds() {
 fn mainpid_of_the_init_is_translated_and_a_foreign_one_dropped() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let pid_file = pier.root().with_file_name("init.pid");
-    let bundle = Bundle::new(
+    let pid_file = pier.dir().join("init.pid");
+    let bundle = Bundle::notify(
         r#"sleep 1000 & other=$!
            sd-notify-send "MAINPID=1\nX_TAG=init" "MAINPID=$other\nX_TAG=other"; kill $other"#,
     );
@@ -132,7 +132,7 @@ fn mainpid_of_the_init_is_translated_and_a_foreign_one_dropped() {
 fn access_init_annotation_drops_other_senders() {
     let script = "sd-notify-send X_FROM=child; exec sd-notify-send X_FROM=init";
     let got = relayed("accessinit", script, |b| {
-        b.annotate("org.pier.notify.access", "init")
+        b.annotate("org.pier.notify.access", "init");
     });
     assert_eq!(got, ["X_FROM=init"]);
 }

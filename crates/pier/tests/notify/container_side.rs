@@ -1,10 +1,10 @@
 //! Issue 3, point 1. The container side.
 
 use crate::notify_support;
-use crate::notify_support::bundle::Bundle;
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
+use crate::support::Bundle;
 
 #[test]
 fn socket_inside_is_run_notify_notify_sock_on_a_read_only_mount() {
@@ -25,7 +25,7 @@ fn socket_inside_is_run_notify_notify_sock_on_a_read_only_mount() {
 #[test]
 fn non_root_container_user_can_notify() {
     let got = relayed("uid", r#"sd-notify-send "X_UID=$(id -u)""#, |b| {
-        b.set_user(1000, 1000)
+        b.user(1000, 1000);
     });
     assert_eq!(got, ["X_UID=1000"]);
 }
@@ -41,7 +41,7 @@ fn state_root_beyond_sun_path_still_relays() {
         "{} is not longer than sun_path",
         socket.display()
     );
-    let bundle = Bundle::new("sd-notify-send X_LONG_ROOT=1");
+    let bundle = Bundle::notify("sd-notify-send X_LONG_ROOT=1");
     let (status, got) = run_foreground(&pier, &bundle, &systemd, "longroot");
     assert_ok(status, &pier);
     assert_eq!(payloads(&got), ["X_LONG_ROOT=1"]);
@@ -52,12 +52,12 @@ fn read_only_rootfs_without_run_tmpfs_fails_create_and_leaves_nothing() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
     let id = pier.id("rofail");
-    let mut bundle = Bundle::new("sd-notify-send X_NEVER=1");
-    bundle.set_readonly(true);
-    bundle.set_cgroups_path(&format!("/{id}"));
+    let mut bundle = Bundle::notify("sd-notify-send X_NEVER=1");
+    bundle.readonly(true);
+    bundle.cgroups_path(&format!("/{id}"));
     let status = pier.status(
         Some(systemd.notify_socket()),
-        &["create", "--bundle", &path_str(bundle.path()), &id],
+        &["create", "--bundle", bundle.save(), &id],
     );
     let log = pier.log();
     assert!(
@@ -93,8 +93,8 @@ fn read_only_rootfs_without_run_tmpfs_fails_create_and_leaves_nothing() {
 fn read_only_rootfs_with_run_tmpfs_relays() {
     let mut rootfs = None;
     let got = relayed("rotmpfs", "sd-notify-send X_READ_ONLY_ROOT=1", |b| {
-        b.set_readonly(true);
-        b.add_tmpfs("/run");
+        b.readonly(true);
+        b.tmpfs("/run");
         rootfs = Some(b.rootfs());
     });
     assert_eq!(got, ["X_READ_ONLY_ROOT=1"]);
@@ -108,7 +108,7 @@ fn read_only_rootfs_with_run_tmpfs_relays() {
 fn read_only_rootfs_with_run_notify_in_the_image_relays() {
     let got = relayed("roimage", "sd-notify-send X_IMAGE_HAS_RUN_NOTIFY=1", |b| {
         std::fs::create_dir(b.rootfs().join("run/notify")).expect("mkdir run/notify");
-        b.set_readonly(true);
+        b.readonly(true);
     });
     assert_eq!(got, ["X_IMAGE_HAS_RUN_NOTIFY=1"]);
 }

@@ -1,9 +1,9 @@
 //! Issue 3, point 3. Fidelity.
 
-use crate::notify_support::bundle::Bundle;
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
+use crate::support::Bundle;
 
 #[test]
 fn one_datagram_in_is_one_out_in_order() {
@@ -24,7 +24,7 @@ fn one_datagram_in_is_one_out_in_order() {
 fn assert_ready_detected(tag: &str, first: &str) {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new(&format!("sd-notify-send '{first}' && read _ < /tmp/gate"));
+    let bundle = Bundle::notify(&format!("sd-notify-send '{first}' && read _ < /tmp/gate"));
     let _gate = bundle.gate("gate");
     let run = run_detached(&pier, &bundle, &systemd, tag, &[]);
     assert_ok(run.status, &pier);

@@ -1,10 +1,10 @@
 //! Issue 3, point 2. The host side.
 
 use crate::notify_support;
-use crate::notify_support::bundle::Bundle;
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
+use crate::support::Bundle;
 
 #[test]
 fn host_socket_as_absolute_path() {
@@ -47,7 +47,7 @@ fn unreachable_host_socket_does_not_fail_the_container() {
     let socket = path_str(&missing.path().join("no-such-dir/notify"));
     let pier = Pier::new();
     // The send inside must still succeed (exit 7, not 99): the container's socket exists.
-    let bundle = Bundle::new("sd-notify-send READY=1 STATUS=unheard || exit 99; exit 7");
+    let bundle = Bundle::notify("sd-notify-send READY=1 STATUS=unheard || exit 99; exit 7");
     let (mut child, _) = spawn_run(&pier, &bundle, &socket, "unreach", &[]);
     let status = pier.wait(&mut child, notify_support::HANG_GUARD);
     assert_eq!(
@@ -63,7 +63,7 @@ fn unreachable_host_socket_run_detached_still_sees_ready() {
     let missing = tempfile::tempdir().expect("tempdir");
     let socket = path_str(&missing.path().join("no-such-dir/notify"));
     let pier = Pier::new();
-    let bundle = Bundle::new("sd-notify-send READY=1 || exit 99; read _ < /tmp/gate");
+    let bundle = Bundle::notify("sd-notify-send READY=1 || exit 99; read _ < /tmp/gate");
     let _gate = bundle.gate("gate");
     let (mut child, _) = spawn_run(&pier, &bundle, &socket, "unreachd", &["-d"]);
     let status = pier.wait(&mut child, notify_support::HANG_GUARD);

@@ -1,15 +1,16 @@
 //! Issue 3, point 5. Identity.
 
-use crate::notify_support::bundle::{Bundle, Gate};
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::{FakeSystemd, Got};
+use crate::support::bundle::{Bundle, Gate};
+use crate::support::{runner, unique_id, Runtime};
 
 #[test]
 fn foreground_run_forwards_as_pier_itself() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new("sd-notify-send READY=1 STATUS=fg X_LAST=1");
+    let bundle = Bundle::notify("sd-notify-send READY=1 STATUS=fg X_LAST=1");
     let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "fgid", &[]);
     let pier_pid = child.id() as i32;
     let (status, got) = pier.serve_until_exit(&mut child, &systemd);
@@ -69,7 +70,7 @@ fn assert_sent_as_init(pier: &Pier, systemd: &FakeSystemd, run: Detached, gate: 
 fn run_detached_announces_mainpid_and_sends_as_the_init() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new(DETACHED_IDENTITY);
+    let bundle = Bundle::notify(DETACHED_IDENTITY);
     let mut gate = bundle.gate("gate");
     let run = run_detached(&pier, &bundle, &systemd, "runid", &[]);
     assert_ok(run.status, &pier);
@@ -80,14 +81,11 @@ fn run_detached_announces_mainpid_and_sends_as_the_init() {
 fn create_start_announces_mainpid_and_sends_as_the_init() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new(DETACHED_IDENTITY);
+    let bundle = Bundle::notify(DETACHED_IDENTITY);
     let mut gate = bundle.gate("gate");
     let id = pier.id("startid");
     let socket = Some(systemd.notify_socket());
-    let created = pier.status(
-        socket,
-        &["create", "--bundle", &path_str(bundle.path()), &id],
-    );
+    let created = pier.status(socket, &["create", "--bundle", bundle.save(), &id]);
     assert_ok(created, &pier);
     let mut start = pier.spawn(socket, &["start", &id]);
     let pid = start.id() as i32;
@@ -110,7 +108,8 @@ fn create_start_announces_mainpid_and_sends_as_the_init() {
 fn relay_is_main_without_waiting_announces_the_detached_relay() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let mut bundle = Bundle::new("read _ < /tmp/gate && sd-notify-send READY=1; exec sleep 1000");
+    let mut bundle =
+        Bundle::notify("read _ < /tmp/gate && sd-notify-send READY=1; exec sleep 1000");
     bundle.annotate("org.pier.notify.identity", "relay-is-main");
     let mut gate = bundle.gate("gate");
     let run = run_detached(
@@ -137,7 +136,7 @@ fn relay_is_main_without_waiting_announces_the_detached_relay() {
 fn relay_is_main_after_ready_names_the_process_that_keeps_relaying() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let mut bundle = Bundle::new(
+    let mut bundle = Bundle::notify(
         "sd-notify-send READY=1 && read _ < /tmp/gate && sd-notify-send STATUS=later; exec sleep 1000",
     );
     bundle.annotate("org.pier.notify.identity", "relay-is-main");
@@ -166,4 +165,109 @@ fn relay_is_main_after_ready_names_the_process_that_keeps_relaying() {
         "MAINPID still names `pier run -d` ({}), which has exited",
         run.pid
     );
+}
+
+/// Foreground `pier run` is the unit's main process and forwards as itself (docs/notify.md,
+/// "relay" identity: "NotifyAccess=main works"). When the container announces its own pid
+/// (`READY=1\nMAINPID=1`, as `systemd-notify --ready --pid` does), pier forwards
+/// `MAINPID=<init's host pid>`, and from then on every datagram comes with that pid's
+/// credentials: systemd makes the init the main pid and would reject anything else ("Got
+/// notification message from PID <pier>, but reception only permitted for main PID <init>",
+/// once seen with systemd 252 in tests/systemd: StatusText stayed at the READY datagram's).
+#[test]
+fn after_a_forwarded_mainpid_every_datagram_comes_from_that_pid() {
+    let systemd = FakeSystemd::bind_path();
+    let mut b = Bundle::new();
+    b.install_sender();
+    b.sh(r#"sd-notify-send "READY=1\nMAINPID=1" && sd-notify-send STATUS=later"#);
+    let rt = Runtime::new();
+    let mut cmd = rt.command(&["run", "--bundle", b.save(), &unique_id("fg-mainpid")]);
+    cmd.env("NOTIFY_SOCKET", systemd.notify_socket());
+    let pier = runner::spawn_command(cmd);
+
+    let mut main_pid = None;
+    loop {
+        let Got {
+            payload: text, pid, ..
+        } = systemd.recv();
+        if let Some(n) = text.lines().find_map(|l| l.strip_prefix("MAINPID=")) {
+            main_pid = Some(n.parse::<i32>().unwrap());
+        }
+        if text == "STATUS=later" {
+            if let Some(main) = main_pid {
+                assert_eq!(pid, main, "STATUS=later was sent by {pid} after MAINPID={main}: systemd drops it under NotifyAccess=main");
+            }
+            break;
+        }
+    }
+    pier.wait();
+}
+
+/// Issue 15: a container process that names itself as the main pid (`MAINPID=$$`), in a
+/// foreground `run` whose manager takes `MAINPIDFD=1` (the annotation stands in for the 257+
+/// detection): pier forwards `MAINPID=<its host pid>` with `MAINPIDFD=1` and a pidfd of that
+/// very process (it received the datagram with its sender's pidfd), the pidfd alone.
+#[test]
+fn a_process_naming_itself_main_pid_goes_with_its_own_pidfd() {
+    for (mainpidfd, expect_fd) in [("true", true), ("false", false)] {
+        let systemd = FakeSystemd::bind_path();
+        let pier = Pier::new();
+        let mut bundle = Bundle::notify(
+            r#"sh -c 'exec sd-notify-send -j "MAINPID=$$" READY=1 STATUS=child -- sh -c "read _ < /tmp/gate"'; exit 0"#,
+        );
+        bundle.annotate("org.pier.notify.mainpidfd", mainpidfd);
+        let mut gate = bundle.gate("gate");
+        let (mut run, _id) = spawn_run(&pier, &bundle, systemd.notify_socket(), "selfmain", &[]);
+        let ready = loop {
+            let g = systemd.recv();
+            if g.payload.contains("READY=1") {
+                break g;
+            }
+        };
+        let host: i32 = ready
+            .payload
+            .lines()
+            .find_map(|l| l.strip_prefix("MAINPID="))
+            .expect("MAINPID= forwarded")
+            .parse()
+            .expect("pid");
+        if expect_fd {
+            assert_eq!(
+                ready.payload,
+                format!("MAINPID={host}\nMAINPIDFD=1\nREADY=1\nSTATUS=child")
+            );
+            assert_eq!(ready.fds.len(), 1, "the pidfd, alone");
+            // The process still runs (it waits on the gate): the pidfd names it.
+            let fdinfo = std::fs::read_to_string(format!(
+                "/proc/self/fdinfo/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&ready.fds[0])
+            ))
+            .expect("fdinfo");
+            let nspid: Vec<&str> = fdinfo
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .expect("a pidfd's fdinfo")
+                .split_whitespace()
+                .collect();
+            assert_eq!(nspid.first(), Some(&host.to_string().as_str()), "{fdinfo}");
+            assert!(
+                nspid.len() > 1,
+                "in the container's pid namespace: {fdinfo}"
+            );
+            assert_ne!(
+                nspid.last(),
+                Some(&"1"),
+                "a child of the init, not the init"
+            );
+        } else {
+            assert_eq!(
+                ready.payload,
+                format!("MAINPID={host}\nREADY=1\nSTATUS=child")
+            );
+            assert_eq!(ready.fd_count, 0, "no pidfd for an older manager");
+        }
+        gate.open();
+        let (status, _) = pier.serve_until_exit(&mut run, &systemd);
+        assert_ok(status, &pier);
+    }
 }

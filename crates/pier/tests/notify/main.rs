@@ -6,14 +6,18 @@
 
 #[path = "../notify_support/mod.rs"]
 mod notify_support;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod bad_input;
 mod barrier_fdstore_mainpid;
 mod container_side;
+mod exec;
 mod fidelity;
 mod host_side;
 mod identity;
 mod never_hang;
+mod stalled_manager;
 mod userns;
 mod watchdog;
 mod whole_life;

@@ -2,16 +2,16 @@
 
 use std::time::Duration;
 
-use crate::notify_support::bundle::Bundle;
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
+use crate::support::Bundle;
 
 #[test]
 fn run_detached_returns_the_status_of_an_init_that_exits_before_ready() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new("sd-notify-send STATUS=failing; exit 3");
+    let bundle = Bundle::notify("sd-notify-send STATUS=failing; exit 3");
     let run = run_detached(&pier, &bundle, &systemd, "early", &[]);
     assert_eq!(
         run.status.code(),
@@ -30,14 +30,11 @@ fn run_detached_returns_the_status_of_an_init_that_exits_before_ready() {
 fn start_fails_when_the_init_exits_before_ready() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new("sd-notify-send STATUS=failing; exit 3");
+    let bundle = Bundle::notify("sd-notify-send STATUS=failing; exit 3");
     let id = pier.id("earlystart");
     let socket = Some(systemd.notify_socket());
     assert_ok(
-        pier.status(
-            socket,
-            &["create", "--bundle", &path_str(bundle.path()), &id],
-        ),
+        pier.status(socket, &["create", "--bundle", bundle.save(), &id]),
         &pier,
     );
     let mut start = pier.spawn(socket, &["start", &id]);
@@ -53,7 +50,7 @@ fn start_fails_when_the_init_exits_before_ready() {
 fn notify_wait_seconds_gives_up_and_leaves_a_relay() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new("sd-notify-send STATUS=slow && read _ < /tmp/gate && sd-notify-send X_AFTER=1; exec sleep 1000");
+    let bundle = Bundle::notify("sd-notify-send STATUS=slow && read _ < /tmp/gate && sd-notify-send X_AFTER=1; exec sleep 1000");
     let mut gate = bundle.gate("gate");
     let began = std::time::Instant::now();
     let run = run_detached(
@@ -91,7 +88,8 @@ fn notify_wait_seconds_gives_up_and_leaves_a_relay() {
 fn assert_returns_without_waiting(tag: &str, extra: &[&str], annotation: Option<&str>) {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let mut bundle = Bundle::new("read _ < /tmp/gate && sd-notify-send READY=1; exec sleep 1000");
+    let mut bundle =
+        Bundle::notify("read _ < /tmp/gate && sd-notify-send READY=1; exec sleep 1000");
     if let Some(value) = annotation {
         bundle.annotate("org.pier.notify.wait", value);
     }
@@ -118,7 +116,8 @@ fn notify_wait_annotation_none_returns_at_once() {
 fn foreground_run_forwards_sigterm_while_waiting_for_ready() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new("trap 'exit 0' TERM; sd-notify-send X_TRAP_SET=1; sleep 1000 & wait");
+    let bundle =
+        Bundle::notify("trap 'exit 0' TERM; sd-notify-send X_TRAP_SET=1; sleep 1000 & wait");
     let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "sigterm", &[]);
     assert_eq!(systemd.recv_payload(), "X_TRAP_SET=1");
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
@@ -136,7 +135,7 @@ fn foreground_run_forwards_sigterm_while_waiting_for_ready() {
 fn run_detached_forwards_sigterm_while_waiting_for_ready() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new(
+    let bundle = Bundle::notify(
         "trap 'sd-notify-send X_GOT_TERM=1; exit 0' TERM; sd-notify-send X_TRAP_SET=1; sleep 1000 & wait",
     );
     let (mut child, _) = spawn_run(&pier, &bundle, systemd.notify_socket(), "sigtermd", &["-d"]);
@@ -161,7 +160,7 @@ fn run_detached_forwards_sigterm_while_waiting_for_ready() {
 fn burst_of_10000_nonblocking_datagrams_arrives_in_order() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new("sd-notify-send -N -n 10000 X_SEQ=");
+    let bundle = Bundle::notify("sd-notify-send -N -n 10000 X_SEQ=");
     let (status, got) = run_foreground(&pier, &bundle, &systemd, "burst");
     assert_ok(status, &pier);
     let got = payloads(&got);

@@ -7,10 +7,10 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::notify_support::bundle::Bundle;
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
+use crate::support::Bundle;
 
 /// A new user namespace mapping container 0..65536 to host 100000.., the rootfs owned by the
 /// mapped root (as an engine prepares an image for it); process as `uid`.
@@ -28,15 +28,15 @@ fn in_userns(bundle: &mut Bundle, uid: u32) {
         .arg(bundle.rootfs())
         .status();
     assert!(ok.is_ok_and(|s| s.success()), "chown the rootfs");
-    bundle.set_user(uid, uid);
+    bundle.user(uid, uid);
 }
 
 #[test]
 fn foreground_relay_translates_mainpid_from_a_user_namespace() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let pid_file = pier.root().with_file_name("init.pid");
-    let mut bundle = Bundle::new(
+    let pid_file = pier.dir().join("init.pid");
+    let mut bundle = Bundle::notify(
         r#"sd-notify-send "READY=1\nSTATUS=uid $(id -u) in $(cat /proc/self/uid_map | tr -s ' ')" "MAINPID=1\nX_TAG=init""#,
     );
     in_userns(&mut bundle, 1000);
@@ -63,7 +63,7 @@ fn foreground_relay_translates_mainpid_from_a_user_namespace() {
 fn fds_are_relayed_from_a_user_namespace() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let mut bundle = Bundle::new(r#"sd-notify-send -F "FDSTORE=1\nFDNAME=mypipe""#);
+    let mut bundle = Bundle::notify(r#"sd-notify-send -F "FDSTORE=1\nFDNAME=mypipe""#);
     in_userns(&mut bundle, 0);
     let (status, got) = run_foreground(&pier, &bundle, &systemd, "usernsfd");
     assert_ok(status, &pier);
@@ -83,7 +83,7 @@ fn fds_are_relayed_from_a_user_namespace() {
 fn detached_ready_announces_the_inits_host_pid() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let mut bundle = Bundle::new("sd-notify-send READY=1 && exec sleep 1000");
+    let mut bundle = Bundle::notify("sd-notify-send READY=1 && exec sleep 1000");
     in_userns(&mut bundle, 0);
     let run = run_detached(&pier, &bundle, &systemd, "usernsd", &[]);
     assert_ok(run.status, &pier);

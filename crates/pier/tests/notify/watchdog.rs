@@ -1,22 +1,22 @@
 //! Issue 3, point 8. Watchdog.
 
-use crate::notify_support::bundle::Bundle;
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
+use crate::support::Bundle;
 
 /// What the container sees of the watchdog when pier runs with `env` (and, with
 /// `pid_is_pier`, `WATCHDOG_PID=<pier's pid>`, as systemd sets it for its main process).
 fn watchdog_seen(env: &[(&str, &str)], pid_is_pier: bool) -> Vec<String> {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new(
+    let bundle = Bundle::notify(
         r#"sd-notify-send "X_USEC=${WATCHDOG_USEC-unset}" "X_PID=${WATCHDOG_PID-unset}""#,
     );
     let id = pier.id("watchdog");
     let pier_cmd = pier.command(
         Some(systemd.notify_socket()),
-        &["run", "--bundle", &path_str(bundle.path()), &id],
+        &["run", "--bundle", bundle.save(), &id],
     );
     // sh execs pier, so $$ is pier's pid.
     let mut cmd = std::process::Command::new("/bin/sh");

@@ -4,11 +4,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::notify_support;
-use crate::notify_support::bundle::Bundle;
 use crate::notify_support::pier::Pier;
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
 use crate::notify_support::HANG_GUARD;
+use crate::support::Bundle;
 
 /// READY, then (after the gate) everything a long-lived service sends, then (after the
 /// second gate, so the init is alive while those are relayed) exit. The container's stdio is
@@ -23,10 +23,10 @@ const WHOLE_LIFE: &str = r#"exec >/tmp/out.log 2>&1 </dev/null
 fn detached_relay_relays_the_whole_life_holds_no_pipe_and_exits_with_the_container() {
     let systemd = FakeSystemd::bind_path();
     let pier = Pier::new();
-    let bundle = Bundle::new(WHOLE_LIFE);
+    let bundle = Bundle::notify(WHOLE_LIFE);
     let (mut gate, mut end) = (bundle.gate("gate"), bundle.gate("end"));
     let id = pier.id("life");
-    let args = ["run", "-d", "--bundle", &path_str(bundle.path()), &id];
+    let args = ["run", "-d", "--bundle", bundle.save(), &id];
     let mut cmd = pier.command(Some(systemd.notify_socket()), &args);
     let mut child = cmd
         .stdout(Stdio::piped())

@@ -1,13 +1,13 @@
-//! Shared pieces of pier's sd_notify integration tests (`tests/notify.rs`): busybox bundles
-//! with a static sender, a fake systemd notify socket, and a bounded pier runner.
+//! Shared pieces of pier's sd_notify integration tests (`tests/notify/`): the notify view of
+//! the one runner ([`pier::Pier`]), scenarios, and the workspace's fake systemd notify socket
+//! (notify-relay's `tests/kit/systemd.rs`, pulled in as [`systemd`]).
 #![allow(dead_code)]
 
-pub mod bundle;
 pub mod pier;
 pub mod scenario;
+/// The workspace's one fake systemd notify socket (notify-relay's tests use the same file).
+#[path = "../../../notify-relay/tests/kit/systemd.rs"]
 pub mod systemd;
 
-use std::time::Duration;
-
 /// Longest any single wait may take: a test that waits this long has failed.
-pub const HANG_GUARD: Duration = Duration::from_secs(20);
+pub use systemd::HANG_GUARD;

@@ -1,10 +1,11 @@
-//! Running the real pier binary with its own `--root`, waiting on it through a pidfd (never
-//! longer than a guard), and cleaning up every container a test made.
+//! The notify tests' view of the one runner ([`Runtime`]): pier with `--debug`, a scrubbed
+//! environment and the given `NOTIFY_SOCKET`, its output (and the containers') in a log file,
+//! waited for through a pidfd (never longer than a guard). The runner owns the state root
+//! and force-deletes every container a test made.
 
-use std::cell::RefCell;
 use std::fs::{self, File};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,60 +14,56 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 use super::systemd::{FakeSystemd, Got};
 use super::HANG_GUARD;
+use crate::support::Runtime;
 
-/// One test's pier: a state root in a tempdir, a log file for pier's (and the containers')
-/// stdout and stderr, and the ids to `delete --force` on drop.
+/// One test's pier: a [`Runtime`] and a scratch directory holding the log file of pier's
+/// (and the containers') stdout and stderr.
 pub struct Pier {
+    rt: Runtime,
     dir: tempfile::TempDir,
-    root: PathBuf,
-    ids: RefCell<Vec<String>>,
 }
 
 impl Pier {
-    /// `--root <tempdir>/root`.
+    /// A fresh state root.
     pub fn new() -> Self {
+        Self::over(Runtime::new())
+    }
+
+    /// A state root of exactly `len` bytes ([`Runtime::with_root_len`]), for long paths.
+    pub fn with_root_len(len: usize) -> Self {
+        Self::over(Runtime::with_root_len(len))
+    }
+
+    fn over(rt: Runtime) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("pier-notify-state")
             .tempdir()
-            .expect("state tempdir");
-        let root = dir.path().join("root");
-        Self {
-            dir,
-            root,
-            ids: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// A state root of exactly `len` bytes (made of nested 50-byte directories), for long paths.
-    pub fn with_root_len(len: usize) -> Self {
-        let mut pier = Self::new();
-        let mut root = pier.dir.path().join("r");
-        while root.as_os_str().len() + 51 <= len {
-            root.push("d".repeat(50));
-        }
-        let pad = len - root.as_os_str().len() - 1;
-        root.push("e".repeat(pad.max(1)));
-        pier.root = root;
-        pier
+            .expect("scratch tempdir");
+        Self { rt, dir }
     }
 
     /// The state root.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.rt.root()
     }
 
-    /// A container id unique to this test process and `tag`, deleted when `self` drops.
+    /// This test's scratch directory (beside the log: pid files and the like).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A container id unique to this test process and `tag` (the runner deletes whatever is
+    /// left under its root when it drops).
     pub fn id(&self, tag: &str) -> String {
-        let id = format!("nt-{tag}-{}", std::process::id());
-        self.ids.borrow_mut().push(id.clone());
-        id
+        format!("nt-{tag}-{}", std::process::id())
     }
 
-    /// `pier --debug --root <root> <args>` with `NOTIFY_SOCKET` as given (and no inherited
-    /// `NOTIFY_SOCKET`/`WATCHDOG_*`); stdout and stderr go to the log.
+    /// `pier --root <root> --debug <args>` with `NOTIFY_SOCKET` as given (and no inherited
+    /// `NOTIFY_SOCKET`/`WATCHDOG_*`/`LISTEN_*`); stdout and stderr go to the log.
     pub fn command(&self, notify_socket: Option<&str>, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pier"));
-        cmd.arg("--debug").arg("--root").arg(&self.root).args(args);
+        let mut full = vec!["--debug"];
+        full.extend_from_slice(args);
+        let mut cmd = self.rt.command(&full);
         for var in [
             "NOTIFY_SOCKET",
             "WATCHDOG_USEC",
@@ -154,20 +151,10 @@ impl Pier {
         }
     }
 
-    /// `pier state <id>`'s pid.
+    /// `pier state <id>`'s pid ([`Runtime::init_pid`]).
+    #[track_caller]
     pub fn state_pid(&self, id: &str) -> i32 {
-        let out = self
-            .command(None, &["state", id])
-            .stdout(Stdio::piped())
-            .output()
-            .expect("pier state");
-        assert!(
-            out.status.success(),
-            "pier state {id} failed\n--- log ---\n{}",
-            self.log()
-        );
-        let state: serde_json::Value = serde_json::from_slice(&out.stdout).expect("state JSON");
-        state["pid"].as_i64().expect("state pid") as i32
+        self.rt.init_pid(id)
     }
 
     /// What pier and the containers wrote to stdout/stderr so far.
@@ -181,21 +168,6 @@ impl Pier {
             .append(true)
             .open(self.dir.path().join("pier.log"))
             .expect("open log")
-    }
-}
-
-impl Drop for Pier {
-    fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
-            let mut cmd = self.command(None, &["delete", "--force", id]);
-            if let Ok(mut child) = cmd.spawn() {
-                let pidfd = pidfd_of(child.id() as i32);
-                if !wait_fd(&pidfd, HANG_GUARD) {
-                    let _ = child.kill();
-                }
-                let _ = child.wait();
-            }
-        }
     }
 }
 

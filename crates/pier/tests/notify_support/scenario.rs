@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::process::{Child, ExitStatus};
 
-use super::bundle::Bundle;
 use super::pier::Pier;
 use super::systemd::{FakeSystemd, Got};
+use crate::support::Bundle;
 
 /// The forwarded payloads in order, without pier's own `BARRIER=1` datagrams; none may have
 /// been longer than systemd's buffer.
@@ -44,7 +44,7 @@ pub fn spawn_run(
     extra: &[&str],
 ) -> (Child, String) {
     let id = pier.id(tag);
-    let bundle_path = path_str(bundle.path());
+    let bundle_path = bundle.save().to_owned();
     let mut args = vec!["run"];
     args.extend_from_slice(extra);
     args.extend(["--bundle", &bundle_path, &id]);
@@ -173,7 +173,7 @@ pub fn relayed_via(
     configure: impl FnOnce(&mut Bundle),
 ) -> Vec<String> {
     let pier = Pier::new();
-    let mut bundle = Bundle::new(script);
+    let mut bundle = Bundle::notify(script);
     configure(&mut bundle);
     let (status, got) = run_foreground(&pier, &bundle, systemd, tag);
     assert_ok(status, &pier);

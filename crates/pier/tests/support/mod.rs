@@ -6,6 +6,10 @@
 //! These tests need root: namespaces, mounts and cgroups are real. Run them against runc with
 //! `PIER_BIN=/usr/sbin/runc cargo test -p pier --test lifecycle` (or `--tests`), or against
 //! pier with plain `cargo test -p pier --tests`.
+//!
+//! [`Runtime`] is the one runner: the notify suite (`notify_support::pier::Pier`, which adds
+//! `--debug`, a log file and a scrubbed environment) and the cgroups suite
+//! (`cgroups/harness.rs`, a `CgroupRun` trait of helpers) run the runtime through it.
 #![allow(dead_code, unused_imports)]
 
 pub mod bundle;
@@ -13,6 +17,10 @@ pub mod events;
 pub mod hostmount;
 pub mod leftovers;
 pub mod runner;
+/// The static sd_notify test sender, built from notify-relay's `examples/sd-notify-send.rs`.
+#[path = "../../../notify-relay/tests/kit/sender.rs"]
+pub mod sender;
+pub mod stage;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -66,31 +74,65 @@ pub fn run_bare(args: &[&str]) -> Output {
     runner::run_command(runner::command(&runtime_bin(), args), TIMEOUT)
 }
 
-/// One private state root (`--root`), removed on drop after force-deleting whatever
-/// containers a failed test left in it.
+/// The one runner of the runtime under test: a private state root (`--root`), removed on
+/// drop after force-deleting whatever containers a failed test left in it.
 pub struct Runtime {
-    root: tempfile::TempDir,
+    bin: OsString,
+    dir: tempfile::TempDir,
+    /// `dir` itself, or a directory below it ([`Runtime::with_root_len`]).
     root_str: String,
+    /// Commands run without `NOTIFY_SOCKET` (see [`Runtime::without_notify_socket`]).
+    no_notify_socket: bool,
 }
 
 impl Runtime {
     /// A fresh, empty state root in a temp dir. Panics unless we are root.
     pub fn new() -> Self {
+        Self::with_bin(runtime_bin())
+    }
+
+    /// [`Runtime::new`] running the runtime binary at `bin` (e.g. a copy under attack).
+    pub fn with_bin(bin: impl Into<OsString>) -> Self {
         assert!(
             rustix::process::geteuid().is_root(),
             "the integration tests run containers for real and need root"
         );
-        let root = tempfile::Builder::new()
+        let dir = tempfile::Builder::new()
             .prefix("pier-itest-root-")
             .tempdir()
             .expect("root tempdir");
-        let root_str = root.path().to_str().expect("utf-8 root").to_owned();
-        Runtime { root, root_str }
+        let root_str = dir.path().to_str().expect("utf-8 root").to_owned();
+        Runtime {
+            bin: bin.into(),
+            dir,
+            root_str,
+            no_notify_socket: false,
+        }
+    }
+
+    /// [`Runtime::new`] whose state root path is exactly `len` bytes long (nested 50-byte
+    /// directories in the temp dir, not made: the runtime makes its root), for long paths.
+    pub fn with_root_len(len: usize) -> Self {
+        let mut rt = Self::new();
+        let mut root = rt.dir.path().join("r");
+        while root.as_os_str().len() + 51 <= len {
+            root.push("d".repeat(50));
+        }
+        let pad = len - root.as_os_str().len() - 1;
+        root.push("e".repeat(pad.max(1)));
+        rt.root_str = root.to_str().expect("utf-8 root").to_owned();
+        rt
+    }
+
+    /// Runs every command with `NOTIFY_SOCKET` removed from the environment.
+    pub fn without_notify_socket(mut self) -> Self {
+        self.no_notify_socket = true;
+        self
     }
 
     /// The state root directory.
     pub fn root(&self) -> &Path {
-        self.root.path()
+        Path::new(&self.root_str)
     }
 
     /// The state root as a string.
@@ -100,14 +142,25 @@ impl Runtime {
 
     /// `<bin> --root <root> <args…>` as a Command (for custom cwd or env).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(runtime_bin());
+        let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(&self.root_str).args(args);
+        if self.no_notify_socket {
+            cmd.env_remove("NOTIFY_SOCKET");
+        }
         cmd
     }
 
     /// Runs `<bin> --root <root> <args…>` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
         runner::run_command(self.command(args), TIMEOUT)
+    }
+
+    /// Runs `<bin> --root <root> <args…>`, which must succeed; its stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        out.ok();
+        out.stdout
     }
 
     /// Starts `<bin> --root <root> <args…>` and returns at once.
@@ -160,6 +213,42 @@ impl Runtime {
     #[track_caller]
     pub fn assert_clean(&self, b: &Bundle, id: &str) {
         assert_no_leftovers(self.root(), id, b.path());
+    }
+
+    /// Runs `args` (a verb and its arguments, about container `id` of bundle `b`) with a JSON
+    /// log file and checks the failure contract: exit status 1, one line on stderr, exactly
+    /// one error record in the log ([`assert_one_error_record`]), every group of `needles`
+    /// matched (case-insensitively) by some member both on stderr and in the record, and no
+    /// trace of the container left ([`Runtime::assert_clean`]). Returns the output.
+    #[track_caller]
+    pub fn fails_cleanly(
+        &self,
+        args: &[&str],
+        b: &Bundle,
+        id: &str,
+        needles: &[&[&str]],
+    ) -> Output {
+        let logs = host_tempdir("log");
+        let log = logs.path().join("runtime.log");
+        let mut full = vec!["--log", log.to_str().unwrap(), "--log-format", "json"];
+        full.extend_from_slice(args);
+        let out = self.run(&full);
+        out.code_is(1);
+        let lines = out.stderr_lines();
+        assert_eq!(lines.len(), 1, "expected one error line on stderr:\n{out}");
+        let msg = assert_one_error_record(&log);
+        for group in needles {
+            assert!(
+                mentions_any(lines[0], group),
+                "stderr lacks any of {group:?}:\n{out}"
+            );
+            assert!(
+                mentions_any(&msg, group),
+                "log msg {msg:?} lacks any of {group:?}"
+            );
+        }
+        self.assert_clean(b, id);
+        out
     }
 
     /// Ids of the containers that have a state dir under the root.

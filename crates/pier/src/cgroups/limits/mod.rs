@@ -39,11 +39,18 @@ fn set<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
     v.filter(|x| *x != T::default())
 }
 
+/// A limit asked of a controller the container has no directory for ([`plan`]'s error; the
+/// caller tells apart a host without the controller from a cgroup the rootless manager skipped).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set {} limits: the {} controller is not available to the container", .0.v1_name(), .0.v1_name())]
+pub struct MissingController(pub Controller);
+
 /// Every write `r` asks for, grouped by controller, for the versions `version_of` reports
 /// (`None`: the controller is not available on this host).
 ///
 /// # Errors
-/// A limit on a controller the host does not have (as runc: never silently unenforced), a
+/// [`MissingController`] for a limit on a controller the container has no directory for (as
+/// runc: never silently unenforced), a
 /// value that cannot be expressed on that version, `rdma` limits (not supported).
 pub fn plan(
     r: &LinuxResources,
@@ -56,11 +63,7 @@ pub fn plan(
             if make(Version::V1)?.is_empty() {
                 return Ok(());
             }
-            bail!(
-                "cannot set {} limits: the {} controller is not available on this host",
-                c.v1_name(),
-                c.v1_name()
-            );
+            return Err(MissingController(c).into());
         };
         let writes = make(v)?;
         if !writes.is_empty() {

@@ -1,12 +1,19 @@
 //! A stand-in for systemd's notify socket (`manager_dispatch_notify_fd` in systemd's
-//! `src/core/manager.c`): `SOCK_DGRAM` with `SO_PASSCRED`, one `recvmsg` per datagram into a
-//! 4096-byte buffer (`NOTIFY_BUFFER_MAX`) with `SCM_CREDENTIALS` and `SCM_RIGHTS`; a
-//! `BARRIER=1` datagram's fds are closed right after reading, which is how the sender's
-//! `sd_notify_barrier()` learns that everything before it was read.
+//! `src/core/manager.c`): `SOCK_DGRAM` with `SO_PASSCRED` and an 8 MiB receive buffer, one
+//! `recvmsg` per datagram with `SCM_CREDENTIALS` and `SCM_RIGHTS`. systemd reads into a
+//! 4096-byte buffer ([`BUFFER`], `NOTIFY_BUFFER_MAX`); this reads the whole datagram and says
+//! whether systemd would have cut it ([`Got::truncated`]), so a test sees what was sent. A
+//! `BARRIER=1` datagram's fds are closed right after reading, as systemd does, which is how the
+//! sender's `sd_notify_barrier()` learns that everything before it was read (unless the test
+//! asked to keep them, [`FakeSystemd::keeping_barrier_fds`]).
+//!
+//! The workspace's one fake systemd: notify-relay's tests (`tests/common/mod.rs`) and pier's
+//! (`tests/notify_support/mod.rs`) both pull this file in with `#[path]`.
+#![forbid(unsafe_code)]
 
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -15,17 +22,21 @@ use rustix::net::{
     SocketAddrUnix, SocketFlags, SocketType,
 };
 
-use super::HANG_GUARD;
+/// Longest any single wait may take: a test that waits this long has failed.
+pub const HANG_GUARD: Duration = Duration::from_secs(20);
 
-/// systemd's `NOTIFY_BUFFER_MAX`.
-const BUFFER: usize = 4096;
+/// systemd's `NOTIFY_BUFFER_MAX`: a longer datagram is cut (and then ignored) by systemd.
+pub const BUFFER: usize = 4096;
+
+/// The largest datagram read whole (a unix datagram's payload is bounded by the send buffer).
+const READ_MAX: usize = 1 << 16;
 
 /// One datagram as the fake systemd saw it.
 #[derive(Debug)]
 pub struct Got {
-    /// The payload, lossily decoded.
+    /// The payload, lossily decoded, whole (even past [`BUFFER`]).
     pub payload: String,
-    /// The fds that came with it (none for `BARRIER=1`: closed on arrival).
+    /// The fds that came with it (none for `BARRIER=1`: closed on arrival, unless kept).
     pub fds: Vec<OwnedFd>,
     /// How many fds arrived, including closed barrier fds.
     pub fd_count: usize,
@@ -33,42 +44,36 @@ pub struct Got {
     pub pid: i32,
     /// `SCM_CREDENTIALS` uid.
     pub uid: u32,
-    /// The datagram was longer than the buffer (`MSG_TRUNC`) or its control data was cut.
+    /// `SCM_CREDENTIALS` gid.
+    pub gid: u32,
+    /// systemd would have cut it: longer than [`BUFFER`], or its control data was cut.
     pub truncated: bool,
 }
 
-/// The fake systemd notify socket; `notify_socket` is the `NOTIFY_SOCKET` value to give pier.
+/// The fake systemd notify socket; [`FakeSystemd::notify_socket`] is the `NOTIFY_SOCKET`
+/// value to give the sender.
 pub struct FakeSystemd {
     fd: OwnedFd,
     notify_socket: String,
+    keep_barrier_fds: bool,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl FakeSystemd {
     /// Bound at `<tempdir>/notify` (an absolute path).
     pub fn bind_path() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("pier-notify-systemd")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempdir();
         let path = dir.path().join("notify");
         let fd = socket();
         net::bind(&fd, &SocketAddrUnix::new(path.as_path()).expect("addr"))
             .expect("bind fake systemd");
-        Self {
-            fd,
-            notify_socket: path.display().to_string(),
-            _dir: Some(dir),
-        }
+        Self::bound(fd, path.display().to_string(), Some(dir))
     }
 
-    /// Bound at a path of about `len` bytes (> 108, beyond `sun_path`): nested directories, bound
-    /// through `/proc/self/fd/<dir fd>/notify` as systemd's own long paths are.
+    /// Bound at a path of about `len` bytes (> 108, beyond `sun_path`): nested directories,
+    /// bound through `/proc/self/fd/<dir fd>/notify` as systemd's own long paths are.
     pub fn bind_long_path(len: usize) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("pier-notify-systemd")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempdir();
         let mut parent = dir.path().to_path_buf();
         while parent.as_os_str().len() + "/notify".len() < len {
             let room = len - parent.as_os_str().len() - "/notify".len();
@@ -81,41 +86,45 @@ impl FakeSystemd {
             rustix::fs::Mode::empty(),
         )
         .expect("open long dir");
-        let via_proc = format!(
-            "/proc/self/fd/{}/notify",
-            std::os::fd::AsRawFd::as_raw_fd(&dir_fd)
-        );
+        let via_proc = format!("/proc/self/fd/{}/notify", dir_fd.as_raw_fd());
         let fd = socket();
         net::bind(&fd, &SocketAddrUnix::new(via_proc.as_str()).expect("addr"))
             .expect("bind long path");
-        let path = parent.join("notify");
-        Self {
-            fd,
-            notify_socket: path.display().to_string(),
-            _dir: Some(dir),
-        }
+        Self::bound(fd, parent.join("notify").display().to_string(), Some(dir))
     }
 
     /// Bound at an abstract name unique to this process and `tag` (`NOTIFY_SOCKET=@name`).
     pub fn bind_abstract(tag: &str) -> Self {
-        let name = format!("pier-notify-test/{}/{tag}", std::process::id());
+        let name = format!("pier-fake-systemd/{}/{tag}", std::process::id());
         let fd = socket();
         let addr = SocketAddrUnix::new_abstract_name(name.as_bytes()).expect("addr");
         net::bind(&fd, &addr).expect("bind abstract");
+        Self::bound(fd, format!("@{name}"), None)
+    }
+
+    fn bound(fd: OwnedFd, notify_socket: String, dir: Option<tempfile::TempDir>) -> Self {
         Self {
             fd,
-            notify_socket: format!("@{name}"),
-            _dir: None,
+            notify_socket,
+            keep_barrier_fds: false,
+            _dir: dir,
         }
     }
 
-    /// The value for `NOTIFY_SOCKET`.
+    /// Keep a `BARRIER=1` datagram's fds in its [`Got`] (closed when it drops), for a test
+    /// that inspects them.
+    pub fn keeping_barrier_fds(mut self) -> Self {
+        self.keep_barrier_fds = true;
+        self
+    }
+
+    /// The value for `NOTIFY_SOCKET`: the path, or `@name`.
     pub fn notify_socket(&self) -> &str {
         &self.notify_socket
     }
 
     /// The socket, to poll.
-    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+    pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 
@@ -134,13 +143,19 @@ impl FakeSystemd {
         }
     }
 
+    /// Whether a datagram is queued right now.
+    pub fn pending(&self) -> bool {
+        self.wait_readable(Duration::ZERO)
+    }
+
     /// The next datagram; panics if none comes within [`HANG_GUARD`].
     pub fn recv(&self) -> Got {
         self.recv_within(HANG_GUARD)
             .unwrap_or_else(|| panic!("fake systemd: nothing arrived within {HANG_GUARD:?}"))
     }
 
-    /// The next datagram's payload, skipping `BARRIER=1` datagrams (pier's own upstream barriers).
+    /// The next datagram's payload, skipping `BARRIER=1` datagrams (a relay's own upstream
+    /// barriers); panics on one systemd would have cut.
     pub fn recv_payload(&self) -> String {
         loop {
             let got = self.recv();
@@ -164,7 +179,7 @@ impl FakeSystemd {
     }
 
     fn recv_now(&self) -> Got {
-        let mut buf = vec![0u8; BUFFER];
+        let mut buf = vec![0u8; READ_MAX];
         let mut space =
             vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(253), ScmCredentials(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -181,10 +196,9 @@ impl FakeSystemd {
             }
         }
         let creds = creds.expect("systemd requires SCM_CREDENTIALS (SO_PASSCRED)");
-        let len = msg.bytes.min(BUFFER);
-        let payload = String::from_utf8_lossy(&buf[..len]).into_owned();
+        let payload = String::from_utf8_lossy(&buf[..msg.bytes.min(READ_MAX)]).into_owned();
         let fd_count = fds.len();
-        if payload.lines().any(|l| l == "BARRIER=1") {
+        if !self.keep_barrier_fds && payload.lines().any(|l| l == "BARRIER=1") {
             fds.clear(); // systemd closes barrier fds at once
         }
         Got {
@@ -193,12 +207,20 @@ impl FakeSystemd {
             fd_count,
             pid: creds.pid.as_raw_nonzero().get(),
             uid: creds.uid.as_raw(),
+            gid: creds.gid.as_raw(),
             truncated: msg.bytes > BUFFER
                 || msg
                     .flags
                     .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC),
         }
     }
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pier-test-systemd")
+        .tempdir()
+        .expect("tempdir")
 }
 
 fn socket() -> OwnedFd {
