@@ -101,6 +101,20 @@ def ensure_user():
     return pw.pw_uid, pw.pw_gid
 
 
+def ensure_tun():
+    """/dev/net/tun as udev makes it (Debian's 50-udev-default.rules: MODE="0666"), so that
+    slirp4netns, run by the user, can open it; a machine without udev has the kernel's 0600
+    node, and then rootless podman's slirp4netns fails for every runtime alike."""
+    tun = "/dev/net/tun"
+    try:
+        mode = os.stat(tun).st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if mode & 0o006 != 0o006:
+        print(f"rootless_podman.py: {tun} has mode {mode:o} (no udev); chmod 666 as udev does")
+        os.chmod(tun, 0o666)
+
+
 def as_root(args):
     """Set up a work dir the user owns, run the cases as the user, clean up after podman."""
     if os.geteuid() != 0:
@@ -109,6 +123,7 @@ def as_root(args):
         print("podman or newuidmap not installed, skipped\n0 passed, 0 failed")
         return 0
     uid, gid = ensure_user()
+    ensure_tun()
     # Short: rootless podman refuses a runroot longer than 50 characters.
     work = tempfile.mkdtemp(prefix="pier-rp-", dir="/tmp")
     os.chmod(work, 0o755)

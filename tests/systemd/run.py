@@ -148,6 +148,19 @@ def print_report(label, selected, results, timings, health=""):
     return verdict
 
 
+def print_failing_rows(reports, limit=20, width=240):
+    """Each failing row again, after the summary, one line each and cut to `width` characters:
+    a CI log that keeps only its end still says which step failed and what it saw."""
+    rows = [(sd.version, r) for sd, _, results, _ in reports
+            for case_rows in results.values() for r in case_rows if not r.ok]
+    if rows:
+        print("failing steps:")
+    for version, r in rows[:limit]:
+        print(f"  {version}/{r.key}: {r.expected} -- seen: {r.seen}"[:width])
+    if len(rows) > limit:
+        print(f"  ... and {len(rows) - limit} more")
+
+
 def print_units(selected, mode):
     """The units as installed in the machine (paths as seen there: /h = the work dir)."""
     for case in selected:
@@ -272,6 +285,7 @@ def main(argv):
           f"{', '.join(sd.label for sd, *_ in reports)}")
     if failed:
         print("failed: " + ", ".join(k for k, ok in verdicts.items() if not ok))
+        print_failing_rows(reports)
     print(f"{len(verdicts) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
