@@ -90,7 +90,11 @@ def judge_case(machine, case, mode, deadline_s):
     try:
         case.judge(j)
     except StepFailed:
-        pass
+        try:  # what the unit logged, for the report's tail
+            lines = machine.journal(j.unit).splitlines()[-6:]
+            j.rows[-1].context = tuple(line[:200] for line in lines)
+        except MachineGone:
+            pass
     except MachineGone as exc:
         j.rows.append(Row(case.key, "systemd reachable", str(exc), 0.0, False))
     except Exception as exc:  # a bug in the suite must still show up in the table
@@ -157,6 +161,8 @@ def print_failing_rows(reports, limit=20, width=240):
         print("failing steps:")
     for version, r in rows[:limit]:
         print(f"  {version}/{r.key}: {r.expected} -- seen: {r.seen}"[:width])
+        for line in r.context:
+            print(f"      | {line}")
     if len(rows) > limit:
         print(f"  ... and {len(rows) - limit} more")
 
@@ -286,6 +292,9 @@ def main(argv):
     if failed:
         print("failed: " + ", ".join(k for k, ok in verdicts.items() if not ok))
         print_failing_rows(reports)
+    un = os.uname()
+    print(f"host: {un.sysname} {un.release}, {os.cpu_count()} cpus, "
+          f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') >> 30} GiB")
     print(f"{len(verdicts) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -27,6 +27,8 @@ class Row:
     seen: str
     seconds: float
     ok: bool
+    #: for a failing row: the last lines of the unit's journal when it failed (for the report)
+    context: tuple = ()
 
 
 class Judge:
