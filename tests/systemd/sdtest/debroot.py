@@ -2,7 +2,8 @@
 
 `ensure_root()` returns a directory that harness.sh boots with `SD_ROOT=` (nspawn
 --volatile=overlay, so the tree is never written and one build serves every run). It is built
-when missing or when it was built for another package set, under a lock, into a temporary
+when missing, when it was built for another package set or when it changed since (a
+digest of its dpkg database and etc/ is kept with it), under a lock, into a temporary
 directory that is renamed into place only when mmdebstrap succeeded: a half-built tree is never
 used. The packages come from the Debian archive that this machine's apt already uses
 (/etc/apt/sources.list*), or from $PIER_DEBIAN_MIRROR.
@@ -88,10 +89,39 @@ def systemd_version(root):
     return int(m.group(1))
 
 
-def _fresh(root):
+def content_digest(root):
+    """A digest of what in root decides how its systemd behaves: the dpkg database and every
+    file under etc/ (path, mode, content; symlinks by target). A root changed after it was
+    built (a package installed into it, a unit enabled, a config edited) no longer matches."""
+    h = hashlib.sha256()
+    h.update((root / "var/lib/dpkg/status").read_bytes())
+    for dirpath, dirnames, filenames in os.walk(root / "etc"):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]):
+            path = Path(dirpath) / name
+            st = path.lstat()
+            h.update(f"{path.relative_to(root)}\0{st.st_mode:o}\0".encode())
+            if path.is_symlink():
+                h.update(os.readlink(path).encode())
+            elif path.is_file():
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _stamp(root):
+    return f"{root_key()}\ncontent {content_digest(root)}"
+
+
+def _fresh(root, log):
     try:
-        return (root / STAMP).read_text().strip() == root_key()
-    except OSError:
+        stamp = (root / STAMP).read_text().strip()
+        if stamp.splitlines()[0] != root_key():
+            return False
+        if stamp != _stamp(root):
+            log(f"{root} changed since it was built (dpkg database or etc/): rebuilding it")
+            return False
+        return True
+    except (OSError, IndexError):
         return False
 
 
@@ -111,7 +141,7 @@ def _build(root, log):
     if res.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RootError(f"mmdebstrap failed ({res.returncode}):\n{(res.stdout + res.stderr)[-3000:]}")
-    (tmp / STAMP).write_text(root_key() + "\n")
+    (tmp / STAMP).write_text(_stamp(tmp) + "\n")
     old = root.with_name(root.name + ".old")
     if root.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -126,6 +156,6 @@ def ensure_root(log=print):
     root = CACHE / SUITE
     with open(CACHE / f"{SUITE}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the others then reuse it
-        if not _fresh(root):
+        if not _fresh(root, log):
             _build(root, log)
     return root
