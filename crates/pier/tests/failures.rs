@@ -216,3 +216,36 @@ fn an_unknown_flag_leaves_one_error_record_in_the_json_log() {
     assert_ne!(out.code(), Some(0), "{out}");
     assert_one_error_record(&log);
 }
+
+/// AppArmor and SELinux labels pier cannot apply are refused, never ignored (a process must not
+/// run unconfined because its profile was dropped); runc fails each of them on this host too.
+#[test]
+fn lsm_labels_are_refused_cleanly() {
+    let rt = Runtime::new();
+    let cases: [(&str, &str, &str, &[&[&str]]); 3] = [
+        (
+            "process",
+            "apparmorProfile",
+            "pier-no-such-profile",
+            &[&["apparmor"]],
+        ),
+        (
+            "process",
+            "selinuxLabel",
+            "system_u:system_r:container_t:s0",
+            &[&["selinux"]],
+        ),
+        (
+            "linux",
+            "mountLabel",
+            "system_u:object_r:container_file_t:s0",
+            &[&["mountLabel", "context="]],
+        ),
+    ];
+    for (section, key, value, needles) in cases {
+        let mut b = Bundle::new();
+        b.config[section][key] = json!(value);
+        b.save();
+        fails_cleanly(&rt, "create", &b, &unique_id("lsm"), needles);
+    }
+}

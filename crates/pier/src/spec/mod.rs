@@ -176,6 +176,13 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
         (linux.time_offsets().is_some(), "linux.timeOffsets"),
         (process.io_priority().is_some(), "process.ioPriority"),
         (process.scheduler().is_some(), "process.scheduler"),
+        (
+            linux
+                .mount_label()
+                .as_deref()
+                .is_some_and(|l| !l.is_empty()),
+            "linux.mountLabel (SELinux)",
+        ),
     ];
     if let Some((_, what)) = unsupported.iter().find(|(used, _)| *used) {
         bail!("config.json: {what} is not supported by pier yet; refusing to run without it");

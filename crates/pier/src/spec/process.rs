@@ -46,6 +46,22 @@ pub fn parse_process(bytes: &[u8]) -> Result<Process> {
     process_of(&p)
 }
 
+/// `apparmorProfile` and `selinuxLabel`: pier applies neither, so a process that names one is
+/// refused rather than started unconfined (runc fails too where the LSM is absent; an empty
+/// string means none, as for runc).
+fn refuse_lsm_labels(p: &oci_spec::runtime::Process) -> Result<()> {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    for (used, what) in [
+        (set(p.apparmor_profile()), "process.apparmorProfile"),
+        (set(p.selinux_label()), "process.selinuxLabel"),
+    ] {
+        if used {
+            bail!("config.json: {what} is not supported by pier (no AppArmor or SELinux support); refusing to run the process unconfined");
+        }
+    }
+    Ok(())
+}
+
 /// Convert and validate `process`.
 pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
     let args = p.args().clone().unwrap_or_default();
@@ -56,6 +72,7 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process> {
     if !cwd.starts_with('/') {
         bail!("config.json: process.cwd {cwd:?} must be an absolute path");
     }
+    refuse_lsm_labels(p)?;
     let user = p.user();
     check_ids(user)?;
     let env = p.env().clone().unwrap_or_default();
