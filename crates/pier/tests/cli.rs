@@ -165,6 +165,27 @@ fn list_on_an_empty_root() {
     assert_eq!(rt.run(&["list", "-q"]).ok().stdout, "");
 }
 
+/// A container whose state.json cannot be read is named on stderr and skipped: `list` still
+/// shows the others and succeeds, as runc's does ("load container ID: ...").
+#[test]
+fn list_skips_a_container_whose_state_is_unreadable() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("exec sleep 1000");
+    let good = unique_id("listgood");
+    rt.ok(&["create", "--bundle", b.save(), &good]);
+    let bad = unique_id("listbad");
+    std::fs::create_dir(rt.root().join(&bad)).unwrap();
+    std::fs::write(rt.root().join(&bad).join("state.json"), "{bad").unwrap();
+    let quiet = rt.run(&["list", "-q"]);
+    let table = rt.run(&["list"]);
+    std::fs::remove_dir_all(rt.root().join(&bad)).unwrap();
+    rt.ok(&["delete", "-f", &good]);
+    assert_eq!(quiet.ok().stdout.trim(), good, "{quiet}");
+    assert!(quiet.stderr.contains(&bad), "{quiet}");
+    assert!(table.ok().stdout.contains(&good), "{table}");
+}
+
 /// `list` creates a missing root (0700) and fails, as runc 1.1 does ("mkdir /proc/nope: no
 /// such file or directory"), on one it cannot create, rootless or not.
 #[test]

@@ -12,7 +12,8 @@ use crate::state::{self, ContainerDir};
 /// `list` does.
 ///
 /// # Errors
-/// The root cannot be created (runc: `mkdir <root>: <reason>`), or a state file is unreadable.
+/// The root cannot be created (runc: `mkdir <root>: <reason>`). A container whose state file
+/// is unreadable is named in a warning and skipped, as runc does.
 pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -24,7 +25,14 @@ pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
         let Ok(dir) = ContainerDir::open_unlocked(&global.root, &id) else {
             continue;
         };
-        let saved = dir.read_state()?;
+        let saved = match dir.read_state() {
+            Ok(saved) => saved,
+            Err(e) => {
+                // runc's list names it and goes on: one broken state dir must not hide the rest.
+                tracing::warn!("load container {id}: {e:#}");
+                continue;
+            }
+        };
         rows.push(state::oci_json(
             &id,
             state::status(&dir, saved.as_ref()),
