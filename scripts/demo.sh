@@ -10,8 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 bash scripts/deps.sh
-echo "== building pier (release)"
+echo "== building pier and the static sd_notify sender (release)"
 cargo build --release -p pier 2>&1 | tail -1
+cargo build --release -p notify-relay --example sd-notify-send 2>&1 | tail -1
 work=$(mktemp -d /tmp/pier-demo.XXXXXX)
 trap 'bash "$top/tests/systemd/harness.sh" down "$work" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 mkdir -p "$work/bundles/demo" "$work/units" "$work/bin"
@@ -20,15 +21,15 @@ cp target/x86_64-unknown-linux-gnu/release/pier "$work/bin/pier"
 echo "== making a busybox bundle with a notifying service"
 bundle=$work/bundles/demo
 bash scripts/make-bundle.sh "$bundle" "$work/bin/pier"
-gcc -static -O2 -o "$bundle/rootfs/bin/sd-notify-send" tests/systemd/helpers/sd-notify-send.c
+install -m 0755 target/x86_64-unknown-linux-gnu/release/examples/sd-notify-send "$bundle/rootfs/bin/"
 python3 - "$bundle/config.json" <<'PY'
 import json, sys
 p = sys.argv[1]; c = json.load(open(p))
 c["process"]["args"] = ["sh", "-c", """
-trap 'sd-notify-send STOPPING=1 "STATUS=stopping on SIGTERM"; exit 0' TERM
-sd-notify-send "STATUS=warming up"; sleep 1
-sd-notify-send -j READY=1 "STATUS=serving requests"; sleep 1
-sd-notify-send "STATUS=serving, 42 requests so far"
+trap 'sd-notify-send -b -v STOPPING=1 "STATUS=stopping on SIGTERM"; exit 0' TERM
+sd-notify-send -b -v "STATUS=warming up"; sleep 1
+sd-notify-send -b -v -j READY=1 "STATUS=serving requests"; sleep 1
+sd-notify-send -b -v "STATUS=serving, 42 requests so far"
 while :; do sleep 1; done"""]
 json.dump(c, open(p, "w"), indent=2)
 PY

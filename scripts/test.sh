@@ -20,8 +20,8 @@ fi
 python3 tests/systemd/run.py --runtime "$PWD/target/x86_64-unknown-linux-gnu/release/pier"
 # A rootless pier under a systemd user manager (systemd-run --user -p Type=notify, and
 # --systemd-cgroup scopes of the user's manager beside runc's), under 252 and 257 in the same
-# nspawn machines; the sender is the cargo tests' static sd-notify-send (notify-relay's
-# example), here a release build.
+# nspawn machines; the sender is the project's static sd-notify-send (notify-relay's example,
+# which run.py above also builds), here a release build.
 cargo build --release -p notify-relay --example sd-notify-send
 bash tests/systemd/user_manager.sh target/x86_64-unknown-linux-gnu/release/pier \
     target/x86_64-unknown-linux-gnu/release/examples/sd-notify-send

@@ -19,7 +19,8 @@ usage: run.py [--runtime PATH|none] [--systemd host,debian13] [--only N[,N..]] [
 Prints, per systemd, one row per step (scenario, expected, seen, seconds), a line per scenario
 and the wall time; then a last line "N passed, M failed" counting scenarios of all systemds.
 Exit status 0 only when every scenario passed under every systemd.
-Needs root, systemd-container, busybox-static, gcc + libc6-dev, mmdebstrap (see docs/systemd.md).
+Needs root, systemd-container, busybox-static, gcc + libc6-dev (sd-serve), cargo (sd-notify-send),
+mmdebstrap (see docs/systemd.md).
 """
 
 import argparse

@@ -6,9 +6,9 @@ trap 'echo "payload: SIGTERM received, exiting 0"; exit 0' TERM
 read -r _ < "$CTL/go1"
 i=0
 while [ "$i" -lt 200 ]; do
-    sd-notify-send -q -n "STATUS=s10-burst-$i"
+    sd-notify-send "STATUS=s10-burst-$i"
     i=$((i + 1))
 done
-sd-notify-send -q -n -j READY=1 STATUS=s10-ready
+sd-notify-send -j READY=1 STATUS=s10-ready
 echo done > "$CTL/done"
 sleep 100000 & wait

@@ -5,7 +5,7 @@ if [ "$$" -eq 1 ]; then
     exec sleep 100000
 fi
 if [ "$1" = ready ]; then
-    sd-notify-send -j READY=1 STATUS=s13-ready-then-exit
+    sd-notify-send -b -v -j READY=1 STATUS=s13-ready-then-exit
     echo "payload: READY sent, exiting 3"
     exit 3
 fi

@@ -6,9 +6,9 @@ if [ "$$" -eq 1 ]; then
     exec sleep 100000
 fi
 trap 'echo "payload: SIGTERM received, exiting 0"; echo sigterm > "$CTL/stopped"; kill $! 2>/dev/null; exit 0' TERM
-sd-notify-send STATUS=s13-starting
+sd-notify-send -b -v STATUS=s13-starting
 read -r _ < "$CTL/go1"
-sd-notify-send -j READY=1 STATUS=s13-ready
+sd-notify-send -b -v -j READY=1 STATUS=s13-ready
 read -r _ < "$CTL/go2"
-sd-notify-send STATUS=s13-changed
+sd-notify-send -b -v STATUS=s13-changed
 sleep 100000 & wait

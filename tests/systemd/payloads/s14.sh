@@ -4,11 +4,11 @@
 # the init exits 0 on SIGTERM.
 case "$1" in
 main)
-    exec sd-notify-send -j "MAINPID=$$" READY=1 STATUS=s14-ready -- sh "$0" after ;;
+    exec sd-notify-send -b -v -j "MAINPID=$$" READY=1 STATUS=s14-ready -- sh "$0" after ;;
 after)
     trap 'exit 0' TERM
     read -r _ < "$CTL/go1"
-    sd-notify-send STATUS=s14-changed
+    sd-notify-send -b -v STATUS=s14-changed
     sleep 100000 & wait ;;
 esac
 trap 'echo "payload: SIGTERM received, exiting 0"; exit 0' TERM

@@ -3,5 +3,5 @@
 # barrier: nothing answers while it is stopped), then exit 0 at once, so the runtime reaps
 # the init and its pid is free before the manager reads the MAINPID= naming it.
 read -r _ < "$CTL/go1"
-sd-notify-send -q -n -j READY=1 STATUS=s15-ready
+sd-notify-send -j READY=1 STATUS=s15-ready
 exit 0

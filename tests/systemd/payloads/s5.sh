@@ -1,5 +1,5 @@
 #!/bin/sh
 # Scenario 5: exit with status 7 before READY.
-sd-notify-send STATUS=s5-failing
+sd-notify-send -b -v STATUS=s5-failing
 echo "payload: exiting 7 before READY"
 exit 7

@@ -1,5 +1,9 @@
 """Build what the suite runs: the static helpers and one OCI bundle per case.
 
+The helpers: `sd-notify-send`, the project's one sd_notify sender (notify-relay's example,
+static through the workspace's `.cargo/config.toml`), and `sd-serve` (helpers/sd-serve.c,
+`gcc -static`), a socket-activation and fd-store server.
+
 A bundle is `<workdir>/b/<key>/` with `config.json` (OCI runtime-spec 1.0.2, written here so no
 other runtime is needed) and `rootfs/` (busybox-static, the helpers, the payload scripts). The
 same rootfs also serves the "host" mode, where a unit runs the payload without any container.
@@ -12,7 +16,9 @@ import subprocess
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
-HELPERS = ("sd-notify-send", "sd-serve")
+REPO = HERE.parents[1]
+#: The helpers written in C, compiled here.
+C_HELPERS = ("sd-serve",)
 
 #: Inside a container: where the per-case control directory is mounted (FIFOs, sockets, files).
 CTL_IN_CONTAINER = "/ctl"
@@ -32,21 +38,51 @@ def find_busybox():
     raise BuildError("need a statically linked busybox (apt install busybox-static)")
 
 
+def build_sender():
+    """Build notify-relay's example sd-notify-send (release, static) with cargo from the
+    repository and return its path; cargo's own up-to-date check makes a rebuild cheap, so the
+    suite never runs a stale sender. The target directory is cargo's (CARGO_TARGET_DIR
+    respected), asked from `cargo metadata`; binaries sit below the triple that
+    .cargo/config.toml names."""
+    cargo = os.environ.get("CARGO") or shutil.which("cargo")
+    if not cargo:
+        raise BuildError("need cargo (the Rust toolchain) to build sd-notify-send")
+    cmd = [cargo, "build", "--release", "-p", "notify-relay", "--example", "sd-notify-send"]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BuildError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
+    meta = subprocess.run([cargo, "metadata", "--format-version", "1", "--no-deps"], cwd=REPO,
+                          capture_output=True, text=True, check=True).stdout
+    target = Path(json.loads(meta)["target_directory"])
+    for base in (target / "x86_64-unknown-linux-gnu", target):
+        path = base / "release" / "examples" / "sd-notify-send"
+        if path.is_file():
+            out = subprocess.run(["file", "-L", str(path)], capture_output=True, text=True).stdout
+            if "statically linked" not in out:
+                raise BuildError(f"{path} is not statically linked (the machines' roots do not "
+                                 f"have the host's libraries): {out.strip()}")
+            return path
+    raise BuildError(f"cargo built sd-notify-send but it is not below {target}")
+
+
 def compile_helpers(out_dir):
-    """Compile helpers/*.c with `gcc -static` (in parallel) into out_dir; returns {name: path}."""
+    """The helpers: sd-notify-send from cargo (build_sender), helpers/*.c of C_HELPERS with
+    `gcc -static` into out_dir; returns {name: path}."""
     if not shutil.which("gcc"):
         raise BuildError("need gcc and libc6-dev (static libc) to build the helpers")
     out_dir.mkdir(parents=True, exist_ok=True)
     procs = {}
-    for name in HELPERS:
+    for name in C_HELPERS:
         src, dst = HERE / "helpers" / f"{name}.c", out_dir / name
         cmd = ["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(dst), str(src)]
         procs[name] = (dst, cmd, subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True))
+    helpers = {"sd-notify-send": build_sender()}
     for _dst, cmd, proc in procs.values():
         _, err = proc.communicate()
         if proc.returncode != 0:
             raise BuildError(f"{' '.join(cmd)} failed:\n{err}")
-    return {name: dst for name, (dst, _, _) in procs.items()}
+    helpers.update({name: dst for name, (dst, _, _) in procs.items()})
+    return helpers
 
 
 def make_rootfs(dst, busybox, helpers):

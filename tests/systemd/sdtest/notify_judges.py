@@ -249,10 +249,11 @@ def timeouts(j):
 
 def _notify_from_another_process(j, *msgs):
     """Step: MSGs sent by another process of the service than its main one. Runtime mode:
-    `RUNTIME exec --notify-socket container ID sd-notify-send MSG...`, whose datagrams the
+    `RUNTIME exec --notify-socket container ID sd-notify-send -b -v MSG...`, whose datagrams the
     container's relay forwards; host mode: the same sender moved into the unit's cgroup first,
     which is what such a process is without a container."""
     t0 = time.monotonic()
+    msgs = ("-b", "-v", *msgs)  # ends with a barrier, traces to the journal
     if j.mode == "runtime":
         cmd = [RUNTIME_IN_MACHINE, "--root", RUNTIME_ROOT, "exec", "--notify-socket", "container",
                container_id(j.case), "sd-notify-send", *msgs]

@@ -49,7 +49,7 @@ fn container_barrier_does_not_hang_when_the_host_socket_is_unreachable() {
     let missing = tempfile::tempdir().expect("tempdir");
     let socket = path_str(&missing.path().join("no-such-dir/notify"));
     let pier = Pier::new();
-    // The sender exits 4 if its barrier is not acknowledged within 10 s.
+    // The sender exits 4 if its barrier is not acknowledged within 5 s.
     let bundle = Bundle::notify("sd-notify-send -B READY=1 || exit $?; exit 7");
     let (mut child, _) = spawn_run(&pier, &bundle, &socket, "unreachbarrier", &[]);
     let status = pier.wait(&mut child, HANG_GUARD);

@@ -1,21 +1,33 @@
-//! `sd-notify-send`: the cargo tests' sd_notify(3) client inside a container (no libsystemd),
+//! `sd-notify-send`: the project's one sd_notify(3) client inside a container (no libsystemd),
 //! statically linked by the workspace's `.cargo/config.toml` so that it runs in a bare busybox
-//! image. pier's tests build it (`tests/kit/sender.rs`: `cargo build -p notify-relay --example
-//! sd-notify-send --target-dir target/test-sender`) and copy it into the rootfs.
+//! image. Its users: pier's cargo tests (`tests/kit/sender.rs` builds it with `cargo build -p
+//! notify-relay --example sd-notify-send --target-dir target/test-sender`), the real-systemd
+//! suite (`tests/systemd`: `sdtest/build.py` builds it `--release`), `tests/systemd/
+//! user_manager.sh` and the benchmark (`bench/run`, with `-T`).
 //!
-//! usage: sd-notify-send [-j] [-w MS] [-n COUNT] [-B] [-F] [-N] MSG... [-- CMD ARG...]
+//! usage: sd-notify-send [-j] [-M] [-v] [-w MS] [-n COUNT] [-b|-B] [-F] [-N] MSG... [-- CMD ARG...]
+//!        sd-notify-send -T OP...
 //! - MSG: one datagram per MSG; `\n` escapes are expanded.
-//! - `-j`: join all MSGs with '\n' into ONE datagram instead.
+//! - `-j`: join all MSGs with '\n' into ONE datagram instead (systemd applies a datagram at once).
+//! - `-M`: append `MONOTONIC_USEC=<CLOCK_MONOTONIC now, in us>` to each datagram (RELOADING=1
+//!   wants it).
+//! - `-v`: trace one line per datagram on stderr: `sd-notify-send[PID]: MSG` (newlines as `|`).
 //! - `-w MS`: sleep MS milliseconds before each datagram.
 //! - `-n COUNT`: send the one MSG COUNT times as `MSG<i>` (i = 0..COUNT-1), blocking sends.
-//! - `-B`: then sd_notify_barrier(): `BARRIER=1` with the write end of a pipe, wait (<= 10 s)
-//!   for POLLHUP, then send `X_BARRIER_ACK_NS=<CLOCK_REALTIME ns when it completed>`, or
-//!   `X_BARRIER_TIMEOUT=1` and exit 4.
+//! - `-b`: end with sd_notify_barrier(3), like systemd-notify: `BARRIER=1` with the write end
+//!   of a pipe, then wait (<= 5 s) until the manager closed it, i.e. processed every earlier
+//!   datagram; exit 4 if it did not. A sender that exits at once needs it: the manager finds
+//!   the sender's unit through its cgroup, which it cannot read once the sender is gone.
+//! - `-B`: `-b`, then report it: send `X_BARRIER_ACK_NS=<CLOCK_REALTIME ns when it completed>`,
+//!   or `X_BARRIER_TIMEOUT=1` (and exit 4).
 //! - `-F`: attach the read end of a fresh pipe to the first datagram (SCM_RIGHTS), and after
 //!   the messages send `X_FD_INO=<its inode number>`.
 //! - `-N`: send non-blocking (MSG_DONTWAIT); on EAGAIN retry, counting the retries, and after
 //!   the messages send `X_EAGAIN=<retries>`.
-//! - `-- CMD`: exec CMD afterwards (keeps the process alive, e.g. as the container's init).
+//! - `-- CMD`: exec CMD afterwards, in this process, so a shell can notify as itself (its own
+//!   pid: `exec sd-notify-send READY=1 -- sh next.sh`), which NotifyAccess=main wants.
+//! - `-T OP...`: the benchmark's timed operations (`bench.rs`): `send:TEXT`, `raw:TEXT`,
+//!   `burst:TAG:COUNT:GAP_US`, `sleep:MS`.
 //!
 //! exit: 0 all sent; 2 NOTIFY_SOCKET unset; 3 socket/send error; 4 barrier timeout; 64 usage;
 //! 127 CMD could not be run. `@name` (abstract) addresses are supported.
@@ -36,14 +48,33 @@ use rustix::net::{
 };
 use rustix::pipe::{pipe_with, PipeFlags};
 
-const USAGE: &str =
-    "usage: sd-notify-send [-j] [-w MS] [-n COUNT] [-B] [-F] [-N] MSG... [-- CMD...]";
+mod bench;
+
+const USAGE: &str = "usage: sd-notify-send [-j] [-M] [-v] [-w MS] [-n COUNT] [-b|-B] [-F] [-N] \
+                     MSG... [-- CMD...]\n       sd-notify-send -T OP...";
+
+/// How long a barrier waits for the manager (systemd-notify's and the relay's bound).
+const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `-b` / `-B` ask for at the end.
+#[derive(Default, PartialEq, Eq)]
+enum Barrier {
+    /// No barrier.
+    #[default]
+    None,
+    /// `-b`: the handshake only.
+    Plain,
+    /// `-B`: the handshake, then `X_BARRIER_ACK_NS=` or `X_BARRIER_TIMEOUT=1`.
+    Reported,
+}
 
 /// The parsed command line.
 #[derive(Default)]
 struct Args {
     join: bool,
-    barrier: bool,
+    monotonic: bool,
+    trace: bool,
+    barrier: Barrier,
     pass_fd: bool,
     nonblock: bool,
     wait_ms: u64,
@@ -52,13 +83,17 @@ struct Args {
     command: Vec<String>,
 }
 
+/// The flags, MSGs and CMD of `argv` (without argv\[0\]); None on a usage error.
 fn parse(argv: &[String]) -> Option<Args> {
     let mut a = Args::default();
     let mut i = 0;
     while i < argv.len() && argv[i].len() > 1 && argv[i].starts_with('-') && argv[i] != "--" {
         match argv[i].as_str() {
             "-j" => a.join = true,
-            "-B" => a.barrier = true,
+            "-M" => a.monotonic = true,
+            "-v" => a.trace = true,
+            "-b" => a.barrier = Barrier::Plain,
+            "-B" => a.barrier = Barrier::Reported,
             "-F" => a.pass_fd = true,
             "-N" => a.nonblock = true,
             "-w" if i + 1 < argv.len() => {
@@ -80,17 +115,43 @@ fn parse(argv: &[String]) -> Option<Args> {
     Some(a)
 }
 
-/// The connected socket and the EAGAIN count of `-N`.
+/// The connected socket, the EAGAIN count of `-N` and the per-datagram options.
 struct Sender {
     fd: OwnedFd,
     nonblock: bool,
+    monotonic: bool,
+    trace: bool,
     eagain: u64,
 }
 
 impl Sender {
     /// One datagram, optionally with one fd. On a full queue a blocking send waits; with
     /// `-N` it polls for room (100 ms at a time) and counts the retry.
+    /// With `-M` the datagram gets `MONOTONIC_USEC=`, with `-v` it is traced once sent.
     fn send(&mut self, text: &str, pass: Option<BorrowedFd<'_>>) -> Result<(), u8> {
+        let stamped;
+        let text = if self.monotonic {
+            let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+            let us = now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000;
+            let sep = if text.is_empty() { "" } else { "\n" };
+            stamped = format!("{text}{sep}MONOTONIC_USEC={us}");
+            stamped.as_str()
+        } else {
+            text
+        };
+        self.send_raw(text, pass)?;
+        if self.trace {
+            eprintln!(
+                "sd-notify-send[{}]: {}",
+                std::process::id(),
+                text.replace('\n', "|")
+            );
+        }
+        Ok(())
+    }
+
+    /// One datagram as given (see `send`).
+    fn send_raw(&mut self, text: &str, pass: Option<BorrowedFd<'_>>) -> Result<(), u8> {
         let fds: Vec<BorrowedFd<'_>> = pass.into_iter().collect();
         let flags = if self.nonblock {
             SendFlags::NOSIGNAL | SendFlags::DONTWAIT
@@ -128,24 +189,36 @@ impl Sender {
         }
     }
 
-    /// sd_notify_barrier(3): 0 when the manager closed our fd, 4 on timeout, 3 on error.
-    fn barrier(&mut self) -> Result<(), u8> {
+    /// sd_notify_barrier(3), and with `-B` its report: Ok when the manager closed our fd,
+    /// 4 on timeout, 3 on error.
+    fn barrier(&mut self, report: bool) -> Result<(), u8> {
         let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| {
             eprintln!("sd-notify-send: pipe: {e}");
             3
         })?;
-        self.send("BARRIER=1", Some(write.as_fd()))?;
+        self.send_raw("BARRIER=1", Some(write.as_fd()))?;
         drop(write);
+        // POLLHUP (always reported) once the manager closed the write end.
         let mut pfd = [PollFd::new(&read, PollFlags::IN)];
-        let ready = poll(&mut pfd, Some(&timespec(Duration::from_secs(10)))).unwrap_or(0);
+        let ready = poll(&mut pfd, Some(&timespec(BARRIER_TIMEOUT))).unwrap_or(0);
         if ready == 0 {
-            let _ = self.send("X_BARRIER_TIMEOUT=1", None);
+            eprintln!(
+                "sd-notify-send[{}]: barrier not acknowledged within {} s",
+                std::process::id(),
+                BARRIER_TIMEOUT.as_secs()
+            );
+            if report {
+                let _ = self.send_raw("X_BARRIER_TIMEOUT=1", None);
+            }
             return Err(4);
+        }
+        if !report {
+            return Ok(());
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        self.send(&format!("X_BARRIER_ACK_NS={}", now.as_nanos()), None)
+        self.send_raw(&format!("X_BARRIER_ACK_NS={}", now.as_nanos()), None)
     }
 }
 
@@ -154,14 +227,15 @@ fn timespec(d: Duration) -> Timespec {
 }
 
 /// `NOTIFY_SOCKET` as an address: `@name` abstract, else a path.
-fn address(value: &str) -> Option<SocketAddrUnix> {
+pub(crate) fn address(value: &str) -> Option<SocketAddrUnix> {
     match value.strip_prefix('@') {
         Some(name) => SocketAddrUnix::new_abstract_name(name.as_bytes()).ok(),
         None => SocketAddrUnix::new(value).ok(),
     }
 }
 
-fn connect(value: &str, nonblock: bool) -> Result<Sender, u8> {
+/// A datagram socket connected to `NOTIFY_SOCKET`'s value; 3 (reported) on error.
+fn connect_socket(value: &str) -> Result<OwnedFd, u8> {
     let Some(addr) = address(value) else {
         eprintln!("sd-notify-send: NOTIFY_SOCKET too long");
         return Err(3);
@@ -181,13 +255,10 @@ fn connect(value: &str, nonblock: bool) -> Result<Sender, u8> {
         eprintln!("sd-notify-send: connect: {e}");
         3
     })?;
-    Ok(Sender {
-        fd,
-        nonblock,
-        eagain: 0,
-    })
+    Ok(fd)
 }
 
+/// Everything the flags ask for, in order.
 fn send_all(a: &Args, sender: &mut Sender) -> Result<(), u8> {
     // The pipe of `-F`; its write end stays open (until exit or exec) like the C sender's.
     let pipe = if a.pass_fd {
@@ -217,20 +288,23 @@ fn send_all(a: &Args, sender: &mut Sender) -> Result<(), u8> {
     }
     if let Some(read) = extra {
         let ino = rustix::fs::fstat(read).map_err(|_| 3)?.st_ino;
-        sender.send(&format!("X_FD_INO={ino}"), None)?;
+        sender.send_raw(&format!("X_FD_INO={ino}"), None)?;
     }
     if a.nonblock {
         let retries = sender.eagain;
-        sender.send(&format!("X_EAGAIN={retries}"), None)?;
+        sender.send_raw(&format!("X_EAGAIN={retries}"), None)?;
     }
-    if a.barrier {
-        sender.barrier()?;
+    if a.barrier != Barrier::None {
+        sender.barrier(a.barrier == Barrier::Reported)?;
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "-T") {
+        return bench::main(&argv[1..]);
+    }
     let Some(args) = parse(&argv) else {
         eprintln!("{USAGE}");
         return ExitCode::from(64);
@@ -240,7 +314,16 @@ fn main() -> ExitCode {
         eprintln!("sd-notify-send: NOTIFY_SOCKET not set");
         return ExitCode::from(2);
     }
-    let result = connect(&value, args.nonblock).and_then(|mut s| send_all(&args, &mut s));
+    let result = connect_socket(&value).and_then(|fd| {
+        let mut sender = Sender {
+            fd,
+            nonblock: args.nonblock,
+            monotonic: args.monotonic,
+            trace: args.trace,
+            eagain: 0,
+        };
+        send_all(&args, &mut sender)
+    });
     if let Err(code) = result {
         return ExitCode::from(code);
     }
