@@ -47,13 +47,25 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     pipe_with(PipeFlags::CLOEXEC).expect("pipe")
 }
 
+/// The pipe's write end is closed everywhere: waits (poll, up to 5 s) for POLLHUP, since a
+/// child that another test thread is spawning holds a copy of every fd until its execve
+/// closes the CLOEXEC ones.
 fn hung_up(read: &OwnedFd) -> bool {
+    poll_hup(read, 5)
+}
+
+/// The pipe's write end is still open somewhere, right now (no wait).
+fn still_open(read: &OwnedFd) -> bool {
+    !poll_hup(read, 0)
+}
+
+fn poll_hup(read: &OwnedFd, seconds: i64) -> bool {
     let mut fds = [PollFd::new(read, PollFlags::IN)];
-    let zero = Timespec {
-        tv_sec: 0,
+    let timeout = Timespec {
+        tv_sec: seconds,
         tv_nsec: 0,
     };
-    rustix::event::poll(&mut fds, Some(&zero)).expect("poll");
+    rustix::event::poll(&mut fds, Some(&timeout)).expect("poll");
     fds[0].revents().contains(PollFlags::HUP)
 }
 
@@ -260,7 +272,7 @@ fn barrier_goes_up_with_the_senders_own_fd() {
     assert_eq!(forward.pid_credential, None);
     assert!(!outcome.ready);
     assert!(
-        !hung_up(&read),
+        still_open(&read),
         "the relay keeps the fd open until it is sent"
     );
     drop(forward);
