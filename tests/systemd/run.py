@@ -92,7 +92,7 @@ def judge_case(machine, case, mode, deadline_s):
         case.judge(j)
     except StepFailed:
         try:  # what the unit logged, for the report's tail
-            lines = machine.journal(j.unit).splitlines()[-6:]
+            lines = [*j.queue, *machine.journal(j.unit).splitlines()[-6:]]
             j.rows[-1].context = tuple(line[:200] for line in lines)
         except MachineGone:
             pass

@@ -39,6 +39,8 @@ class Judge:
         self.ctl = machine.workdir / "ctl" / case.key
         self.rows = []
         self.unit = unit_name(case)
+        #: the manager's job queue when a state wait failed with a job still queued (report)
+        self.queue = ()
 
     def record(self, expected, seen, ok, t0):
         """Append a row; raise StepFailed when not ok."""
@@ -59,6 +61,8 @@ class Judge:
         ok, got, why = self.machine.wait(unit, want, deadline_s or self.deadline)
         keys = list(want) if ok else list(dict.fromkeys((*want, *BASE_PROPS)))
         seen = " ".join(f"{k}={got[k]}" for k in keys if k != "Job" or got[k])
+        if not ok and got["Job"]:  # a queued job that never ran: say what the queue held
+            self.queue = tuple(self.machine.jobs())
         self.record(expected, seen if ok else f"{seen} ({why})", ok, t0)
         return got
 

@@ -13,7 +13,18 @@ import time
 from pathlib import Path
 
 HARNESS = Path(__file__).resolve().parent.parent / "harness.sh"
+#: A wait polls every POLL_S at first, then backs off by POLL_GROWTH up to POLL_MAX_S: most
+#: states appear within a few polls, and a long wait must not keep PID 1 busy.
 POLL_S = 0.05
+POLL_GROWTH = 1.5
+POLL_MAX_S = 0.4
+#: Queries to PID 1 (`systemctl show`, `list-jobs`...) in flight at once, over all cases. Each
+#: is a D-Bus call that PID 1 answers and logs (debug) before anything else: PID 1 runs its job
+#: queue only when no such event is pending (sd-event's idle priority), and its log writes
+#: block (up to 10 ms each) while journald is behind. Seventeen cases polling freely kept a
+#: faster CI machine's PID 1 so busy that every queued start job stayed "waiting" for the
+#: whole 10 s of the waits (252 and 257 alike); the jobs ran once the waits gave up.
+QUERIES_AT_ONCE = 2
 #: Properties every wait reads, so a failure report shows where the unit really was.
 BASE_PROPS = ("ActiveState", "SubState", "Result", "Job")
 
@@ -34,6 +45,7 @@ class Machine:
         self.version = version
         self.leader = None
         self.aborted = threading.Event()
+        self._queries = threading.BoundedSemaphore(QUERIES_AT_ONCE)
 
     def up(self):
         """Boot; raises RuntimeError with the console log tail when it does not come up."""
@@ -47,7 +59,7 @@ class Machine:
         self.leader = (self.workdir / ".nspawn.leader").read_text().strip()
         self._await_basic_target()
         if "state=running" not in res.stdout:  # e.g. degraded: say which units failed at boot
-            failed = self.systemctl("list-units", "--failed", "--no-legend", "--plain").stdout
+            failed = self.query("list-units", "--failed", "--no-legend", "--plain").stdout
             print(f"run.py: {res.stdout.strip()}; failed at boot: "
                   f"{', '.join(l.split()[0] for l in failed.splitlines() if l.strip()) or 'none'}",
                   flush=True)
@@ -62,11 +74,11 @@ class Machine:
         boot had not reached them, so each start pulled the whole chain in again and waited."""
         end = time.monotonic() + deadline_s
         while True:
-            res = self.systemctl("is-active", "sysinit.target", "basic.target")
+            res = self.query("is-active", "sysinit.target", "basic.target")
             if res.stdout.split() == ["active", "active"] or time.monotonic() > end:
                 if res.stdout.split() != ["active", "active"]:
                     print(f"run.py: sysinit/basic not active after {deadline_s}s: "
-                          f"{' '.join(res.stdout.split())}; {self.jobs()}", flush=True)
+                          f"{' '.join(res.stdout.split())}; {'; '.join(self.jobs())}", flush=True)
                 return
             time.sleep(POLL_S)
 
@@ -92,9 +104,16 @@ class Machine:
         """`systemctl ARGS`; returns CompletedProcess."""
         return self.run("systemctl", *args, timeout=timeout)
 
+    def query(self, *args, timeout=30):
+        """A `systemctl ARGS` that only reads PID 1's state (show, list-jobs, is-active...):
+        at most QUERIES_AT_ONCE of them run at a time. Verbs that queue jobs and wait for them
+        (start, stop) go through systemctl() and are never held back."""
+        with self._queries:
+            return self.systemctl(*args, timeout=timeout)
+
     def show(self, unit, props):
         """{prop: value} from `systemctl show -p` (missing properties map to "")."""
-        res = self.systemctl("show", "-p", ",".join(props), unit)
+        res = self.query("show", "-p", ",".join(props), unit)
         out = dict.fromkeys(props, "")
         for line in res.stdout.splitlines():
             key, _, value = line.partition("=")
@@ -116,7 +135,7 @@ class Machine:
         notify messages it could not attribute to a unit, and any journald suppression or failed
         unit. "" when the machine is gone."""
         try:
-            state = self.systemctl("is-system-running").stdout.strip()
+            state = self.query("is-system-running").stdout.strip()
             level = self.run("systemd-analyze", "log-level").stdout.strip()
             target = self.run("systemd-analyze", "log-target").stdout.strip()
             jd = self.show("systemd-journald.service", ("ActiveState", "NRestarts"))
@@ -126,7 +145,7 @@ class Machine:
             supp = [l for l in self.run("journalctl", "-q", "--no-pager", "-o", "cat",
                                         "-u", "systemd-journald.service").stdout.splitlines()
                     if "uppressed" in l or "rate" in l.lower()]
-            failed = self.systemctl("list-units", "--failed", "--no-legend", "--plain").stdout
+            failed = self.query("list-units", "--failed", "--no-legend", "--plain").stdout
         except MachineGone as exc:
             return f"machine gone: {exc}"
         failed_units = ",".join(l.split()[0] for l in failed.splitlines() if l.strip()) or "none"
@@ -139,6 +158,7 @@ class Machine:
         """Poll until all of want {prop: str | set | callable} match; returns (ok, props, why)."""
         props = tuple(dict.fromkeys((*BASE_PROPS, *want)))
         end = time.monotonic() + deadline_s
+        pause = POLL_S
         while True:
             got = self.show(unit, props)
             if all(matches(got[k], v) for k, v in want.items()):
@@ -146,28 +166,49 @@ class Machine:
             if got["ActiveState"] == "failed" or (got["ActiveState"] == "inactive" and not got["Job"]):
                 return False, got, f"unit settled in {got['ActiveState']}"  # nothing will change
             if time.monotonic() > end:
-                return False, got, f"not seen within {deadline_s:.0f}s; {self.jobs()}"
-            if self.aborted.wait(POLL_S):
-                raise MachineGone("aborted")
+                return False, got, f"not seen within {deadline_s:.0f}s"
+            pause = self._pause(pause)
 
     def jobs(self):
-        """The manager's queued jobs, one "id unit type state" per job (what a stuck start job
-        waits behind), for the report of a wait that timed out."""
-        res = self.systemctl("list-jobs", "--no-legend", "--no-pager")
-        jobs = [" ".join(line.split()[:4]) for line in res.stdout.splitlines() if line.strip()]
-        return "jobs: " + (", ".join(jobs[:8]) or "none") + (" ..." if len(jobs) > 8 else "")
+        """The manager's job queue, most telling first, as short lines for a report: a count
+        by state, the jobs that are not a case's (what a case's job may be ordered after) and
+        what the first waiting jobs wait for (`list-jobs --before`)."""
+        res = self.query("list-jobs", "--before", "--no-legend", "--no-pager")
+        jobs, waits, current = [], [], None
+        for line in res.stdout.splitlines():
+            words = line.split()
+            if len(words) >= 4 and words[0].isdigit():
+                jobs.append(words[:4])
+                current = words[1]
+            elif "waiting for job" in line and current:
+                what = line.split("waiting for job", 1)[1].split(")", 1)[0].strip()
+                waits.append(f"{current} waits for job {what})")
+        states = {}
+        for job in jobs:
+            states[job[3]] = states.get(job[3], 0) + 1
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none"
+        others = [" ".join(j) for j in jobs if not j[1].startswith("sdt-")]
+        lines = [f"jobs: {len(jobs)} ({counts}); not a case's: {', '.join(others[:6]) or 'none'}"]
+        return lines + waits[:4]
 
     def wait_journal(self, unit, text, deadline_s):
         """Poll the unit's journal until it contains text; returns (ok, matching line or "")."""
         end = time.monotonic() + deadline_s
+        pause = POLL_S
         while True:
             for line in self.journal(unit).splitlines():
                 if text in line:
                     return True, line
             if time.monotonic() > end:
                 return False, ""
-            if self.aborted.wait(POLL_S):
-                raise MachineGone("aborted")
+            pause = self._pause(pause)
+
+    def _pause(self, pause):
+        """Sleep pause s between two polls (MachineGone when the machine is aborted meanwhile);
+        returns the next, longer pause."""
+        if self.aborted.wait(pause):
+            raise MachineGone("aborted")
+        return min(pause * POLL_GROWTH, POLL_MAX_S)
 
 
 def matches(value, want):
