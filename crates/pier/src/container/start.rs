@@ -60,6 +60,8 @@ impl Container {
     /// return 1 (the relay still goes on); no READY=1 by then returns 0. An init
     /// that exits before READY=1 makes this return its status (1 when unknown); 0 stays 0, so
     /// systemd judges a clean exit without READY=1 as it would uncontained (`Result=protocol`).
+    /// One that exits right after its READY=1 was forwarded returns 0 and is left unreaped
+    /// for the manager, whose main pid it is now.
     ///
     /// # Errors
     /// The wait loop or the detached relay's fork fails.
@@ -98,6 +100,14 @@ impl Container {
             }
             Ended::Exited => {
                 session.finish();
+                if session.ready_forwarded() {
+                    // It exited right after its READY=1 (the same poll, or before the
+                    // manager acknowledged it): the READY reached the manager, which was told
+                    // the init is the main pid and reaps it once pier has exited (its status
+                    // is the unit's), as an exec'd process is left.
+                    tracing::debug!("container {} exited right after READY=1", self.state.id);
+                    return Ok(0);
+                }
                 let code = self.exit_code();
                 let shown = code.map_or("unknown".to_string(), |c| c.to_string());
                 tracing::error!(

@@ -26,6 +26,31 @@ fn run_detached_returns_the_status_of_an_init_that_exits_before_ready() {
     );
 }
 
+/// An init that exits at once after its READY=1 (a oneshot-like service): the READY reached
+/// the manager, so `run -d` succeeds and says nothing of an exit "before READY=1"; the init is
+/// left for the manager (MAINPID) to reap, as `exec --notify-socket own` leaves its process.
+/// Many tries, since the exit and the READY's acknowledgement race.
+#[test]
+fn run_detached_succeeds_for_an_init_that_exits_right_after_ready() {
+    let pier = Pier::new();
+    let bundle = Bundle::notify("sd-notify-send READY=1; exit 3");
+    for n in 0..20 {
+        let systemd = FakeSystemd::bind_path();
+        let run = run_detached(&pier, &bundle, &systemd, &format!("readyexit{n}"), &[]);
+        assert_ok(run.status, &pier);
+        let ready: Vec<String> = payloads(&run.got)
+            .into_iter()
+            .filter(|p| p.contains("READY=1"))
+            .collect();
+        assert_eq!(ready.len(), 1, "try {n}: READY=1 relayed once: {:?}", run.got);
+        assert!(
+            !pier.log().contains("before READY"),
+            "try {n}: an exit after READY=1 reported as before it:\n{}",
+            pier.log()
+        );
+    }
+}
+
 #[test]
 fn start_fails_when_the_init_exits_before_ready() {
     let systemd = FakeSystemd::bind_path();
