@@ -557,7 +557,7 @@ async fn propagation(c: &Containerd, handler: &str) -> Vec<String> {
         let id = create_and_start(&mut cri, &pod, cc).await;
         mount(
             "tmpfs",
-            &vol.join("late"),
+            vol.join("late"),
             "tmpfs",
             MountFlags::empty(),
             None,

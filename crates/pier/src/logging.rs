@@ -14,6 +14,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -21,19 +22,36 @@ use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
-use crate::cli::{Global, LogFormat};
+/// `--log-format`: logrus' text records or runc's JSON ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What the global flags ask of logging (`--log FILE`, `--log-format`, `--debug`); the CLI
+/// layer builds it (`cli::Global::log_settings`), so logging needs nothing above it.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// `--log`: records go to this file (appended) instead of stderr.
+    pub file: Option<&'a Path>,
+    /// `--log-format`.
+    pub format: LogFormat,
+    /// `--debug`: debug records too.
+    pub debug: bool,
+}
 
 /// Install the global subscriber for this invocation.
 ///
 /// # Errors
 /// The `--log` file cannot be opened for appending.
-pub fn init(global: &Global) -> io::Result<()> {
-    let max = match (global.debug, &global.log) {
+pub fn init(settings: Settings<'_>) -> io::Result<()> {
+    let max = match (settings.debug, settings.file) {
         (true, _) => Level::DEBUG,
         (false, Some(_)) => Level::ERROR,
         (false, None) => Level::WARN,
     };
-    let out = match &global.log {
+    let out = match settings.file {
         Some(path) => {
             let file = OpenOptions::new().create(true).append(true).open(path)?;
             *log_file() = Some(file);
@@ -44,7 +62,7 @@ pub fn init(global: &Global) -> io::Result<()> {
     // A second init (tests) keeps the first subscriber; that is fine.
     let _ = tracing::subscriber::set_global_default(RuncLog {
         max,
-        format: global.log_format,
+        format: settings.format,
         out,
     });
     Ok(())
@@ -80,10 +98,10 @@ pub fn close_file_from(first: std::os::fd::RawFd) {
 
 /// Report the failure of this invocation: exactly one error record, plus the plain message on
 /// stderr when records go to a file (so a human running pier by hand sees it too).
-pub fn report_failure(global: &Global, err: &anyhow::Error) {
+pub fn report_failure(settings: Settings<'_>, err: &anyhow::Error) {
     let msg = format!("{err:#}");
     tracing::error!("{msg}");
-    if global.log.is_some() {
+    if settings.file.is_some() {
         let _ = writeln!(io::stderr(), "pier: {msg}");
     }
 }

@@ -47,18 +47,18 @@ fn pier_main() -> u8 {
     };
     // Before the log file takes the lowest free fd: fds 3.. must be the caller's own.
     let inherited = pier::commands::check_inherited_fds(&cli);
-    if let Err(e) = pier::logging::init(&cli.global) {
+    if let Err(e) = pier::logging::init(cli.global.log_settings()) {
         eprintln!("pier: open log: {e}");
         return 1;
     }
     if let Err(e) = inherited.and_then(|()| pier::commands::seal_own_binary(&cli)) {
-        pier::logging::report_failure(&cli.global, &e);
+        pier::logging::report_failure(cli.global.log_settings(), &e);
         return pier::error::exit_status(&e);
     }
     match pier::commands::dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
-            pier::logging::report_failure(&cli.global, &e);
+            pier::logging::report_failure(cli.global.log_settings(), &e);
             pier::error::exit_status(&e)
         }
     }

@@ -33,9 +33,8 @@ fn created_init_holds_no_host_fd_but_the_fifo() {
         let link = std::fs::read_link(entry.path()).unwrap_or_default();
         let st = std::fs::metadata(entry.path()).expect("stat the init's fd");
         let is_fifo = (st.dev(), st.ino()) == (fifo.dev(), fifo.ino());
-        let own_procfs = rustix::fs::statfs(&entry.path()).is_ok_and(|s| {
-            s.f_type as i64 == libc::PROC_SUPER_MAGIC as i64 && st.dev() != host_proc
-        });
+        let own_procfs = rustix::fs::statfs(entry.path())
+            .is_ok_and(|s| s.f_type == libc::PROC_SUPER_MAGIC && st.dev() != host_proc);
         assert!(
             is_fifo || own_procfs,
             "the created init holds fd {n} -> {link:?}, which is neither the exec fifo nor a procfs of its own"

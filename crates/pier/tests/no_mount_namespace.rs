@@ -202,8 +202,8 @@ impl SharedPair {
 
 impl Drop for SharedPair {
     fn drop(&mut self) {
-        let _ = unmount(&self.peer(), UnmountFlags::DETACH);
-        let _ = unmount(&self.side(), UnmountFlags::DETACH);
+        let _ = unmount(self.peer(), UnmountFlags::DETACH);
+        let _ = unmount(self.side(), UnmountFlags::DETACH);
     }
 }
 

@@ -97,7 +97,7 @@ fn crossed(root: Option<&str>, option: Option<&str>) -> (String, bool, support::
     let row = mount_at(&parse_mountinfo(mountinfo), "/p").clone();
     let to_host = src.path().join("inner/from-container").exists();
     let _ = rustix::mount::unmount(
-        &src.path().join("inner"),
+        src.path().join("inner"),
         rustix::mount::UnmountFlags::DETACH,
     );
     (after.to_owned(), to_host, row)

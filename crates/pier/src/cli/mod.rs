@@ -57,11 +57,17 @@ pub struct Global {
     pub version: bool,
 }
 
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
+pub use crate::logging::LogFormat;
+
+impl Global {
+    /// What `--log`, `--log-format` and `--debug` ask of [`crate::logging`].
+    pub fn log_settings(&self) -> crate::logging::Settings<'_> {
+        crate::logging::Settings {
+            file: self.log.as_deref(),
+            format: self.log_format,
+            debug: self.debug,
+        }
+    }
 }
 
 /// The subcommands (runc's names and flags).

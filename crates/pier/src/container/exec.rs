@@ -1,17 +1,22 @@
 //! [`Container::exec`]: a new process in a created, running (or paused) container, as runc's
 //! `exec.go` starts one: cloned into the init's pid namespace and cgroup by
-//! `spawn::exec::spawn_exec`, returned once it has `execve`d.
+//! `spawn::exec::spawn_exec`, returned once it has `execve`d as an [`ExecProcess`] that the
+//! verb waits for: to its exit in the foreground, or (`exec -d --notify-socket own`) to its
+//! READY=1 as `run -d` waits for the init's ([`ExecProcess::wait_ready`]).
 
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 use super::{Container, Lock};
 use crate::error::ContainerError;
+use crate::notify::{ExecNotify, Session, WaitMode};
 use crate::spawn::{self, Spawned};
 use crate::spec::{Plan, Process, Seccomp};
 use crate::state::Status;
+use crate::supervise::{self, BlockedSignals, Ended, Until};
 
 /// Where an exec'd process's terminal and pid go.
 pub struct ExecOptions<'a> {
@@ -21,6 +26,16 @@ pub struct ExecOptions<'a> {
     pub pid_file: Option<&'a Path>,
     /// `--console-socket` (with `--detach --tty`): receives the pty master.
     pub console_socket: Option<&'a Path>,
+    /// `--detach`: the relay of an own notify socket then names the process as the unit's
+    /// main pid with its READY=1 (the relay's identity, docs/notify.md).
+    pub detach: bool,
+}
+
+/// A started exec'd process: its pidfd, the pty master to proxy (a terminal without a
+/// console socket), and its own notify session (`--notify-socket own`).
+pub struct ExecProcess {
+    spawned: Spawned,
+    session: Option<Session>,
 }
 
 impl Container {
@@ -63,18 +78,21 @@ impl Container {
     }
 
     /// Start `process` in the container (with the container's `seccomp` profile), write the
-    /// pid file, and send the pty master to the console socket if one is given. With a
-    /// terminal and no console socket, [`Spawned::console`] holds the master to proxy.
+    /// pid file, send the pty master to the console socket if one is given, and open the
+    /// process's own notify session when `notify` is [`ExecNotify::Own`]. With a terminal and
+    /// no console socket, the returned process holds the master to proxy.
     ///
     /// # Errors
     /// The process cannot be started (runc's wording for a missing executable or cwd), or the
-    /// pid file or console socket fails; the process is then killed and reaped.
+    /// pid file, the console socket or the notify session fails; the process is then killed
+    /// and reaped.
     pub fn exec(
         &mut self,
         process: &Process,
         seccomp: Option<&Seccomp>,
         opts: &ExecOptions<'_>,
-    ) -> Result<Spawned> {
+        notify: ExecNotify,
+    ) -> Result<ExecProcess> {
         let cgroup = self.cgroup();
         let pid = self.state.pid;
         let spawned = spawn::exec::spawn_exec(
@@ -93,6 +111,89 @@ impl Container {
         if let (Some(path), Some((name, master))) = (opts.console_socket, &spawned.console) {
             crate::tty::send_to_console_socket(path, name, master.as_fd())?;
         }
-        Ok(spawned.keep())
+        let session = match notify {
+            ExecNotify::Own(socket) => Some(socket.into_session(
+                spawned.pid,
+                spawned.pidfd.as_fd(),
+                &self.state.annotations,
+                opts.detach,
+            )?),
+            ExecNotify::None | ExecNotify::Container => None,
+        };
+        Ok(ExecProcess {
+            spawned: spawned.keep(),
+            session,
+        })
+    }
+}
+
+impl ExecProcess {
+    /// In the foreground: forward signals, relay its own notify socket (if any), proxy the
+    /// terminal, until the process exits; its exit status (128+N when killed by signal N).
+    ///
+    /// # Errors
+    /// The wait loop or reaping the process fails.
+    pub fn wait_exit(mut self, signals: &BlockedSignals) -> Result<u8> {
+        let console = self.spawned.console.take().map(|(_, master)| master);
+        supervise::foreground(self.spawned.pidfd.as_fd(), signals, self.session, console)
+    }
+
+    /// `exec -d --notify-socket own`: wait as `mode` says (signals forwarded meanwhile) until
+    /// the process's READY=1 has reached the manager, then hand the relay to a detached
+    /// process that lives as long as the exec'd process; returns pier's exit status, as
+    /// [`Container::wait_ready`] does for the init. With the default identity the READY
+    /// datagram names the process as the unit's `MAINPID=` (and `MAINPIDFD=1` for systemd
+    /// 257+), so the unit follows it after pier exits.
+    ///
+    /// A process that exits before READY=1 makes this return its status (0 stays 0: systemd
+    /// then judges it as the same service uncontained, `Result=protocol`). One that exits
+    /// right after its READY=1 was forwarded is left unreaped: it is the unit's main pid now,
+    /// and its status is for the manager, which reaps it once pier has exited; pier returns 0.
+    /// Without a session (no own notify socket) this returns 0 at once.
+    ///
+    /// # Errors
+    /// The wait loop or the detached relay's fork fails.
+    pub fn wait_ready(self, mode: WaitMode, signals: &BlockedSignals) -> Result<u8> {
+        let Some(mut session) = self.session else {
+            return Ok(0);
+        };
+        let (pid, process) = (self.spawned.pid, self.spawned.pidfd.as_fd());
+        let until = match mode {
+            WaitMode::NoWait => return session.detach(process).map(|_| 0),
+            WaitMode::Ready => Until::Ready(None),
+            WaitMode::AtMost(d) => Until::Ready(Some(Instant::now() + d)),
+        };
+        match supervise::wait(process, signals.fd(), Some(&mut session), None, until)? {
+            Ended::Ready => session.detach(process).map(|_| 0),
+            Ended::TimedOut => {
+                timed_out(pid, &session);
+                let code = u8::from(session.ready_unacknowledged());
+                session.detach(process).map(|_| code)
+            }
+            Ended::Exited => {
+                session.finish();
+                if session.ready_forwarded() {
+                    return Ok(0);
+                }
+                let code = supervise::reap(process).unwrap_or(1);
+                tracing::error!("exec'd process {pid} exited before READY=1 (exit status {code})");
+                Ok(code)
+            }
+        }
+    }
+}
+
+/// Log why [`ExecProcess::wait_ready`] stopped waiting: a READY=1 the manager has not
+/// processed, or no READY=1 at all.
+fn timed_out(pid: i32, session: &Session) {
+    if session.ready_unacknowledged() {
+        tracing::error!(
+            "exec'd process {pid}: its READY=1 did not reach the service manager in time; \
+             relaying goes on in the background"
+        );
+    } else {
+        tracing::warn!(
+            "exec'd process {pid} sent no READY=1 in time; relaying goes on in the background"
+        );
     }
 }

@@ -170,7 +170,7 @@ fn box_for_own(pier: &Pier, tag: &str) -> (Bundle, String) {
     let bundle_path = bundle.save().to_owned();
     assert_ok(
         pier.status(None, &["run", "-d", "--bundle", &bundle_path, &id]),
-        &pier,
+        pier,
     );
     (bundle, id)
 }

@@ -42,7 +42,12 @@ fn run_detached_succeeds_for_an_init_that_exits_right_after_ready() {
             .into_iter()
             .filter(|p| p.contains("READY=1"))
             .collect();
-        assert_eq!(ready.len(), 1, "try {n}: READY=1 relayed once: {:?}", run.got);
+        assert_eq!(
+            ready.len(),
+            1,
+            "try {n}: READY=1 relayed once: {:?}",
+            run.got
+        );
         assert!(
             !pier.log().contains("before READY"),
             "try {n}: an exit after READY=1 reported as before it:\n{}",

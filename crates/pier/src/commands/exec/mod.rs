@@ -10,12 +10,9 @@
 //! extension) gives the process the container's relayed `NOTIFY_SOCKET`; `--notify-socket own`
 //! a socket of this exec's own, relayed to pier's `NOTIFY_SOCKET`: in the foreground pier
 //! relays as the unit's main process, with `--detach` it waits for READY=1 as `run -d` does
-//! ([`ready`]) and leaves a detached relay (docs/notify.md).
+//! (`ExecProcess::wait_ready`) and leaves a detached relay (docs/notify.md).
 
 mod process;
-mod ready;
-
-use std::os::fd::AsFd;
 
 use anyhow::Result;
 
@@ -23,7 +20,7 @@ use crate::cli::{ExecArgs, Global};
 use crate::container::{Container, ExecOptions};
 use crate::error::ExitWith;
 use crate::notify::{wait_mode, ExecNotify};
-use crate::supervise::{self, BlockedSignals};
+use crate::supervise::BlockedSignals;
 
 /// runc's exit status for an exec that could not start its process.
 const EXEC_FAILED: u8 = 255;
@@ -63,31 +60,18 @@ fn exec(global: &Global, args: &ExecArgs) -> Result<u8> {
         preserve_fds: args.preserve_fds,
         pid_file: args.pid_file.as_deref(),
         console_socket: args.console_socket.as_deref(),
+        detach: args.detach,
     };
     let signals = match args.detach && wait.is_none() {
         true => None,
         false => Some(BlockedSignals::block()?),
     };
-    let mut spawned = container.exec(&process, config.seccomp.as_ref(), &opts)?;
-    let session = match notify {
-        ExecNotify::Own(socket) => Some(socket.into_session(
-            spawned.pid,
-            spawned.pidfd.as_fd(),
-            container.annotations(),
-            args.detach,
-        )?),
-        ExecNotify::None | ExecNotify::Container => None,
-    };
+    let exec = container.exec(&process, config.seccomp.as_ref(), &opts, notify)?;
     drop(container);
-    let Some(signals) = signals else {
-        return Ok(0);
-    };
-    match (wait, session) {
-        (Some(mode), Some(session)) => ready::wait_ready(&spawned, session, mode, &signals),
-        (_, session) => {
-            let console = spawned.console.take().map(|(_, master)| master);
-            supervise::foreground(spawned.pidfd.as_fd(), &signals, session, console)
-        }
+    match (signals, wait) {
+        (None, _) => Ok(0),
+        (Some(signals), Some(mode)) => exec.wait_ready(mode, &signals),
+        (Some(signals), None) => exec.wait_exit(&signals),
     }
 }
 
