@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 
 use serde_json::json;
 use support::stage::{mkfifo, read_pid, write_executable};
-use support::{host_tempdir, unique_id, Bundle, Runtime};
+use support::{unique_id, Bundle, Runtime};
 
 /// CVE-2024-21626 class: a created init, blocked on the exec fifo, holds nothing of the
 /// host but the fifo: no fd on the host's /proc (whose `..` leads to every host process's
@@ -450,24 +450,11 @@ fn a_symlinked_root_is_followed_like_runc() {
 #[test]
 fn preserve_fds_never_hands_pier_own_log_fd_to_the_container() {
     let rt = Runtime::new();
-    let logs = host_tempdir("pfd-log");
-    let log = logs.path().join("runtime.log");
     let mut b = Bundle::new();
     b.sh("echo INJECTED >&3");
     let id = unique_id("pfd-log");
-    let out = rt.run(&[
-        "--log",
-        log.to_str().unwrap(),
-        "--log-format",
-        "json",
-        "run",
-        "--preserve-fds",
-        "1",
-        "--bundle",
-        b.save(),
-        &id,
-    ]);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let (out, log) = rt.run_logged(&["run", "--preserve-fds", "1", "--bundle", b.save(), &id]);
+    let text = log.text();
     assert!(
         !text.contains("INJECTED"),
         "the container wrote into pier's --log file through fd 3:\n{text}\n{out}"

@@ -104,22 +104,11 @@ fn a_duplicate_id_is_refused_and_the_first_container_is_untouched() {
     let mut second = Bundle::new();
     second.sh("exec sleep 1000");
     second.save();
-    let logs = host_tempdir("log");
-    let log = logs.path().join("runtime.log");
-    let out = rt.run(&[
-        "--log",
-        log.to_str().unwrap(),
-        "--log-format",
-        "json",
-        "create",
-        "--bundle",
-        second.path(),
-        &id,
-    ]);
+    let (out, log) = rt.run_logged(&["create", "--bundle", second.path(), &id]);
     out.code_is(1);
     assert_eq!(out.stderr_lines().len(), 1, "{out}");
     assert!(out.stderr.contains("already exists"), "{out}");
-    assert!(assert_one_error_record(&log).contains("already exists"));
+    assert!(assert_one_error_record(log.path()).contains("already exists"));
     let traces =
         support::leftovers::processes_in(std::path::Path::new(second.path()), &[second.path()]);
     assert!(traces.is_empty(), "the refused create left {traces:?}");
@@ -200,13 +189,7 @@ fn uid_and_gid_minus_one_are_refused_with_a_clear_error() {
 #[test]
 fn an_unknown_flag_leaves_one_error_record_in_the_json_log() {
     let rt = Runtime::new();
-    let logs = host_tempdir("usage-log");
-    let log = logs.path().join("runtime.log");
-    let out = rt.run(&[
-        "--log",
-        log.to_str().unwrap(),
-        "--log-format",
-        "json",
+    let (out, log) = rt.run_logged(&[
         "create",
         "--no-such-flag",
         "--bundle",
@@ -214,7 +197,7 @@ fn an_unknown_flag_leaves_one_error_record_in_the_json_log() {
         "usage-log",
     ]);
     assert_ne!(out.code(), Some(0), "{out}");
-    assert_one_error_record(&log);
+    assert_one_error_record(log.path());
 }
 
 /// AppArmor and SELinux labels pier cannot apply are refused, never ignored (a process must not

@@ -146,22 +146,11 @@ fn an_invalid_profile_fails_create_cleanly() {
         let rt = Runtime::new();
         let b = bundle("true", profile, true);
         let id = unique_id("scmp-bad");
-        let logs = host_tempdir("log");
-        let log = logs.path().join("runtime.log");
-        let out = rt.run(&[
-            "--log",
-            log.to_str().unwrap(),
-            "--log-format",
-            "json",
-            "create",
-            "--bundle",
-            b.save(),
-            &id,
-        ]);
+        let (out, log) = rt.run_logged(&["create", "--bundle", b.save(), &id]);
         out.code_is(1);
         assert_eq!(out.stderr_lines().len(), 1, "one error line:\n{out}");
         assert!(out.stderr.contains(needle), "{needle}:\n{out}");
-        assert!(assert_one_error_record(&log).contains(needle));
+        assert!(assert_one_error_record(log.path()).contains(needle));
         rt.assert_clean(&b, &id);
     }
 }

@@ -23,7 +23,7 @@ pub mod sender;
 pub mod stage;
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -155,6 +155,16 @@ impl Runtime {
         runner::run_command(self.command(args), TIMEOUT)
     }
 
+    /// Runs `<bin> --root <root> --log FILE --log-format json <args…>` (FILE a fresh one);
+    /// the output and the log, which lives as long as the returned [`JsonLog`].
+    pub fn run_logged(&self, args: &[&str]) -> (Output, JsonLog) {
+        let dir = host_tempdir("log");
+        let path = dir.path().join("runtime.log");
+        let mut full = vec!["--log", path.to_str().unwrap(), "--log-format", "json"];
+        full.extend_from_slice(args);
+        (self.run(&full), JsonLog { path, _dir: dir })
+    }
+
     /// Runs `<bin> --root <root> <args…>`, which must succeed; its stdout.
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {
@@ -228,15 +238,11 @@ impl Runtime {
         id: &str,
         needles: &[&[&str]],
     ) -> Output {
-        let logs = host_tempdir("log");
-        let log = logs.path().join("runtime.log");
-        let mut full = vec!["--log", log.to_str().unwrap(), "--log-format", "json"];
-        full.extend_from_slice(args);
-        let out = self.run(&full);
+        let (out, log) = self.run_logged(args);
         out.code_is(1);
         let lines = out.stderr_lines();
         assert_eq!(lines.len(), 1, "expected one error line on stderr:\n{out}");
-        let msg = assert_one_error_record(&log);
+        let msg = assert_one_error_record(log.path());
         for group in needles {
             assert!(
                 mentions_any(lines[0], group),
@@ -359,6 +365,24 @@ pub fn mentions_any(text: &str, needles: &[&str]) -> bool {
 }
 
 /// A host temp dir (removed on drop), for bind-mount sources and log files.
+/// A `--log` file of [`Runtime::run_logged`] (JSON records), removed on drop.
+pub struct JsonLog {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl JsonLog {
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the runtime logged ("" when it wrote nothing).
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.path).unwrap_or_default()
+    }
+}
+
 pub fn host_tempdir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("pier-itest-{tag}-"))
