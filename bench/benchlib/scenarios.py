@@ -110,9 +110,9 @@ def reap_strays() -> None:
             return
 
 
-def kill_strays() -> None:
-    """SIGKILL and reap every remaining child (orphans that came to us), at the very end."""
-    me = str(os.getpid())
+def child_pids() -> list[int]:
+    """Our children (orphans that came to us as a subreaper, and our own), from /proc."""
+    me, out = str(os.getpid()), []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -122,12 +122,19 @@ def kill_strays() -> None:
         except (OSError, IndexError):
             continue
         if ppid == me:
-            print(f"bench: killing leftover process {entry}", file=sys.stderr)
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-                os.waitpid(int(entry), 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+            out.append(int(entry))
+    return out
+
+
+def kill_strays() -> None:
+    """SIGKILL and reap every remaining child (orphans that came to us), at the very end."""
+    for pid in child_pids():
+        print(f"bench: killing leftover process {pid}", file=sys.stderr)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
     reap_strays()
 
 
