@@ -84,8 +84,10 @@ static MOUNTED: OnceLock<(Pid, Vec<Hierarchy>)> = OnceLock::new();
 
 /// Every cgroup hierarchy mounted in this mount namespace, with pier's own path in it.
 ///
-/// Read once per process (pier neither mounts hierarchies nor moves itself between cgroups);
-/// a process that inherited another's copy (a clone) reads its own.
+/// Read once per process (pier mounts no hierarchy, and moves itself only once the container's
+/// directories are placed: into a leaf of its cgroup, `super::SELF_LEAF`, so `own_path` stays
+/// the cgroup the placement used); a process that inherited another's copy (a clone) reads its
+/// own.
 ///
 /// # Errors
 /// `/proc/self/mountinfo` or `/proc/self/cgroup` cannot be read.

@@ -191,7 +191,8 @@ impl Layout {
     /// controller's files.
     ///
     /// # Errors
-    /// An ancestor refuses (`EBUSY`: it holds processes itself, the no-internal-process rule).
+    /// An ancestor refuses: [`Busy`] when it holds processes itself (`EBUSY`, the
+    /// no-internal-process rule), the write's error otherwise (`EACCES`: not the caller's).
     pub fn enable_v2(&self, names: &[&str]) -> Result<()> {
         let Some(v2) = &self.v2 else { return Ok(()) };
         let Ok(inner) = v2.dir.strip_prefix(&v2.mountpoint) else {
@@ -210,13 +211,39 @@ impl Layout {
                 if enabled.split_whitespace().any(|e| e == *name) {
                     continue;
                 }
-                fs::write(&control, format!("+{name}")).with_context(|| {
-                    format!("enable the {name} controller in {}", control.display())
-                })?;
+                match fs::write(&control, format!("+{name}")) {
+                    Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
+                        return Err(Busy {
+                            cgroup: ancestor,
+                            controller: (*name).to_string(),
+                        }
+                        .into());
+                    }
+                    written => written.with_context(|| {
+                        format!("enable the {name} controller in {}", control.display())
+                    })?,
+                }
             }
         }
         Ok(())
     }
+}
+
+/// A cgroup that refused to enable a controller for its children because processes are in it
+/// (`EBUSY`): cgroup v2's no-internal-process rule (kernel `cgroup-v2.rst`, "No Internal
+/// Process Constraint"; systemd.io/CGROUP_DELEGATION: processes only in leaves).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot enable the {controller} controller in {}: processes are in that cgroup (cgroup v2's \
+     no-internal-process rule: only a cgroup without processes enables controllers for its \
+     children)",
+    .cgroup.display()
+)]
+pub struct Busy {
+    /// The refusing cgroup's directory.
+    pub cgroup: PathBuf,
+    /// The controller it did not enable.
+    pub controller: String,
 }
 
 #[cfg(test)]

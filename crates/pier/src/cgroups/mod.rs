@@ -373,7 +373,7 @@ impl Cgroup {
         let Some(resources) = &plan.resources else {
             return Ok(());
         };
-        self.apply_limits(&layout, resources)?;
+        self.apply_limits(&layout, resources, rootless)?;
         let rules = devices::rules(resources.devices().as_deref().unwrap_or_default(), nodes)?;
         match apply_devices(&layout, &rules) {
             Err(e) if rootless => {
@@ -404,10 +404,12 @@ impl Cgroup {
                 mem.set_swap(mem.limit());
             }
         }
-        self.apply_limits(&layout, &resources)
+        self.apply_limits(&layout, &resources, false)
     }
 
-    fn apply_limits(&self, layout: &Layout, r: &LinuxResources) -> Result<()> {
+    /// Write the limits, enabling on cgroup2 the controllers they need (see
+    /// [`enable_v2_from_a_leaf`]; `leaf_self`: pier may move itself into a leaf for that).
+    fn apply_limits(&self, layout: &Layout, r: &LinuxResources, leaf_self: bool) -> Result<()> {
         let planned =
             limits::plan(r, |c| layout.target(c).map(|t| t.version)).map_err(skipped_cgroup)?;
         let mut on_v2: Vec<&str> = planned
@@ -426,9 +428,9 @@ impl Cgroup {
                 on_v2.push(controller);
             }
         }
-        if self.state.systemd_unit.is_none() {
-            layout.enable_v2(&on_v2)?; // under systemd, Delegate=yes enabled what it can
-        }
+        // Under systemd too: Delegate=yes enabled the controllers systemd manages, not those
+        // it does not know (hugetlb); runc enables those along the scope's path as well.
+        enable_v2_from_a_leaf(layout, &on_v2, leaf_self)?;
         for (c, mut writes) in planned {
             let t = layout
                 .target(c)
@@ -557,6 +559,71 @@ fn user_scope_path(scope: &systemd::Scope) -> Result<String> {
         manager.trim_end_matches('/'),
         scope.cgroup_path()
     ))
+}
+
+/// The name of the leaf pier moves itself into ([`enable_v2_from_a_leaf`]). No container id
+/// starts with a dot, and systemd's own leaf for a delegated unit's control processes is
+/// `.control`.
+pub const SELF_LEAF: &str = ".pier";
+
+/// [`Layout::enable_v2`] for the container's cgroup2 directory. With `leaf_self` (the rootless
+/// cgroup manager), when the cgroup that refuses for holding processes ([`layout::Busy`]) is
+/// pier's own (a relative or default `cgroupsPath`: `systemd-run --user pier run` puts the
+/// container in `<the unit's cgroup>/<id>`), pier moves itself into the leaf
+/// `<its cgroup>/.pier` first, as systemd.io/CGROUP_DELEGATION asks of a process that manages
+/// the subtree it is in (processes only in leaves), and tries again. pier stays there (its
+/// cgroup now has controllers for its children, so it cannot go back); the leaf goes with the
+/// unit's cgroup. When other processes keep the cgroup busy, pier moves back, removes the leaf
+/// and reports the rule.
+///
+/// # Errors
+/// As [`Layout::enable_v2`]; a leaf pier cannot make or join.
+fn enable_v2_from_a_leaf(layout: &Layout, names: &[&str], leaf_self: bool) -> Result<()> {
+    let err = match layout.enable_v2(names) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let (Some(busy), true) = (err.downcast_ref::<layout::Busy>(), leaf_self) else {
+        return Err(err);
+    };
+    let own = hierarchy::mounted()?
+        .into_iter()
+        .find(Hierarchy::is_v2)
+        .map(|h| h.mountpoint.join(h.own_path.trim_start_matches('/')));
+    let leaf = own.as_ref().map(|o| o.join(SELF_LEAF));
+    let (Some(own), Some(leaf)) = (own, leaf) else {
+        return Err(err);
+    };
+    if busy.cgroup != own || layout.v2_dir().is_some_and(|d| d.starts_with(&leaf)) {
+        return Err(err);
+    }
+    let me = std::process::id().to_string();
+    let made = match fs::create_dir(&leaf) {
+        Ok(()) => true,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => false, // another pier's, shared
+        Err(e) => return Err(e).with_context(|| format!("{err}; create {}", leaf.display())),
+    };
+    if let Err(e) = fs::write(leaf.join("cgroup.procs"), &me) {
+        if made {
+            let _ = fs::remove_dir(&leaf);
+        }
+        return Err(e).with_context(|| format!("{err}; move pier into {}", leaf.display()));
+    }
+    tracing::debug!(
+        "moved pier into {} to enable {names:?} in its cgroup",
+        leaf.display()
+    );
+    let again = layout.enable_v2(names);
+    if let Err(e) = &again {
+        let _ = fs::write(own.join("cgroup.procs"), &me);
+        if made {
+            let _ = fs::remove_dir(&leaf);
+        }
+        if e.downcast_ref::<layout::Busy>().is_some() {
+            anyhow::bail!("{e} (other processes than pier's are in it)");
+        }
+    }
+    again
 }
 
 /// Write one limit, naming the file and value when the kernel refuses it. The file is never

@@ -497,3 +497,112 @@ fn the_default_cgroup_is_the_id_and_holds_the_init_everywhere() {
         );
     }
 }
+
+/// The cgroup2 mountpoint, when its root offers `controller`.
+fn cgroup2_offering(controller: &str) -> Option<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mountpoint = mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        post.starts_with("cgroup2 ")
+            .then(|| pre.split(' ').nth(4).map(String::from))?
+    })?;
+    let offered =
+        std::fs::read_to_string(Path::new(&mountpoint).join("cgroup.controllers")).ok()?;
+    offered
+        .split_whitespace()
+        .any(|c| c == controller)
+        .then(|| mountpoint.into())
+}
+
+/// `cmd` run by a shell that first moves itself into the cgroup2 directory `dir`.
+fn in_cgroup(dir: &Path, cmd: &Command) -> Command {
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+        .arg(dir)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    sh
+}
+
+/// Rootless, a container in pier's own cgroup (the default path) with a hugepage limit needs
+/// hugetlb enabled in that cgroup, which the kernel refuses while a process is in it (pier
+/// is): pier moves itself into the leaf `.pier` first (systemd.io/CGROUP_DELEGATION), so the
+/// limit holds, with the init in `<cgroup>/<id>`. With another process in the cgroup, create
+/// fails naming the rule, and pier's leaf, the container's cgroup and state are gone.
+#[test]
+fn rootless_moves_pier_into_a_leaf_to_enable_a_controller_in_its_own_cgroup() {
+    let Some(v2) = cgroup2_offering("hugetlb") else {
+        eprintln!("skipped: cgroup2 offers no hugetlb controller here");
+        return;
+    };
+    let pier = Runtime::new();
+    let bundle = Bundle::cgrouped(&["sleep", "1000"], |c| {
+        c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+        resources(
+            c,
+            "hugepageLimits",
+            json!([{"pageSize": "2MB", "limit": 4 * MIB}]),
+        );
+    });
+    let config = bundle.save();
+
+    // pier alone in its cgroup: it moves into the leaf, the limit holds.
+    let alone = v2.join(unique("leaf-alone"));
+    std::fs::create_dir(&alone).unwrap();
+    let id = unique("leaf-ok");
+    let create = pier.command(&["--rootless", "true", "create", "--bundle", config, &id]);
+    support::runner::run_command(in_cgroup(&alone, &create), support::TIMEOUT).ok();
+    let dir = alone.join(&id);
+    let pid = pier.init_pid(&id).to_string();
+    let read = |f: &Path| std::fs::read_to_string(f).unwrap().trim().to_string();
+    assert_eq!(read(&dir.join("hugetlb.2MB.max")), (4 * MIB).to_string());
+    assert_eq!(read(&dir.join("cgroup.procs")), pid);
+    assert_eq!(read(&alone.join("cgroup.subtree_control")), "hugetlb");
+    assert_eq!(
+        read(&alone.join(".pier/cgroup.procs")),
+        "",
+        "pier has exited"
+    );
+    pier.ok(&["delete", "-f", &id]);
+    assert!(!dir.exists(), "{} left after delete", dir.display());
+    std::fs::remove_dir(alone.join(".pier")).unwrap();
+    std::fs::remove_dir(&alone).unwrap();
+
+    // Another process in pier's cgroup: the rule, and nothing left.
+    let shared = v2.join(unique("leaf-shared"));
+    std::fs::create_dir(&shared).unwrap();
+    let mut other = Command::new("sh")
+        .args([
+            "-c",
+            "echo $$ > \"$0/cgroup.procs\" && echo in && exec sleep 1000",
+        ])
+        .arg(&shared)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut joined = String::new();
+    BufReader::new(other.stdout.take().unwrap())
+        .read_line(&mut joined)
+        .unwrap();
+    assert_eq!(
+        joined,
+        "in\n",
+        "the other process did not join {}",
+        shared.display()
+    );
+    let id = unique("leaf-busy");
+    let create = pier.command(&["--rootless", "true", "create", "--bundle", config, &id]);
+    let out = support::runner::run_command(in_cgroup(&shared, &create), support::TIMEOUT);
+    let _ = other.kill();
+    let _ = other.wait();
+    assert!(!out.status.success(), "create succeeded:\n{out}");
+    assert!(
+        out.stderr.contains("no-internal-process rule") && out.stderr.contains("other processes"),
+        "{out}"
+    );
+    assert!(!pier.root().join(&id).exists(), "state dir left");
+    assert!(!shared.join(&id).exists(), "container cgroup left");
+    assert!(!shared.join(".pier").exists(), "pier's leaf left");
+    assert_eq!(read(&shared.join("cgroup.subtree_control")), "");
+    std::fs::remove_dir(&shared).unwrap();
+}
