@@ -8,6 +8,8 @@
 #                                      extra args go to systemd-nspawn (e.g. --bind-ro=BIN:/opt/x)
 #   harness.sh leader DIR              print the host pid of the inner PID 1
 #   harness.sh exec DIR CMD...         run CMD in all namespaces of the inner PID 1
+#   harness.sh cgroup DIR              print this instance's cgroup2 directory on the host (nspawn
+#                                      is in its supervisor/, the machine's root is its payload/)
 #   harness.sh down DIR                power off (SIGKILL of the inner PID 1 after DOWN_GRACE s),
 #                                      wait for nspawn, remove this instance's cgroups. Idempotent.
 #
@@ -24,7 +26,7 @@
 # State in DIR: .nspawn.pid (nspawn), .nspawn.leader (inner PID 1), .nspawn.log (console).
 set -euo pipefail
 
-usage() { echo "usage: $0 up|leader|exec|down DIR [...]" >&2; exit 2; }
+usage() { echo "usage: $0 up|leader|cgroup|exec|down DIR [...]" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 cmd=$1
 dir=$(readlink -f "$2")
@@ -141,6 +143,12 @@ up)
     if ! wait_booted; then shutdown; exit 1; fi
     ;;
 leader) cat "$dir/.nspawn.leader" ;;
+cgroup)
+    for c in $(cgroup_dirs); do
+        [ "$(stat -f -c %T "$(dirname "$c")")" = cgroup2fs ] && { echo "$c"; exit 0; }
+    done
+    exit 1
+    ;;
 exec) exec nsenter -t "$(cat "$dir/.nspawn.leader")" -a "$@" ;;
 down) shutdown ;;
 *) usage ;;

@@ -22,6 +22,19 @@
 # 3. A pids + memory limit: applied (pids.max, memory.max, the unit's TasksMax/MemoryMax) when
 #    the user manager's cgroup has those controllers; refused by both, with nothing left, when
 #    it has not (a cgroup v1 hybrid host gives the machine's cgroup2 tree no controllers).
+#    A hugepage limit (2MB pages, 8 MiB): hugetlb is the controller a hybrid host's cgroup2 has,
+#    and systemd does not manage it, so the script enables it by hand (+hugetlb in
+#    cgroup.subtree_control, as root) from the host's cgroup2 root down to the machine's cgroup
+#    (undone on exit where it was off), and inside from the root down to user@2000.service,
+#    whose children (app.slice, user.slice) then have it; runtimes enable it below. Then, for
+#    pier and runc: (a) `systemd-run --user -p Type=notify RT run`: hugetlb.2MB.max holds the
+#    limit in the container's cgroup, which holds the init: pier's is `<unit's cgroup>/<id>`
+#    (pier moves itself into `<unit's cgroup>/.pier` to enable hugetlb there), runc's is
+#    `<the unit's parent>/<id>` (runc's cgroupfs driver on cgroup2 starts from the parent of
+#    its own cgroup); the stop is clean and no cgroup is left. (b) `RT --systemd-cgroup run -d`
+#    from a unit: the limit is in the scope, with the init; delete stops it. (c) pier from a
+#    unit whose cgroup holds another process: refused, naming the no-internal-process rule,
+#    nothing left. Where hugetlb cannot reach the user manager, (b) is refused by both.
 # 4. No user bus: both fail with runc's "failed to connect to dbus" and nothing is left. Where
 #    the root has no user bus (Debian 13's has no dbus-user-session; the host's /usr has it,
 #    scripts/deps.sh installs it), first with the user
@@ -41,7 +54,18 @@ sender=$(readlink -f "$2")
 runc=$(command -v runc || true)
 harness="$here/harness.sh"
 work=""
-cleanup() { [ -z "$work" ] || { bash "$harness" down "$work" >/dev/null 2>&1 || true; rm -rf "$work"; }; }
+host_hugetlb="" # the host cgroup2 root, when this script enabled hugetlb in it (undone on exit)
+# -hugetlb once the machine is gone (its cgroup had it enabled for its children: EBUSY before).
+undo_host_hugetlb() {
+    [ -n "$host_hugetlb" ] || return 0
+    echo -hugetlb >"$host_hugetlb/cgroup.subtree_control" ||
+        echo "user_manager.sh: could not disable hugetlb again in $host_hugetlb" >&2
+    host_hugetlb=""
+}
+cleanup() {
+    [ -z "$work" ] || { bash "$harness" down "$work" >/dev/null 2>&1 || true; rm -rf "$work"; }
+    undo_host_hugetlb
+}
 trap cleanup EXIT
 
 passed=0 failed=0 label=""
@@ -178,6 +202,87 @@ limit_checks() { # limit_checks RT
     fi
 }
 
+# 3, hugetlb: bring the controller to user@2000.service's children, as root: on the host from
+# the cgroup2 root to the machine's cgroup (nspawn sits in its supervisor/, the machine in
+# payload/, so it holds no process itself), inside from the root to user@2000.service (the
+# manager sits in its init.scope). A cgroup with processes could not (EBUSY). Succeeds when the
+# host's cgroup2 offers hugetlb and has 2MB pages.
+bring_hugetlb() {
+    local machine root
+    [ -d /sys/kernel/mm/hugepages/hugepages-2048kB ] || return 1
+    machine=$(bash "$harness" cgroup "$work") || return 1
+    root=$(dirname "$machine")
+    case " $(cat "$root/cgroup.controllers") " in *" hugetlb "*) ;; *) return 1 ;; esac
+    if ! grep -qw hugetlb "$root/cgroup.subtree_control"; then
+        echo +hugetlb >"$root/cgroup.subtree_control" || return 1
+        host_hugetlb=$root
+    fi
+    grep -qw hugetlb "$machine/cgroup.subtree_control" || echo +hugetlb >"$machine/cgroup.subtree_control" || return 1
+    inside sh -c 'p=/sys/fs/cgroup
+        for c in $(echo "${1#/}" | tr / " ") ""; do
+            grep -qw hugetlb $p/cgroup.subtree_control || echo +hugetlb >$p/cgroup.subtree_control || exit 1
+            p=$p/$c
+        done' sh "$manager_cg"
+}
+
+huge_max() { inside cat "/sys/fs/cgroup$1/hugetlb.2MB.max" 2>&1; }
+cgroup_of() { inside cat "/proc/$1/cgroup" 2>/dev/null | sed -n 's/^0:://p'; }
+
+# 3 (a): a Type=notify unit runs RT in the foreground, cgroupfs (RT's own placement).
+hugetlb_unit_checks() { # hugetlb_unit_checks RT
+    local rt=$1 id="${1}hu" unit="$1-huge" unit_cg init cg want
+    as_user "systemd-run --user -q -u $unit -p Type=notify /h/$rt run --bundle /h/hugenotify $id" || true
+    init=$(pid_of "$rt" "$id" || echo none)
+    unit_cg=$(show ControlGroup "$unit")
+    check "$rt: Type=notify with a hugepage limit: active" "active running" "$(show ActiveState "$unit") $(show SubState "$unit")"
+    case $rt in
+    pier) want="$unit_cg/$id" ;;
+    *) want="$(dirname "$unit_cg")/$id" ;; # runc: from the parent of its own cgroup
+    esac
+    cg=$(cgroup_of "$init")
+    check "$rt: the init is in $want" "$want" "$cg"
+    check "$rt: hugetlb.2MB.max there holds the limit" "8388608" "$(huge_max "$cg")"
+    if [ "$rt" = pier ]; then
+        check "pier: pier itself is in the leaf .pier of the unit's cgroup" "1" \
+            "$(inside cat "/sys/fs/cgroup$unit_cg/.pier/cgroup.procs" 2>/dev/null | wc -l)"
+    fi
+    as_user "systemctl --user stop $unit"
+    check "$rt: clean stop" "inactive success" "$(show ActiveState "$unit") $(show Result "$unit")"
+    check "$rt: no cgroup left" "no no" \
+        "$(inside test -e "/sys/fs/cgroup$unit_cg" && echo "$unit_cg" || echo no) $(inside test -e "/sys/fs/cgroup$want" && echo "$want" || echo no)"
+    check "$rt: nothing left in $rt list" "" "$(as_user "/h/$rt list -q")"
+}
+
+# 3 (b): --systemd-cgroup run -d from a unit: the scope of the user manager; the runtime enables
+# hugetlb in the manager's user.slice (systemd does not).
+hugetlb_scope_checks() { # hugetlb_scope_checks RT
+    local rt=$1 id="${1}hs" scope init rc=0
+    scope="$rt-$id.scope"
+    as_user "systemd-run --user --wait -q -p Type=exec /h/$rt --systemd-cgroup run -d --bundle /h/huge $id </dev/null" || rc=$?
+    if [ "$has_hugetlb" = yes ]; then
+        init=$(pid_of "$rt" "$id" || echo none)
+        check "$rt: --systemd-cgroup with a hugepage limit: the init in the scope, the limit there" \
+            "$manager_cg/user.slice/$scope 8388608" \
+            "$(cgroup_of "$init") $(huge_max "$manager_cg/user.slice/$scope")"
+        as_user "/h/$rt delete -f $id" || true
+        check "$rt: --systemd-cgroup with a hugepage limit: delete stops the scope, no cgroup left" "inactive no" \
+            "$(show ActiveState "$scope") $(inside test -e "/sys/fs/cgroup$manager_cg/user.slice/$scope" && echo left || echo no)"
+    else
+        check "$rt: no hugetlb for the user manager here: the hugepage limit is refused" "refused, no scope" \
+            "$([ $rc -ne 0 ] && echo refused || echo ran), $([ "$(show ActiveState "$scope")" = inactive ] && echo no scope || echo scope left)"
+    fi
+    check "$rt: --systemd-cgroup with a hugepage limit: nothing left in $rt list" "" "$(as_user "/h/$rt list -q")"
+}
+
+# 3 (c): pier from a unit whose cgroup holds another process: hugetlb cannot be enabled there.
+hugetlb_busy_checks() {
+    local out
+    out=$(as_user "systemd-run --user --wait --pipe -q -p Type=exec sh -c 'sleep 100000 & /h/pier run -d --bundle /h/huge pierbusy </dev/null 2>&1; echo rc=\$?; kill \$!'" 2>&1)
+    check "pier: another process in its cgroup: an error" "rc=1" "$(echo "$out" | tail -1)"
+    check "pier: another process in its cgroup: names the rule" "yes" "$(contains "no-internal-process rule" "$out")"
+    check "pier: another process in its cgroup: nothing left" "" "$(as_user '/h/pier list -q')"
+}
+
 # 4: no user bus at all (XDG_RUNTIME_DIR unset, so systemctl --user cannot reach the manager
 # either), or a user manager without a bus (WANT is the message both must give).
 no_bus_checks() { # no_bus_checks RT WANT [ENV...]
@@ -200,6 +305,9 @@ one_machine() { # one_machine host|debian13
     bundle "$work/sleep" '["sleep", "100000"]'
     bundle "$work/limited" '["sleep", "100000"]' '{"pids": {"limit": 50}, "memory": {"limit": 67108864}}'
     bundle "$work/podman" '["sleep", "100000"]' null nouserns
+    local huge='{"hugepageLimits": [{"pageSize": "2MB", "limit": 8388608}]}'
+    bundle "$work/huge" '["sleep", "100000"]' "$huge"
+    bundle "$work/hugenotify" '["sh", "-c", "trap \"exit 0\" TERM; sd-notify-send READY=1 MAINPID=1; sleep 100000 & wait"]' "$huge"
     install -m 0755 "$pier" "$work/pier"
     [ -n "$runc" ] && install -m 0755 "$runc" "$work/runc"
     mkdir -p "$work/units/user@.service.d"
@@ -223,16 +331,23 @@ one_machine() { # one_machine host|debian13
     case " $(inside cat "/sys/fs/cgroup$manager_cg/cgroup.controllers") " in
     *" pids "*" memory "* | *" memory "*" pids "*) has_controllers=yes ;;
     esac
+    has_hugetlb=no
+    if bring_hugetlb; then has_hugetlb=yes; fi
+    echo "[$label] hugetlb for the user manager's children: $has_hugetlb"
     for rt in "${rts[@]}"; do
         scope_checks "$rt" unit
         scope_checks "$rt" outside
         userns_checks "$rt"
         limit_checks "$rt"
+        [ "$has_hugetlb" = yes ] && hugetlb_unit_checks "$rt"
+        hugetlb_scope_checks "$rt"
         no_bus_checks "$rt" "failed to connect to dbus" -u XDG_RUNTIME_DIR
     done
+    [ "$has_hugetlb" = yes ] && hugetlb_busy_checks
     bash "$harness" down "$work" >/dev/null 2>&1 || true
     rm -rf "$work"
     work=""
+    undo_host_hugetlb
 }
 
 for s in ${SYSTEMDS:-host debian13}; do
