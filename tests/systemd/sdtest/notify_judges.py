@@ -214,33 +214,6 @@ def early_clean_exit(j):
     j.journal("the container ran (journal)", "payload: exiting 0 before READY")
 
 
-def ready_then_exit(j):
-    """5e/5f: READY=1, STATUS=, then exit 3 at once: failed, Result=exit-code, ExecMainStatus=3,
-    as uncontained, and the runtime does not log the exit as one "before READY=1" (the exit
-    races the READY's acknowledgement). Foreground (5f) the STATUS reached the manager too
-    (pier is the main process throughout). Under run -d (5e) systemd refuses the announced
-    MAINPID= when the init is a zombie by the time it reads the READY ("New main PID ... is a
-    zombie"); pier then exits with the init's status, so the unit still fails with 3, but the
-    STATUS that followed, sent as the init, is refused under NotifyAccess=main: not checked
-    there (docs/notify.md, "An init that exits right after READY=1"). Host mode: the sender has
-    exited, so its STATUS may be unattributed."""
-    j.start()
-    want = {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "3"}
-    if j.mode == "runtime" and j.case.launch == "run":
-        want["StatusText"] = "s5-ready-then-exit"
-    j.state("failed: " + ", ".join(f"{k}={v}" for k, v in want.items()), want,
-            deadline_s=EARLY_EXIT_TIMEOUT_S + 15)
-    j.journal("the container ran (journal)", "payload: READY sent, exiting 3")
-    if j.mode == "runtime":
-        j.check("no 'exited before READY=1' from the runtime", lambda: _no_line(j, "before READY"))
-
-
-def _no_line(j, text):
-    """(ok, seen) for a check that the unit's journal has no line containing text."""
-    hits = [line for line in j.machine.journal(j.unit).splitlines() if text in line]
-    return not hits, (f"journal: {hits[0].strip()[:200]}" if hits else f"no line with {text!r}")
-
-
 def _outlasts_start_timeout(j):
     got = j.machine.show(j.unit, ("InactiveExitTimestampMonotonic",))
     began = int(got["InactiveExitTimestampMonotonic"] or 0) / 1e6
