@@ -116,12 +116,18 @@ def measure(ctx: scenarios.Ctx, only: list[str], out_dir: str) -> dict | None:
         scenarios.kill_strays()
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(doc):
+    """The flags bench/run passes to bench.py and scale.py: --work, --exec, --bundles, --out
+    (required) and --pier (a binary; "" builds none)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag in ("--work", "--exec", "--bundles", "--out"):
         ap.add_argument(flag, required=True)
     ap.add_argument("--pier", default="")
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> int:
+    a = parse_args(__doc__)
     cfg = config_from_env()
     only = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
     if unknown := [s for s in only if s not in SCENARIOS]:

@@ -15,7 +15,6 @@ usage: scale.py --work DIR --exec BENCH_EXEC --bundles DIR --out JSON [--pier PA
 Prints the table on stdout, progress on stderr, writes the JSON record to --out.
 """
 
-import argparse
 import itertools
 import os
 import sys
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench import become_subreaper, env_int, runtimes_for  # noqa: E402
+from bench import become_subreaper, env_int, parse_args, runtimes_for  # noqa: E402
 from benchlib import report  # noqa: E402
 from benchlib.runtimes import Exec, Runtime, base_env  # noqa: E402
 from benchlib.scenarios import child_pids, kill_strays, reap_strays  # noqa: E402
@@ -273,11 +272,7 @@ def scale_from_env(a, runtimes: list[Runtime]) -> Scale:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for flag in ("--work", "--exec", "--bundles", "--out"):
-        ap.add_argument(flag, required=True)
-    ap.add_argument("--pier", default="")
-    a = ap.parse_args()
+    a = parse_args(__doc__)
     become_subreaper()
     runtimes = runtimes_for(a.work, a.pier)
     sc = scale_from_env(a, runtimes)
