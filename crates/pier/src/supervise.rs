@@ -255,6 +255,27 @@ pub fn reap(pidfd: BorrowedFd<'_>) -> Result<u8> {
     Ok(exit_code(status))
 }
 
+/// Whether the process of `pidfd` has exited (a zombie counts), without waiting.
+pub fn has_exited(pidfd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+}
+
+/// The exit status of an exited process (as [`reap`]) without reaping it (`WNOWAIT`): its
+/// parent, or the manager it is reparented to, still can.
+///
+/// # Errors
+/// `waitid` fails (not a child of this process, or not exited).
+pub fn exit_status_unreaped(pidfd: BorrowedFd<'_>) -> Result<u8> {
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+    let status = waitid(WaitId::PidFd(pidfd), options).context("waitid")?;
+    Ok(exit_code(status))
+}
+
 /// The shell convention: the exit code, or 128 + the signal that killed the process.
 pub fn exit_code(status: Option<rustix::process::WaitIdStatus>) -> u8 {
     match status {

@@ -147,8 +147,9 @@ impl ExecProcess {
     ///
     /// A process that exits before READY=1 makes this return its status (0 stays 0: systemd
     /// then judges it as the same service uncontained, `Result=protocol`). One that exits
-    /// right after its READY=1 was forwarded is left unreaped: it is the unit's main pid now,
-    /// and its status is for the manager, which reaps it once pier has exited; pier returns 0.
+    /// right after its READY=1 was forwarded is left unreaped for the manager (whose main pid
+    /// it may be now) and pier returns its status too (the manager may have refused it as a
+    /// zombie, and pier is then still the main process).
     /// Without a session (no own notify socket) this returns 0 at once.
     ///
     /// # Errors
@@ -164,6 +165,10 @@ impl ExecProcess {
             WaitMode::AtMost(d) => Until::Ready(Some(Instant::now() + d)),
         };
         match supervise::wait(process, signals.fd(), Some(&mut session), None, until)? {
+            Ended::Ready if supervise::has_exited(process) => {
+                session.finish();
+                Ok(supervise::exit_status_unreaped(process).unwrap_or(1))
+            }
             Ended::Ready => session.detach(process).map(|_| 0),
             Ended::TimedOut => {
                 timed_out(pid, &session);
@@ -173,7 +178,9 @@ impl ExecProcess {
             Ended::Exited => {
                 session.finish();
                 if session.ready_forwarded() {
-                    return Ok(0);
+                    // Named the main pid, maybe refused as a zombie: as the init's
+                    // (`Container::exited_after_ready`), its status, the process unreaped.
+                    return Ok(supervise::exit_status_unreaped(process).unwrap_or(1));
                 }
                 let code = supervise::reap(process).unwrap_or(1);
                 tracing::error!("exec'd process {pid} exited before READY=1 (exit status {code})");

@@ -60,6 +60,8 @@ impl Container {
     /// return 1 (the relay still goes on); no READY=1 by then returns 0. An init
     /// that exits before READY=1 makes this return its status (1 when unknown); 0 stays 0, so
     /// systemd judges a clean exit without READY=1 as it would uncontained (`Result=protocol`).
+    /// One that exits right after its READY=1 was forwarded returns its status too, and is
+    /// left unreaped (see `exited_after_ready`).
     ///
     /// # Errors
     /// The wait loop or the detached relay's fork fails.
@@ -75,6 +77,13 @@ impl Container {
             WaitMode::AtMost(d) => Until::Ready(Some(std::time::Instant::now() + d)),
         };
         match supervise::wait(init, signals.fd(), Some(&mut session), None, until)? {
+            // Acknowledged with the init still alive: the manager took it as the main pid.
+            // Gone by now: it may have been a zombie when the READY was read (see
+            // `exited_after_ready`).
+            Ended::Ready if supervise::has_exited(init) => {
+                session.finish();
+                Ok(self.exited_after_ready())
+            }
             Ended::Ready => {
                 session.detach(init)?;
                 Ok(0)
@@ -98,6 +107,9 @@ impl Container {
             }
             Ended::Exited => {
                 session.finish();
+                if session.ready_forwarded() {
+                    return Ok(self.exited_after_ready());
+                }
                 let code = self.exit_code();
                 let shown = code.map_or("unknown".to_string(), |c| c.to_string());
                 tracing::error!(
@@ -122,6 +134,27 @@ impl Container {
     ) -> Result<u8> {
         let Started { session, .. } = started;
         supervise::foreground(self.init()?, signals, session, console)
+    }
+
+    /// The init exited right after its READY=1 was forwarded, which named it the main pid
+    /// (`MAINPID=`). Whether the manager took it is unknown: systemd refuses a main pid that
+    /// is a zombie by the time it reads the datagram. So the init is left unreaped and its
+    /// status is pier's: taken, the manager reaps the init once pier has exited and pier's
+    /// exit is not the main process's; refused, pier is still the main process and its
+    /// status is the init's. Either way the unit ends as the same service uncontained.
+    fn exited_after_ready(&self) -> u8 {
+        let code = match self.parent {
+            true => self
+                .init()
+                .ok()
+                .and_then(|fd| supervise::exit_status_unreaped(fd).ok()),
+            false => state::zombie_exit_code(self.state.pid),
+        };
+        tracing::debug!(
+            "container {} exited right after READY=1 (exit status {code:?})",
+            self.state.id
+        );
+        code.unwrap_or(1)
     }
 
     /// The init's exit status once it has exited: reaped when this process is its parent,

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use crate::notify_support::pier::Pier;
+use crate::notify_support::pier::{pidfd_of, wait_fd, Pier};
 use crate::notify_support::scenario::*;
 use crate::notify_support::systemd::FakeSystemd;
+use crate::notify_support::HANG_GUARD;
 use crate::support::Bundle;
 
 #[test]
@@ -24,6 +25,74 @@ fn run_detached_returns_the_status_of_an_init_that_exits_before_ready() {
         ["STATUS=failing"],
         "what came before the exit is still relayed"
     );
+}
+
+/// An init that exits at once after its READY=1 (a oneshot-like service): never an exit
+/// "before READY=1", the READY relayed once, and `run -d` exits 0 (the manager acknowledged
+/// the READY while the init ran) or 3, the init's status (it was gone by then). Many tries,
+/// since the exit and the acknowledgement race.
+#[test]
+fn run_detached_with_an_init_that_exits_right_after_ready() {
+    let pier = Pier::new();
+    let bundle = Bundle::notify("sd-notify-send READY=1; exit 3");
+    for n in 0..20 {
+        let systemd = FakeSystemd::bind_path();
+        let run = run_detached(&pier, &bundle, &systemd, &format!("readyexit{n}"), &[]);
+        let ready = payloads(&run.got)
+            .into_iter()
+            .filter(|p| p.contains("READY=1"));
+        assert_eq!(
+            ready.count(),
+            1,
+            "try {n}: READY=1 relayed once: {:?}",
+            run.got
+        );
+        assert!(
+            matches!(run.status.code(), Some(0 | 3)),
+            "try {n}: {:?}\n{}",
+            run.status,
+            pier.log()
+        );
+        assert!(
+            !pier.log().contains("before READY"),
+            "try {n}: an exit after READY=1 reported as before it:\n{}",
+            pier.log()
+        );
+    }
+}
+
+/// The race of the test above, forced: the manager holds the READY's barrier until the init
+/// (the announced MAINPID) has exited. systemd refuses a main pid that is a zombie when it
+/// reads the datagram, so pier, still the main process then, must exit with the init's status.
+#[test]
+fn run_detached_exits_with_the_status_of_an_init_gone_before_its_ready_was_acknowledged() {
+    let systemd = FakeSystemd::bind_path().keeping_barrier_fds();
+    let pier = Pier::new();
+    let bundle = Bundle::notify("sd-notify-send READY=1; exit 3");
+    let (mut run, _id) = spawn_run(
+        &pier,
+        &bundle,
+        systemd.notify_socket(),
+        "readygone",
+        &["-d"],
+    );
+    let ready = systemd.recv();
+    let main_pid: i32 = ready
+        .payload
+        .lines()
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no MAINPID= with the READY: {ready:?}"));
+    let barrier = systemd.recv();
+    assert_eq!(barrier.payload, "BARRIER=1", "the READY's barrier");
+    assert!(
+        wait_fd(&pidfd_of(main_pid), HANG_GUARD),
+        "the init did not exit"
+    );
+    drop(barrier); // the acknowledgement, now that the init is a zombie
+    let (status, _) = pier.serve_until_exit(&mut run, &systemd);
+    assert_eq!(status.code(), Some(3), "the init's status\n{}", pier.log());
+    assert!(!pier.log().contains("before READY"), "{}", pier.log());
 }
 
 #[test]
