@@ -152,6 +152,33 @@ fn kill_accepts_numbers_and_names_with_or_without_sig() {
     rt.assert_clean(&b, &id);
 }
 
+/// Signal 0 sends nothing and checks, as kill(2) and `runc kill ID 0`: success while the init
+/// runs (the script sees no signal), "not running" once it has exited; `--all` 0 succeeds.
+#[test]
+fn kill_0_checks_that_the_init_runs() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh(SIGNAL_REPORTER);
+    let mut events = b.events();
+    let id = unique_id("kill0");
+    rt.create(&b, &id);
+    let init = rt.init_pid(&id);
+    rt.start(&id);
+    events.expect("started");
+    rt.run(&["kill", &id, "0"]).ok();
+    rt.run(&["kill", "--all", &id, "0"]).ok();
+    rt.run(&["kill", &id, "USR1"]).ok();
+    events.expect("got-USR1"); // the first signal the script saw: 0 delivered none
+    rt.run(&["kill", &id, "KILL"]).ok();
+    rt.wait_gone(init);
+    let stopped = rt.run(&["kill", &id, "0"]);
+    stopped.code_is(1);
+    assert!(stopped.stderr.contains("not running"), "{stopped}");
+    rt.run(&["kill", "--all", &id, "0"]).ok();
+    rt.run(&["delete", &id]).ok();
+    rt.assert_clean(&b, &id);
+}
+
 #[test]
 fn kill_refuses_an_unknown_signal() {
     let rt = Runtime::new();
