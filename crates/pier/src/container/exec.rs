@@ -4,19 +4,18 @@
 //! verb waits for: to its exit in the foreground, or (`exec -d --notify-socket own`) to its
 //! READY=1 as `run -d` waits for the init's ([`ExecProcess::wait_ready`]).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::{Container, Lock};
+use super::{ready, Container, Lock};
 use crate::error::ContainerError;
 use crate::notify::{ExecNotify, Session, WaitMode};
 use crate::spawn::{self, Spawned};
 use crate::spec::{Plan, Process, Seccomp};
 use crate::state::Status;
-use crate::supervise::{self, BlockedSignals, Ended, Until};
+use crate::supervise::{self, BlockedSignals};
 
 /// Where an exec'd process's terminal and pid go.
 pub struct ExecOptions<'a> {
@@ -140,67 +139,35 @@ impl ExecProcess {
 
     /// `exec -d --notify-socket own`: wait as `mode` says (signals forwarded meanwhile) until
     /// the process's READY=1 has reached the manager, then hand the relay to a detached
-    /// process that lives as long as the exec'd process; returns pier's exit status, as
-    /// [`Container::wait_ready`] does for the init. With the default identity the READY
-    /// datagram names the process as the unit's `MAINPID=` (and `MAINPIDFD=1` for systemd
-    /// 257+), so the unit follows it after pier exits.
-    ///
-    /// A process that exits before READY=1 makes this return its status (0 stays 0: systemd
-    /// then judges it as the same service uncontained, `Result=protocol`). One that exits
-    /// right after its READY=1 was forwarded is left unreaped for the manager (whose main pid
-    /// it may be now) and pier returns its status too (the manager may have refused it as a
-    /// zombie, and pier is then still the main process).
-    /// Without a session (no own notify socket) this returns 0 at once.
+    /// process that lives as long as the exec'd process; pier's exit status, as
+    /// [`Container::wait_ready`] for the init ([`ready::wait_ready`] says which). With the
+    /// default identity the READY datagram names the process as the unit's `MAINPID=` (and
+    /// `MAINPIDFD=1` for systemd 257+), so the unit follows it after pier exits. Without a
+    /// session (no own notify socket) this returns 0 at once.
     ///
     /// # Errors
     /// The wait loop or the detached relay's fork fails.
-    pub fn wait_ready(self, mode: WaitMode, signals: &BlockedSignals) -> Result<u8> {
-        let Some(mut session) = self.session else {
-            return Ok(0);
-        };
-        let (pid, process) = (self.spawned.pid, self.spawned.pidfd.as_fd());
-        let until = match mode {
-            WaitMode::NoWait => return session.detach(process).map(|_| 0),
-            WaitMode::Ready => Until::Ready(None),
-            WaitMode::AtMost(d) => Until::Ready(Some(Instant::now() + d)),
-        };
-        match supervise::wait(process, signals.fd(), Some(&mut session), None, until)? {
-            Ended::Ready if supervise::has_exited(process) => {
-                session.finish();
-                Ok(supervise::exit_status_unreaped(process).unwrap_or(1))
-            }
-            Ended::Ready => session.detach(process).map(|_| 0),
-            Ended::TimedOut => {
-                timed_out(pid, &session);
-                let code = u8::from(session.ready_unacknowledged());
-                session.detach(process).map(|_| code)
-            }
-            Ended::Exited => {
-                session.finish();
-                if session.ready_forwarded() {
-                    // Named the main pid, maybe refused as a zombie: as the init's
-                    // (`Container::exited_after_ready`), its status, the process unreaped.
-                    return Ok(supervise::exit_status_unreaped(process).unwrap_or(1));
-                }
-                let code = supervise::reap(process).unwrap_or(1);
-                tracing::error!("exec'd process {pid} exited before READY=1 (exit status {code})");
-                Ok(code)
-            }
-        }
+    pub fn wait_ready(mut self, mode: WaitMode, signals: &BlockedSignals) -> Result<u8> {
+        let session = self.session.take();
+        ready::wait_ready(&self, session, mode, signals)
     }
 }
 
-/// Log why [`ExecProcess::wait_ready`] stopped waiting: a READY=1 the manager has not
-/// processed, or no READY=1 at all.
-fn timed_out(pid: i32, session: &Session) {
-    if session.ready_unacknowledged() {
-        tracing::error!(
-            "exec'd process {pid}: its READY=1 did not reach the service manager in time; \
-             relaying goes on in the background"
-        );
-    } else {
-        tracing::warn!(
-            "exec'd process {pid} sent no READY=1 in time; relaying goes on in the background"
-        );
+/// The exec'd process (a child of this pier), as the process a READY=1 is awaited from.
+impl ready::Awaited for ExecProcess {
+    fn name(&self) -> String {
+        format!("exec'd process {}", self.spawned.pid)
+    }
+
+    fn pidfd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.spawned.pidfd.as_fd())
+    }
+
+    fn exit_status(&self, reap: bool) -> Option<u8> {
+        let pidfd = self.spawned.pidfd.as_fd();
+        match reap {
+            true => supervise::reap(pidfd).ok(),
+            false => supervise::exit_status_unreaped(pidfd).ok(),
+        }
     }
 }

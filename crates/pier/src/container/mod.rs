@@ -30,6 +30,7 @@
 mod create;
 mod destroy;
 mod exec;
+mod ready;
 mod rootfs_bind;
 mod start;
 

@@ -11,12 +11,12 @@ use anyhow::{bail, Context, Result};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
 
-use super::Container;
+use super::{ready, Container};
 use crate::error::ContainerError;
 use crate::hooks::{self, HookState, Point};
 use crate::notify::{self, Session, WaitMode};
 use crate::state::{self, ContainerDir, Status, EXEC_FIFO};
-use crate::supervise::{self, BlockedSignals, Ended, Until};
+use crate::supervise::{self, BlockedSignals};
 
 /// A released container: its sd_notify session (when pier relays) and how to wait for READY.
 pub struct Started {
@@ -55,70 +55,16 @@ impl Container {
 
     /// After [`Container::start`], for `start` and `run -d`: wait as the mode says (signals
     /// forwarded to the init meanwhile) until the container's READY=1 has reached the
-    /// service manager (a barrier behind it completed), then hand the relay to a detached
-    /// process. A READY=1 the manager has not processed by the wait's deadline makes this
-    /// return 1 (the relay still goes on); no READY=1 by then returns 0. An init
-    /// that exits before READY=1 makes this return its status (1 when unknown); 0 stays 0, so
-    /// systemd judges a clean exit without READY=1 as it would uncontained (`Result=protocol`).
-    /// One that exits right after its READY=1 was forwarded returns its status too, and is
-    /// left unreaped (see `exited_after_ready`).
+    /// service manager, then hand the relay to a detached process; pier's exit status
+    /// ([`ready::wait_ready`] says which for each ending: 0 once acknowledged, the init's
+    /// status when it exits before READY=1 or right after it, 1 for a READY=1 the manager did
+    /// not process in time).
     ///
     /// # Errors
     /// The wait loop or the detached relay's fork fails.
-    pub fn wait_ready(&mut self, started: Started, signals: &BlockedSignals) -> Result<u8> {
+    pub fn wait_ready(&self, started: Started, signals: &BlockedSignals) -> Result<u8> {
         let Started { session, mode } = started;
-        let Some(mut session) = session else {
-            return Ok(0);
-        };
-        let init = self.init()?;
-        let until = match mode {
-            WaitMode::NoWait => return session.detach(init).map(|_| 0),
-            WaitMode::Ready => Until::Ready(None),
-            WaitMode::AtMost(d) => Until::Ready(Some(std::time::Instant::now() + d)),
-        };
-        match supervise::wait(init, signals.fd(), Some(&mut session), None, until)? {
-            // Acknowledged with the init still alive: the manager took it as the main pid.
-            // Gone by now: it may have been a zombie when the READY was read (see
-            // `exited_after_ready`).
-            Ended::Ready if supervise::has_exited(init) => {
-                session.finish();
-                Ok(self.exited_after_ready())
-            }
-            Ended::Ready => {
-                session.detach(init)?;
-                Ok(0)
-            }
-            Ended::TimedOut if session.ready_unacknowledged() => {
-                tracing::error!(
-                    "container {}: its READY=1 did not reach the service manager in time (the \
-                     manager is not reading its notify socket); relaying goes on in the background",
-                    self.state.id
-                );
-                session.detach(init)?;
-                Ok(1)
-            }
-            Ended::TimedOut => {
-                tracing::warn!(
-                    "container {} sent no READY=1 in time; relaying goes on in the background",
-                    self.state.id
-                );
-                session.detach(init)?;
-                Ok(0)
-            }
-            Ended::Exited => {
-                session.finish();
-                if session.ready_forwarded() {
-                    return Ok(self.exited_after_ready());
-                }
-                let code = self.exit_code();
-                let shown = code.map_or("unknown".to_string(), |c| c.to_string());
-                tracing::error!(
-                    "container {} exited before READY=1 (exit status {shown})",
-                    self.state.id
-                );
-                Ok(code.unwrap_or(1))
-            }
-        }
+        ready::wait_ready(self, session, mode, signals)
     }
 
     /// After [`Container::start`], for a foreground `run`: forward signals, relay sd_notify,
@@ -135,35 +81,29 @@ impl Container {
         let Started { session, .. } = started;
         supervise::foreground(self.init()?, signals, session, console)
     }
+}
 
-    /// The init exited right after its READY=1 was forwarded, which named it the main pid
-    /// (`MAINPID=`). Whether the manager took it is unknown: systemd refuses a main pid that
-    /// is a zombie by the time it reads the datagram. So the init is left unreaped and its
-    /// status is pier's: taken, the manager reaps the init once pier has exited and pier's
-    /// exit is not the main process's; refused, pier is still the main process and its
-    /// status is the init's. Either way the unit ends as the same service uncontained.
-    fn exited_after_ready(&self) -> u8 {
-        let code = match self.parent {
-            true => self
-                .init()
-                .ok()
-                .and_then(|fd| supervise::exit_status_unreaped(fd).ok()),
-            false => state::zombie_exit_code(self.state.pid),
-        };
-        tracing::debug!(
-            "container {} exited right after READY=1 (exit status {code:?})",
-            self.state.id
-        );
-        code.unwrap_or(1)
+/// The init, as the process a READY=1 is awaited from.
+impl ready::Awaited for Container {
+    fn name(&self) -> String {
+        format!("container {}", self.state.id)
     }
 
-    /// The init's exit status once it has exited: reaped when this process is its parent,
-    /// else read from the zombie.
-    fn exit_code(&self) -> Option<u8> {
+    fn pidfd(&self) -> Result<BorrowedFd<'_>> {
+        self.init()
+    }
+
+    /// Reaped only when this pier is the init's parent (`run`, `create`+`start` in one
+    /// process); otherwise read from the zombie its parent has not reaped yet.
+    fn exit_status(&self, reap: bool) -> Option<u8> {
         if !self.parent {
             return state::zombie_exit_code(self.state.pid);
         }
-        supervise::reap(self.init().ok()?).ok()
+        let init = self.init().ok()?;
+        match reap {
+            true => supervise::reap(init).ok(),
+            false => supervise::exit_status_unreaped(init).ok(),
+        }
     }
 }
 
