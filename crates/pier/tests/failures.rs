@@ -232,3 +232,18 @@ fn lsm_labels_are_refused_cleanly() {
         fails_cleanly(&rt, "create", &b, &unique_id("lsm"), needles);
     }
 }
+
+/// A memory limit below what the init needs to set itself up: the OOM killer kills it during
+/// set-up, and the error says so and names the limit (runc: "unable to set memory limit to
+/// N"), with nothing left behind.
+#[test]
+fn a_too_low_memory_limit_is_named_and_leaves_nothing() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["resources"] = json!({ "memory": { "limit": 4096 } });
+    b.save();
+    let id = unique_id("lowmem");
+    let needle: &[&str] = &["OOM killer: the memory limit of 4096 bytes is too low"];
+    fails_cleanly(&rt, "create", &b, &id, &[needle]);
+    fails_cleanly(&rt, "run", &b, &id, &[needle]);
+}

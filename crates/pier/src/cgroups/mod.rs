@@ -498,6 +498,12 @@ impl Cgroup {
             .transpose()
     }
 
+    /// The OOM kills the memory controller recorded, if it is there.
+    pub fn oom_kills(&self) -> Option<oom::OomKills> {
+        let layout = self.layout().ok()?;
+        layout.target(Controller::Memory).map(oom::oom_kills_in)
+    }
+
     /// Whether the cgroup is frozen (v2 `cgroup.freeze`, v1 `freezer.state`).
     pub fn is_frozen(&self) -> bool {
         self.state.dirs.iter().any(|d| {

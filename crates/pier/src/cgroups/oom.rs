@@ -88,6 +88,30 @@ impl OomWatch {
     }
 }
 
+/// What the memory controller recorded of OOM kills in the cgroup: how many, under which
+/// limit (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OomKills {
+    /// Processes the OOM killer killed in the cgroup (`oom_kill` of v1 `memory.oom_control`,
+    /// kernel 4.13+, or of v2 `memory.events`).
+    pub count: u64,
+    /// `memory.limit_in_bytes` (v1) or `memory.max` (v2); 0 for none (`max`).
+    pub limit: u64,
+}
+
+/// Read [`OomKills`] from the memory controller's directory.
+pub fn oom_kills_in(t: Target<'_>) -> OomKills {
+    let (counter, limit) = match t.version {
+        Version::V1 => ("memory.oom_control", "memory.limit_in_bytes"),
+        Version::V2 => ("memory.events", "memory.max"),
+    };
+    let limit = std::fs::read_to_string(t.dir.join(limit)).unwrap_or_default();
+    OomKills {
+        count: oom_kills(&t.dir.join(counter)),
+        limit: limit.trim().parse().unwrap_or(0),
+    }
+}
+
 fn oom_kills(events: &std::path::Path) -> u64 {
     let text = std::fs::read_to_string(events).unwrap_or_default();
     flat_keyed(&text).get("oom_kill").copied().unwrap_or(0)

@@ -424,7 +424,7 @@ pub(crate) fn handshake(
             (Some((ToParent::Error(chain), _)), _) => bail!("{chain}"),
             (Some((other, _)), _) => bail!("unexpected {other:?} from {who}"),
             (None, Setup::Exec) if ready => return Ok(()),
-            (None, _) => bail!("{who} exited during setup ({})", exit_status(spawned)),
+            (None, _) => bail!("{who} exited during setup ({})", ended(spawned, cgroup)),
         }
     }
 }
@@ -449,6 +449,19 @@ fn run_runtime_hooks(ctx: &InitContext<'_>, pid: i32) -> Result<HookState> {
 /// SIGKILL the child and reap it.
 pub fn kill_and_reap(spawned: &Spawned) {
     crate::sys::kill_and_reap(spawned.pidfd.as_fd());
+}
+
+/// How a child that exited during set-up ended, naming the memory limit when the OOM killer
+/// killed it (runc fails then with "unable to set memory limit to N (current usage: ..)").
+fn ended(spawned: &Spawned, cgroup: &Cgroup) -> String {
+    let status = exit_status(spawned);
+    match cgroup.oom_kills() {
+        Some(oom) if oom.count > 0 => format!(
+            "{status}, by the OOM killer: the memory limit of {} bytes is too low",
+            oom.limit
+        ),
+        _ => status,
+    }
 }
 
 fn exit_status(spawned: &Spawned) -> String {
