@@ -13,7 +13,11 @@
 //!
 //! The hook is watched through its pidfd: when it exits, pier reaps it and stops reading its
 //! output at once, so a hook that leaves a child holding the pipes never hangs pier; with a
-//! `timeout` it is SIGKILLed and reaped when the time is up, and fails.
+//! `timeout` it is SIGKILLed and reaped when the time is up, and fails. Each hook leads its
+//! own process group, and a timeout kills the whole group (before the hook is reaped, so the
+//! group's id cannot have been reused): what a timed-out hook forked does not outlive it, as
+//! nothing of a failed create may (runc kills only the hook itself). A hook that exits leaves
+//! its children alone (a hook may start a daemon).
 //!
 //! Failure rules (runtime.md): the first failing prestart, createRuntime, createContainer or
 //! startContainer hook stops its list and fails the operation ([`run`]); a failing poststart
@@ -198,6 +202,7 @@ fn prepare(hook: &Hook, cwd: Option<&Path>) -> Result<ExecImage> {
             .map(|c| CString::new(c.as_os_str().as_encoded_bytes()))
             .transpose()
             .context("NUL in the hook's working directory")?,
+        own_process_group: true,
     })
 }
 
@@ -265,7 +270,7 @@ fn run_one(hook: &Hook, stdin: &[u8], cwd: Option<&Path>, log: bool) -> Result<(
         stdout: Capture::new(stdout_r),
         stderr: Capture::new(stderr_r),
     };
-    let status = watch.until_exit(pidfd.as_fd(), deadline);
+    let status = watch.until_exit(pid, pidfd.as_fd(), deadline);
     let (out, err) = (watch.stdout.text(), watch.stderr.text());
     let Some(status) = status? else {
         bail!(
@@ -356,9 +361,11 @@ struct Watch<'a> {
 impl Watch<'_> {
     /// Feed stdin and read stdout/stderr until the pidfd says the hook exited; then reap it
     /// and take what its pipes already hold (not waiting for EOF: a child of the hook may
-    /// keep them open). `Ok(None)`: the deadline passed; the hook was killed and reaped.
+    /// keep them open). `Ok(None)`: the deadline passed; the hook (process `pid`) and its
+    /// process group were killed and the hook reaped.
     fn until_exit(
         &mut self,
+        pid: i32,
         pidfd: BorrowedFd<'_>,
         deadline: Option<Instant>,
     ) -> Result<Option<rustix::process::WaitIdStatus>> {
@@ -373,6 +380,7 @@ impl Watch<'_> {
                     Some(left) => Some(timespec(left)),
                     None => {
                         let _ = pidfd_send_signal(pidfd, Signal::KILL);
+                        kill_group(pid);
                         reap(pidfd);
                         return Ok(None);
                     }
@@ -417,6 +425,14 @@ impl Watch<'_> {
             }
         }
         self.stdin = None;
+    }
+}
+
+/// SIGKILL the process group the hook `pid` leads; called before it is reaped, while its pid
+/// (the group's id) is still its own.
+fn kill_group(pid: i32) {
+    if let Some(pgid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
     }
 }
 

@@ -354,13 +354,18 @@ fn failing_poststart_and_poststop_hooks_are_warnings() {
 }
 
 #[test]
-fn a_hook_past_its_timeout_is_killed_and_fails_the_create() {
+fn a_hook_past_its_timeout_is_killed_with_its_children_and_fails_the_create() {
     let rt = Runtime::new();
     let mut r = Recorded::new();
     let pidfile = r.dir().join("sleeper.pid");
+    let childfile = r.dir().join("child.pid");
+    let script = format!(
+        "sleep 1000 & echo $! > {}; echo $$ > {}; exec sleep 1000",
+        childfile.display(),
+        pidfile.display()
+    );
     r.bundle.config["hooks"] = json!({
-        "createRuntime": [{"path": "/bin/sh", "timeout": 1,
-                           "args": ["sh", "-c", format!("echo $$ > {}; exec sleep 1000", pidfile.display())]}],
+        "createRuntime": [{"path": "/bin/sh", "timeout": 1, "args": ["sh", "-c", script]}],
         "poststop": [r.hook("poststop", false)],
     });
     let id = unique_id("hooktime");
@@ -376,6 +381,8 @@ fn a_hook_past_its_timeout_is_killed_and_fails_the_create() {
         !PathBuf::from(format!("/proc/{}", pid.trim())).exists(),
         "the hook (pid {pid}) was killed and reaped"
     );
+    let child = fs::read_to_string(&childfile).unwrap();
+    rt.wait_gone(child.trim().parse().unwrap()); // what the hook forked: its process group
     rt.assert_clean(&r.bundle, &id);
     assert_eq!(r.order(), ["poststop"]);
 }
