@@ -878,8 +878,10 @@ mod write_tests {
 
 #[cfg(test)]
 mod placement_tests {
-    use super::v2_controllers_needed;
+    use super::{beside_own_cgroup, v2_controllers_needed, Hierarchy};
+    use crate::spec::CgroupPlan;
     use oci_spec::runtime::LinuxResources;
+    use std::fs;
 
     fn resources(json: &str) -> LinuxResources {
         serde_json::from_str(json).unwrap()
@@ -902,5 +904,38 @@ mod placement_tests {
         assert!(
             v2_controllers_needed(&resources(r#"{"pids": {"limit": 5}}"#), "hugetlb").is_empty()
         );
+    }
+
+    /// A fake cgroup2 tree in a directory: its root offers hugetlb, pier's own cgroup is a
+    /// unit's; systemd's delegation mark is the xattr `user.delegate` (what a user manager sets,
+    /// and an unprivileged reader sees).
+    #[test]
+    fn beside_an_undelegated_unit_only_when_a_limit_needs_a_controller_it_lacks() {
+        let root = tempfile::tempdir().unwrap();
+        let h = Hierarchy {
+            mountpoint: root.path().to_path_buf(),
+            controllers: Vec::new(),
+            own_path: "/system.slice/web.service".into(),
+        };
+        let own = h.own_dir();
+        fs::create_dir_all(&own).unwrap();
+        fs::write(root.path().join("cgroup.controllers"), "hugetlb\n").unwrap();
+        fs::write(own.join("cgroup.subtree_control"), "\n").unwrap();
+        let plan = |json: &str| CgroupPlan {
+            path: None,
+            resources: Some(resources(json)),
+        };
+        let huge = plan(r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 8388608}]}"#);
+        assert!(beside_own_cgroup(&h, &huge));
+        assert!(!beside_own_cgroup(&h, &CgroupPlan::default()), "no limits");
+        assert!(
+            !beside_own_cgroup(&h, &plan(r#"{"devices": []}"#)),
+            "no controller"
+        );
+        fs::write(own.join("cgroup.subtree_control"), "hugetlb\n").unwrap();
+        assert!(!beside_own_cgroup(&h, &huge), "already enabled");
+        fs::write(own.join("cgroup.subtree_control"), "\n").unwrap();
+        rustix::fs::setxattr(&own, "user.delegate", b"1", rustix::fs::XattrFlags::empty()).unwrap();
+        assert!(!beside_own_cgroup(&h, &huge), "delegated");
     }
 }
