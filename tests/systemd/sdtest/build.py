@@ -183,6 +183,8 @@ def build_case(workdir, case, template_rootfs):
         with_user_namespace(config)
     if case.annotations:
         config["annotations"] = dict(case.annotations)
+    if case.limit:
+        config["linux"]["resources"].update(case.limit.resources)
     (bundle / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 

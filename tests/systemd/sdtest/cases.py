@@ -7,6 +7,7 @@ do. docs/systemd.md shows the unit each case installs.
 from dataclasses import dataclass, field
 from functools import partial
 
+from . import cgroup_judges as cj
 from . import fd_judges as fdj
 from . import notify_judges as nj
 
@@ -42,11 +43,31 @@ class Case:
     #: NotifyAccess= in host mode, where the payload's sd-notify-send (a child of the payload
     #: shell) is what a container's relay would forward as the main process
     host_notify_access: str = "all"
+    #: a limit written into config.json's linux.resources (a Limit; scenario 16)
+    limit: object = None
 
     @property
     def scenario(self):
         """"3" for "3b"."""
         return self.key.rstrip("abcdefgh")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A limit for config.json and where it shows in the container's cgroup."""
+
+    controller: str
+    resources: dict
+    file: str
+    value: str
+
+
+#: The one controller this hybrid host's cgroup2 (hence the machine's) has: hugetlb. systemd
+#: does not manage it, so the judge enables it down to system.slice (Machine.bring_controller).
+#: memory and pids sit on v1 here and cannot reach cgroup2.
+HUGETLB = Limit("hugetlb", {"hugepageLimits": [{"pageSize": "2MB", "limit": 8388608}]},
+                "hugetlb.2MB.max", "8388608")
+DELEGATE = (("Delegate", "yes"),)
 
 
 def sh(script):
@@ -125,6 +146,16 @@ CASES = [
     Case("11a", "podman quadlet .container, Notify=true, podman --runtime pier", sh("s11.sh"),
          nj.quadlet, service=(("TimeoutStopSec", "15s"),), launch="quadlet", fifos=("go1",),
          min_systemd=257, alone=True),
+    Case("16a", "run -d, NotifyAccess=main, a hugetlb limit, no Delegate=: the container beside the unit",
+         sh("s16.sh"), cj.limited, service=NOTIFY + (("NotifyAccess", "main"),), launch="run-d",
+         fifos=("go1",), limit=HUGETLB),
+    Case("16b", "run -d, NotifyAccess=main, a hugetlb limit, Delegate=yes: the container in the unit",
+         sh("s16.sh"), cj.limited, service=NOTIFY + (("NotifyAccess", "main"),) + DELEGATE,
+         launch="run-d", fifos=("go1",), limit=HUGETLB),
+    Case("16c", "foreground run, a hugetlb limit, no Delegate=: the container beside the unit",
+         sh("s16.sh"), cj.limited, fifos=("go1",), limit=HUGETLB),
+    Case("16d", "foreground run, a hugetlb limit, Delegate=yes: the container in the unit, the runtime in a leaf",
+         sh("s16.sh"), cj.limited, service=NOTIFY + DELEGATE, fifos=("go1",), limit=HUGETLB),
     Case("8a", "socket activation", ["/bin/sd-serve", "-n", "act"], fdj.socket_activation,
          socket=(("ListenStream", "{ctl}/act.sock"), ("FileDescriptorName", "act"))),
     Case("8b", "socket activation + --preserve-fds 1", ["/bin/sd-serve", "-n", "act", "-x", "4"],
@@ -149,6 +180,7 @@ SCENARIOS = {
     "14": "a container process names itself MAINPID=: translated, with its own pidfd on 257+",
     "15": "an init gone before the manager reads its MAINPID=: left a zombie, its pid is never reused (257)",
     "12": "who may notify: only the init's own datagrams with org.pier.notify.access=init",
+    "16": "a limit in config.json, root runtime, cgroupfs: beside the unit, or in it with Delegate=yes",
 }
 
 

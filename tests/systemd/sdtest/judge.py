@@ -66,10 +66,11 @@ class Judge:
         self.record(expected, seen if ok else f"{seen} ({why})", ok, t0)
         return got
 
-    def journal(self, expected, text, unit=None):
-        """Step: the unit's journal gets a line containing text."""
+    def journal(self, expected, text, unit=None, cgroup=None):
+        """Step: the unit's journal (or cgroup's, see Machine.cgroup_journal) gets a line
+        containing text."""
         t0 = time.monotonic()
-        ok, line = self.machine.wait_journal(unit or self.unit, text, self.deadline)
+        ok, line = self.machine.wait_journal(unit or self.unit, text, self.deadline, cgroup)
         self.record(expected, f"journal: {line.strip()}" if ok else f"no journal line with {text!r}", ok, t0)
 
     def start(self, unit=None, block=False):

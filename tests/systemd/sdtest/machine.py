@@ -46,6 +46,10 @@ class Machine:
         self.leader = None
         self.aborted = threading.Event()
         self._queries = threading.BoundedSemaphore(QUERIES_AT_ONCE)
+        #: bring_controller(): {controller: (ok, seen)} once done; the host cgroup2 roots where
+        #: it enabled a controller (undone by down())
+        self._brought, self._host_enabled = {}, []
+        self._bring_lock = threading.Lock()
 
     def up(self):
         """Boot; raises RuntimeError with the console log tail when it does not come up."""
@@ -83,9 +87,55 @@ class Machine:
             time.sleep(POLL_S)
 
     def down(self):
-        """Power off and remove the cgroups; safe to call at any time, more than once."""
+        """Power off and remove the cgroups; safe to call at any time, more than once. A
+        controller bring_controller() enabled in the host's cgroup2 root is disabled again
+        (refused while another machine still uses it: left on then)."""
         self.aborted.set()
         subprocess.run(["bash", str(HARNESS), "down", str(self.workdir)], timeout=120)
+        while self._host_enabled:
+            root, name = self._host_enabled.pop()
+            try:
+                (root / "cgroup.subtree_control").write_text(f"-{name}")
+            except OSError:
+                pass
+
+    def bring_controller(self, name):
+        """Enable cgroup2 controller `name` (one systemd does not manage, such as hugetlb on a
+        hybrid host, whose cgroup2 has nothing else) for the children of the machine's
+        system.slice: `+name` in cgroup.subtree_control from the host's cgroup2 root to the
+        machine's cgroup (nspawn sits in its supervisor/, the machine in payload/, so neither
+        holds a process itself), then inside from the root to system.slice. Once per machine;
+        returns (ok, what was seen)."""
+        with self._bring_lock:
+            if name not in self._brought:
+                self._brought[name] = self._bring(name)
+            return self._brought[name]
+
+    def _bring(self, name):
+        res = subprocess.run(["bash", str(HARNESS), "cgroup", str(self.workdir)],
+                             capture_output=True, text=True, timeout=30)
+        if res.returncode != 0:
+            return False, "no cgroup2 directory of the machine on the host"
+        machine = Path(res.stdout.strip())
+        root = machine.parent
+        if name not in (root / "cgroup.controllers").read_text().split():
+            return False, f"the host's cgroup2 ({root}) does not offer {name}"
+        for cg in (root, machine):
+            if name in (cg / "cgroup.subtree_control").read_text().split():
+                continue
+            try:
+                (cg / "cgroup.subtree_control").write_text(f"+{name}")
+            except OSError as exc:
+                return False, f"+{name} in {cg}: {exc}"
+            if cg == root:
+                self._host_enabled.append((root, name))
+        inside = ("for cg in /sys/fs/cgroup /sys/fs/cgroup/system.slice; do "
+                  f"grep -qw {name} $cg/cgroup.subtree_control || echo +{name} >$cg/cgroup.subtree_control || exit 1; "
+                  "done")
+        res = self.run("sh", "-c", inside)
+        if res.returncode != 0:
+            return False, f"+{name} inside the machine: {res.stderr.strip()}"
+        return True, f"{name} enabled from the host's cgroup2 root to the machine's system.slice"
 
     def run(self, *cmd, timeout=30):
         """Run cmd inside the machine; returns CompletedProcess (text). Raises MachineGone."""
@@ -123,6 +173,12 @@ class Machine:
     def journal(self, unit):
         """Everything the journal has for unit (its output and systemd's lines about it)."""
         return self.run("journalctl", "-q", "--no-pager", "-o", "cat", "-u", unit).stdout
+
+    def cgroup_journal(self, cgroup):
+        """What the journal has from processes of cgroup. journald files a stdout line under
+        the writer's cgroup when it can still read it (a container beside its unit logs under
+        its own cgroup, not the unit's), else under the stream's unit."""
+        return self.run("journalctl", "-q", "--no-pager", "-o", "cat", f"_SYSTEMD_CGROUP={cgroup}").stdout
 
     def manager_journal(self):
         """The manager's own journal lines (not about one unit), e.g. its warnings."""
@@ -191,12 +247,14 @@ class Machine:
         lines = [f"jobs: {len(jobs)} ({counts}); not a case's: {', '.join(others[:6]) or 'none'}"]
         return lines + waits[:4]
 
-    def wait_journal(self, unit, text, deadline_s):
-        """Poll the unit's journal until it contains text; returns (ok, matching line or "")."""
+    def wait_journal(self, unit, text, deadline_s, cgroup=None):
+        """Poll the unit's journal (and, given cgroup, that cgroup's) until it contains text;
+        returns (ok, matching line or "")."""
         end = time.monotonic() + deadline_s
         pause = POLL_S
         while True:
-            for line in self.journal(unit).splitlines():
+            lines = self.journal(unit) + (self.cgroup_journal(cgroup) if cgroup else "")
+            for line in lines.splitlines():
                 if text in line:
                     return True, line
             if time.monotonic() > end:

@@ -29,16 +29,27 @@ impl Hierarchy {
     /// The container's directory for a `cgroupsPath`: absolute from the hierarchy's root,
     /// relative from pier's own cgroup.
     pub fn container_dir(&self, path: &str) -> Result<PathBuf> {
+        self.container_dir_from(&self.own_path, path)
+    }
+
+    /// [`Hierarchy::container_dir`] with a relative `path` taken from the cgroup `base` (a
+    /// path inside the hierarchy, see [`relative_base`]).
+    pub fn container_dir_from(&self, base: &str, path: &str) -> Result<PathBuf> {
         let inner = if path.starts_with('/') {
             path.to_string()
         } else {
-            format!("{}/{}", self.own_path.trim_end_matches('/'), path)
+            format!("{}/{}", base.trim_end_matches('/'), path)
         };
         let inner = inner.trim_start_matches('/');
         if inner.is_empty() {
             anyhow::bail!("cgroupsPath {path:?} names the root cgroup");
         }
         Ok(self.mountpoint.join(inner))
+    }
+
+    /// pier's own cgroup's directory in this hierarchy.
+    pub fn own_dir(&self) -> PathBuf {
+        self.mountpoint.join(self.own_path.trim_start_matches('/'))
     }
 
     /// mkdir -p the container's directory; a v1 cpuset gets its parent's cpus and mems
@@ -149,6 +160,31 @@ fn read_proc(path: &str) -> Result<String> {
     String::from_utf8(buf).with_context(|| format!("read {path}: not UTF-8"))
 }
 
+/// The cgroup a relative `cgroupsPath` (or the default one, the container id) starts from, in
+/// a hierarchy where pier's own cgroup is `own`: that cgroup, or with `beside` its parent, as
+/// runc's fs2 driver always does (libcontainer/cgroups/fs2/defaultpath.go: "the current user
+/// scope most probably has tasks in it already, making it impossible to enable controllers
+/// for its sub-cgroup"). The parent of the root cgroup is the root.
+pub fn relative_base(own: &str, beside: bool) -> &str {
+    if !beside {
+        return own;
+    }
+    match own.trim_end_matches('/').rsplit_once('/') {
+        Some((parent, _)) if !parent.is_empty() => parent,
+        _ => "/",
+    }
+}
+
+/// Whether systemd delegated the cgroup `dir` (a unit with `Delegate=yes`, a delegated scope):
+/// systemd marks such a cgroup with the extended attribute `trusted.delegate` (and, since
+/// 252, `user.delegate`, which an unprivileged reader and a user manager can use) set to `1`.
+pub fn is_delegated(dir: &Path) -> bool {
+    ["trusted.delegate", "user.delegate"].iter().any(|name| {
+        let mut value = [0u8; 4];
+        matches!(rustix::fs::getxattr(dir, *name, &mut value[..]), Ok(n) if value[..n] == *b"1")
+    })
+}
+
 /// Pure parser of `mountinfo` and `/proc/self/cgroup` contents.
 pub fn parse(mountinfo: &str, own_cgroups: &str) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = Vec::new();
@@ -238,5 +274,20 @@ mod tests {
             Path::new("/sys/fs/cgroup/memory/a/b")
         );
         assert!(h.container_dir("/").is_err());
+    }
+
+    #[test]
+    fn a_relative_path_starts_beside_pier_s_cgroup_when_asked() {
+        let unit = "/system.slice/web.service";
+        assert_eq!(relative_base(unit, true), "/system.slice");
+        assert_eq!(relative_base(unit, false), unit);
+        assert_eq!(relative_base("/init.scope", true), "/");
+        assert_eq!(relative_base("/", true), "/");
+        let v2 = &parse(MOUNTINFO, OWN)[0];
+        assert_eq!(
+            v2.container_dir_from(relative_base("/sys/web.service", true), "c1")
+                .unwrap(),
+            Path::new("/sys/fs/cgroup/unified/sys/c1")
+        );
     }
 }

@@ -68,18 +68,25 @@ impl Cgroup {
     ///
     /// # Errors
     /// As [`Cgroup::create`] and [`Cgroup::create_systemd`], before anything is made.
-    pub fn intended(plan: &CgroupPlan, id: &str, systemd: Option<Bus>) -> Result<CgroupState> {
-        let (mut state, placed) = Self::placement(plan, id, systemd)?;
+    pub fn intended(
+        plan: &CgroupPlan,
+        id: &str,
+        systemd: Option<Bus>,
+        rootless: bool,
+    ) -> Result<CgroupState> {
+        let (mut state, placed) = Self::placement(plan, id, systemd, rootless)?;
         state.dirs = placed.into_iter().map(|(_, dir)| dir).collect();
         Ok(state)
     }
 
     /// The state (without dirs) and each hierarchy with the container's directory in it, in
-    /// the order of [`CgroupState::dirs`] (v2 first).
+    /// the order of [`CgroupState::dirs`] (v2 first). A relative path starts at
+    /// [`relative_base`]; `rootless` (the rootless cgroup manager) keeps pier's own cgroup.
     fn placement(
         plan: &CgroupPlan,
         id: &str,
         systemd: Option<Bus>,
+        rootless: bool,
     ) -> Result<(CgroupState, Vec<(Hierarchy, PathBuf)>)> {
         let (path, unit) = if let Some(bus) = systemd {
             // sd_booted(3)'s test, runc's IsRunningSystemd
@@ -102,11 +109,14 @@ impl Cgroup {
             (path, None)
         };
         let mut placed = Vec::new();
-        for h in hierarchy::mounted()? {
+        let mounted = hierarchy::mounted()?;
+        let pure_v2 = matches!(mounted.as_slice(), [h] if h.is_v2());
+        for h in mounted {
             let dir = if systemd.is_some() {
                 h.mountpoint.join(path.trim_start_matches('/'))
             } else {
-                h.container_dir(&path)?
+                let beside = pure_v2 && !rootless && beside_own_cgroup(&h, plan);
+                h.container_dir_from(hierarchy::relative_base(&h.own_path, beside), &path)?
             };
             if h.is_v2() {
                 placed.insert(0, (h, dir));
@@ -125,13 +135,15 @@ impl Cgroup {
 
     /// Create the container's directory in every mounted hierarchy. `plan.path` absolute is
     /// taken from each hierarchy's root, relative (or the default, the id) from pier's own
-    /// cgroup in that hierarchy, as runc does. On error, what was created is removed.
+    /// cgroup in that hierarchy, as runc does; on a pure cgroup v2 host from its parent when
+    /// the limits need controllers pier's undelegated cgroup does not enable (as runc's fs2
+    /// driver, see [`beside_own_cgroup`]). On error, what was created is removed.
     ///
     /// # Errors
     /// A path with `..`, or a directory that cannot be made (permissions, a v1 cpuset that
     /// cannot be initialised).
     pub fn create(plan: &CgroupPlan, id: &str) -> Result<Cgroup> {
-        let (state, placed) = Self::placement(plan, id, None)?;
+        let (state, placed) = Self::placement(plan, id, None, false)?;
         let mut cgroup = Cgroup {
             state,
             unified: None,
@@ -150,7 +162,7 @@ impl Cgroup {
     /// # Errors
     /// As [`Cgroup::create`], and a permission error with an explicit `cgroupsPath`.
     pub fn create_rootless(plan: &CgroupPlan, id: &str) -> Result<Cgroup> {
-        let (state, placed) = Self::placement(plan, id, None)?;
+        let (state, placed) = Self::placement(plan, id, None, true)?;
         let mut cgroup = Cgroup {
             state,
             unified: None,
@@ -206,7 +218,7 @@ impl Cgroup {
     /// is not pure cgroup v2 (runc's messages).
     pub fn create_systemd(plan: &CgroupPlan, id: &str, bus: Bus) -> Result<Cgroup> {
         let scope = systemd::Scope::parse(plan.path.as_deref(), id, bus)?;
-        let (state, placed) = Self::placement(plan, id, Some(bus))?;
+        let (state, placed) = Self::placement(plan, id, Some(bus), bus == Bus::User)?;
         let holder = systemd::start_scope(&scope, plan.resources.as_ref())?;
         let mut cgroup = Cgroup {
             state,
@@ -373,7 +385,7 @@ impl Cgroup {
         let Some(resources) = &plan.resources else {
             return Ok(());
         };
-        self.apply_limits(&layout, resources, rootless)?;
+        self.apply_limits(&layout, resources, rootless || own_v2_delegated())?;
         let rules = devices::rules(resources.devices().as_deref().unwrap_or_default(), nodes)?;
         match apply_devices(&layout, &rules) {
             Err(e) if rootless => {
@@ -567,14 +579,73 @@ fn user_scope_path(scope: &systemd::Scope) -> Result<String> {
     ))
 }
 
+/// Whether a relative `cgroupsPath` starts beside pier's own cgroup `h` (the cgroup2 hierarchy
+/// of a pure v2 host, root pier; [`hierarchy::relative_base`]) rather than in it: when that
+/// cgroup is not delegated to pier (a unit without `Delegate=yes`) and the limits need
+/// controllers it does not enable for its children yet. Enabling them there would break the
+/// unit: pier is in that cgroup (`EBUSY`, the no-internal-process rule), and once pier moved
+/// out, systemd could start no control process in it any more (ExecReload=, ExecStopPost=:
+/// status 219/CGROUP) and may disable the controllers it manages again. Beside the unit is
+/// where runc's fs2 driver puts every relative path. Otherwise the container stays in the
+/// unit, which then contains it: `systemctl stop` reaches every process, and journald files
+/// its output under the unit (it goes by the writer's cgroup). docs/cgroups.md "Placement".
+fn beside_own_cgroup(h: &Hierarchy, plan: &CgroupPlan) -> bool {
+    let Some(r) = &plan.resources else {
+        return false;
+    };
+    let own = h.own_dir();
+    if hierarchy::is_delegated(&own) {
+        return false;
+    }
+    let available = fs::read_to_string(h.mountpoint.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = fs::read_to_string(own.join("cgroup.subtree_control")).unwrap_or_default();
+    v2_controllers_needed(r, &available)
+        .iter()
+        .any(|c| !enabled.split_whitespace().any(|e| e == c))
+}
+
+/// The cgroup2 controllers that the limits of `r` need on a pure cgroup v2 host whose root
+/// offers `available` (`cgroup.controllers`); those it does not offer are left to
+/// [`Cgroup::apply`], which names them.
+fn v2_controllers_needed(r: &LinuxResources, available: &str) -> Vec<String> {
+    let offered = |name: &str| available.split_whitespace().any(|a| a == name);
+    let version_of = |c: Controller| c.v2_name().filter(|n| offered(n)).map(|_| Version::V2);
+    let mut names: Vec<String> = limits::plan(r, version_of)
+        .map(|planned| {
+            planned
+                .iter()
+                .filter_map(|(c, _)| c.v2_name())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    for key in r.unified().iter().flat_map(|u| u.keys()) {
+        match limits::unified_key(key) {
+            Ok(c) if c != "cgroup" && offered(c) => names.push(c.to_string()),
+            _ => {}
+        }
+    }
+    names
+}
+
+/// Whether pier's own cgroup2 cgroup is delegated to it ([`hierarchy::is_delegated`]: a unit
+/// with `Delegate=yes`), so that pier may manage the subtree, moving itself into a leaf of it.
+fn own_v2_delegated() -> bool {
+    hierarchy::mounted().is_ok_and(|list| {
+        list.iter()
+            .find(|h| h.is_v2())
+            .is_some_and(|h| hierarchy::is_delegated(&h.own_dir()))
+    })
+}
+
 /// The name of the leaf pier moves itself into ([`enable_v2_from_a_leaf`]). No container id
 /// starts with a dot, and systemd's own leaf for a delegated unit's control processes is
 /// `.control`.
 pub const SELF_LEAF: &str = ".pier";
 
 /// [`Layout::enable_v2`] for the container's cgroup2 directory. With `leaf_self` (the rootless
-/// cgroup manager), when the cgroup that refuses for holding processes ([`layout::Busy`]) is
-/// pier's own (a relative or default `cgroupsPath`: `systemd-run --user pier run` puts the
+/// cgroup manager, or pier's cgroup delegated to it: a unit with `Delegate=yes`), when the cgroup that refuses for holding processes ([`layout::Busy`]) is
+/// pier's own (a relative or default `cgroupsPath` in a unit with `Delegate=yes` puts the
 /// container in `<the unit's cgroup>/<id>`), pier moves itself into the leaf
 /// `<its cgroup>/.pier` first, as systemd.io/CGROUP_DELEGATION asks of a process that manages
 /// the subtree it is in (processes only in leaves), and tries again. pier stays there (its
@@ -808,5 +879,69 @@ mod write_tests {
         assert!(format!("{err:#}").contains("blkio.bfq.weight"), "{err:#}");
         assert!(!dir.path().join("blkio.weight").exists());
         assert!(!dir.path().join("blkio.bfq.weight").exists());
+    }
+}
+
+#[cfg(test)]
+mod placement_tests {
+    use super::{beside_own_cgroup, v2_controllers_needed, Hierarchy};
+    use crate::spec::CgroupPlan;
+    use oci_spec::runtime::LinuxResources;
+    use std::fs;
+
+    fn resources(json: &str) -> LinuxResources {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_controllers_limits_need_are_those_the_root_offers() {
+        let r = resources(
+            r#"{"pids": {"limit": 50}, "hugepageLimits": [{"pageSize": "2MB", "limit": 8388608}],
+                "unified": {"memory.high": "1000000", "cgroup.freeze": "0"}}"#,
+        );
+        let mut got = v2_controllers_needed(&r, "cpu memory pids hugetlb");
+        got.sort();
+        assert_eq!(got, ["hugetlb", "memory", "pids"]);
+        let huge = resources(r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 8388608}]}"#);
+        assert_eq!(v2_controllers_needed(&huge, "hugetlb"), ["hugetlb"]);
+        // a device rule needs no controller; one the root lacks is apply's error to name
+        let devices = resources(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#);
+        assert!(v2_controllers_needed(&devices, "hugetlb").is_empty());
+        assert!(
+            v2_controllers_needed(&resources(r#"{"pids": {"limit": 5}}"#), "hugetlb").is_empty()
+        );
+    }
+
+    /// A fake cgroup2 tree in a directory: its root offers hugetlb, pier's own cgroup is a
+    /// unit's; systemd's delegation mark is the xattr `user.delegate` (what a user manager sets,
+    /// and an unprivileged reader sees).
+    #[test]
+    fn beside_an_undelegated_unit_only_when_a_limit_needs_a_controller_it_lacks() {
+        let root = tempfile::tempdir().unwrap();
+        let h = Hierarchy {
+            mountpoint: root.path().to_path_buf(),
+            controllers: Vec::new(),
+            own_path: "/system.slice/web.service".into(),
+        };
+        let own = h.own_dir();
+        fs::create_dir_all(&own).unwrap();
+        fs::write(root.path().join("cgroup.controllers"), "hugetlb\n").unwrap();
+        fs::write(own.join("cgroup.subtree_control"), "\n").unwrap();
+        let plan = |json: &str| CgroupPlan {
+            path: None,
+            resources: Some(resources(json)),
+        };
+        let huge = plan(r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 8388608}]}"#);
+        assert!(beside_own_cgroup(&h, &huge));
+        assert!(!beside_own_cgroup(&h, &CgroupPlan::default()), "no limits");
+        assert!(
+            !beside_own_cgroup(&h, &plan(r#"{"devices": []}"#)),
+            "no controller"
+        );
+        fs::write(own.join("cgroup.subtree_control"), "hugetlb\n").unwrap();
+        assert!(!beside_own_cgroup(&h, &huge), "already enabled");
+        fs::write(own.join("cgroup.subtree_control"), "\n").unwrap();
+        rustix::fs::setxattr(&own, "user.delegate", b"1", rustix::fs::XattrFlags::empty()).unwrap();
+        assert!(!beside_own_cgroup(&h, &huge), "delegated");
     }
 }

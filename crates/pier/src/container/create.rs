@@ -125,7 +125,7 @@ fn create_in(
     } else {
         Bus::System
     });
-    let intended = Cgroup::intended(&plan.cgroup, opts.id, systemd)
+    let intended = Cgroup::intended(&plan.cgroup, opts.id, systemd, opts.rootless_cgroups)
         .context("create the container's cgroup")?;
     dir.write_cgroup_record(&intended)?;
     let made = if let Some(bus) = systemd {
