@@ -16,7 +16,7 @@ else
     echo "test.sh: hugetlb-v1-vm.sh skipped (no qemu-system-x86_64 or /boot/vmlinuz-*)"
 fi
 # Type=notify units under real systemds (252: the host, 257: a cached Debian 13 root it builds
-# when missing); its last line is the summary ("N passed, 0 failed"; 32 cases today).
+# when missing); its last line is the summary ("N passed, 0 failed"; 30 today: each scenario under each systemd).
 python3 tests/systemd/run.py --runtime "$PWD/target/x86_64-unknown-linux-gnu/release/pier"
 # A rootless pier under a systemd user manager (systemd-run --user -p Type=notify, and
 # --systemd-cgroup scopes of the user's manager beside runc's), under 252 and 257 in the same
