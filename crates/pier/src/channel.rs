@@ -157,7 +157,10 @@ impl<S: Serialize, R: DeserializeOwned> Channel<S, R> {
         Ok(self.recv_with_fd()?.map(|(message, _)| message))
     }
 
-    /// Receive one message and the fd that came with it, if any.
+    /// Receive one message and the fd that came with it, if any; `None` once the peer has
+    /// closed its end: EOF, or `ECONNRESET` when it exited (or was killed) with messages of
+    /// ours still unread in its queue (unix(7): a SOCK_SEQPACKET peer that closes with
+    /// unread data resets the connection).
     pub fn recv_with_fd(&self) -> io::Result<Option<(R, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
@@ -171,6 +174,7 @@ impl<S: Serialize, R: DeserializeOwned> Channel<S, R> {
                 RecvFlags::CMSG_CLOEXEC,
             ) {
                 Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::CONNRESET) => return Ok(None),
                 other => break other?.bytes,
             }
         };
