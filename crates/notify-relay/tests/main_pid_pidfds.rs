@@ -173,3 +173,234 @@ fn a_live_senders_mainpid_is_checked_by_its_pidfd_and_other_datagrams_get_none()
         .expect("send");
     assert!(next(&mut listener).pidfd.is_none());
 }
+
+/// What [`Listener::recv_many`] returned, call by call: (payload or refusal, has a pidfd,
+/// the inodes of its fds).
+type Batches = Vec<Vec<(String, bool, Vec<u64>)>>;
+
+/// Calls [`Listener::recv_many`] until `count` datagrams have come, one batch per call.
+fn batches(listener: &mut Listener, count: usize) -> Batches {
+    let (mut all, mut seen) = (Vec::new(), 0);
+    while seen < count {
+        assert!(readable(listener.as_fd(), HANG_GUARD), "no datagram");
+        let mut out = Vec::new();
+        listener.recv_many(16, &mut out).expect("recv_many");
+        assert!(!out.is_empty(), "readable, yet recv_many received nothing");
+        seen += out.len();
+        all.push(out.into_iter().map(describe).collect::<Vec<_>>());
+    }
+    all
+}
+
+fn describe(recv: Recv) -> (String, bool, Vec<u64>) {
+    match recv {
+        Recv::Datagram(d) => (
+            String::from_utf8_lossy(&d.payload).into_owned(),
+            d.pidfd.is_some(),
+            d.fds
+                .iter()
+                .map(|f| rustix::fs::fstat(f).expect("fstat").st_ino)
+                .collect(),
+        ),
+        Recv::Rejected(reason) => (format!("rejected: {reason:?}"), false, Vec::new()),
+        Recv::WouldBlock => panic!("recv_many returned WouldBlock"),
+    }
+}
+
+fn plain(text: &str) -> (String, bool, Vec<u64>) {
+    (text.to_owned(), false, Vec::new())
+}
+
+fn sender_to(path: &std::path::Path) -> UnixDatagram {
+    let sender = UnixDatagram::unbound().expect("socket");
+    sender.connect(path).expect("connect");
+    sender
+}
+
+/// The queue is peeked at as a batch: the datagrams before a `MAINPID=` one are received
+/// together without pidfds, the `MAINPID=` one alone with its sender's, the rest together.
+#[test]
+fn a_mainpid_datagram_in_the_middle_of_a_batch_is_received_alone_with_its_pidfd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let Some(mut listener) = pidfd_listener(&path) else {
+        return;
+    };
+    let sender = sender_to(&path);
+    let own = rustix::process::getpid().as_raw_nonzero().get();
+    let named = format!("STATUS=m\nMAINPID={own}");
+    for payload in ["STATUS=a", "STATUS=b", &named, "STATUS=c", "STATUS=d"] {
+        sender.send(payload.as_bytes()).expect("send");
+    }
+    let got = batches(&mut listener, 5);
+    assert_eq!(
+        got,
+        [
+            vec![plain("STATUS=a"), plain("STATUS=b")],
+            vec![(named.clone(), true, Vec::new())],
+            vec![plain("STATUS=c"), plain("STATUS=d")],
+        ]
+    );
+    // Twice in a row, and first in the queue.
+    for payload in [&named, &named, "STATUS=e"] {
+        sender.send(payload.as_bytes()).expect("send");
+    }
+    let got = batches(&mut listener, 3);
+    let with_pidfd = (named, true, Vec::new());
+    assert_eq!(
+        got,
+        [
+            vec![with_pidfd.clone()],
+            vec![with_pidfd],
+            vec![plain("STATUS=e")]
+        ]
+    );
+}
+
+/// fds sent with datagrams of a peeked batch: each comes with its own datagram (none is
+/// installed by the peek), also with the `MAINPID=` one; all are closed with the datagrams.
+#[test]
+fn fds_in_a_peeked_batch_come_with_their_own_datagrams() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let Some(mut listener) = pidfd_listener(&path) else {
+        return;
+    };
+    let sender = sender_to(&path);
+    let own = rustix::process::getpid().as_raw_nonzero().get();
+    let pipes: Vec<_> = (0..3)
+        .map(|_| rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe"))
+        .collect();
+    let named = format!("FDSTORE=1\nMAINPID={own}");
+    common::send_with_fds(&sender, b"FDSTORE=1", &[pipes[0].1.as_fd()]);
+    sender.send(b"STATUS=plain").expect("send");
+    common::send_with_fds(&sender, named.as_bytes(), &[pipes[1].1.as_fd()]);
+    common::send_with_fds(&sender, b"FDSTORE=1", &[pipes[2].1.as_fd()]);
+    let (reads, writes): (Vec<_>, Vec<_>) = pipes.into_iter().unzip();
+    let inodes: Vec<u64> = reads
+        .iter()
+        .map(|r| rustix::fs::fstat(r).expect("fstat").st_ino)
+        .collect();
+    drop(writes); // only the datagrams hold the write ends now
+    let got = batches(&mut listener, 4);
+    assert_eq!(
+        got,
+        [
+            vec![
+                ("FDSTORE=1".to_owned(), false, vec![inodes[0]]),
+                plain("STATUS=plain")
+            ],
+            vec![(named, true, vec![inodes[1]])],
+            vec![("FDSTORE=1".to_owned(), false, vec![inodes[2]])],
+        ]
+    );
+    for (i, read) in reads.iter().enumerate() {
+        assert!(
+            common::hung_up(read, HANG_GUARD),
+            "write end {i} still open after its datagram was dropped"
+        );
+    }
+}
+
+/// Empty datagrams (which the kernel's peek offset skips) and one longer than the buffer
+/// (whose peek moves the offset only by the buffer's length) around `MAINPID=` datagrams:
+/// every datagram is received in order, each `MAINPID=` one with its pidfd, the others
+/// without.
+#[test]
+fn empty_and_oversized_datagrams_do_not_misalign_a_peeked_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let Some(mut listener) = pidfd_listener(&path) else {
+        return;
+    };
+    let sender = sender_to(&path);
+    let own = rustix::process::getpid().as_raw_nonzero().get();
+    let named = format!("MAINPID={own}");
+    let big = format!("STATUS={}", "x".repeat(5000));
+    let after = format!("MAINPID={own}\nSTATUS=after-big");
+    let sent: [&str; 8] = ["STATUS=a", "", &named, "", &big, &after, "", "STATUS=z"];
+    for payload in sent {
+        sender.send(payload.as_bytes()).expect("send");
+    }
+    let got: Vec<_> = batches(&mut listener, sent.len())
+        .into_iter()
+        .flatten()
+        .collect();
+    let empty = plain("rejected: Empty");
+    assert_eq!(
+        got,
+        [
+            plain("STATUS=a"),
+            empty.clone(),
+            (named, true, Vec::new()),
+            empty.clone(),
+            plain(&format!(
+                "rejected: {:?}",
+                DropReason::TooLarge { bytes: big.len() }
+            )),
+            (after, true, Vec::new()),
+            empty,
+            plain("STATUS=z"),
+        ]
+    );
+}
+
+/// Through `pump`, as a foreground relay runs: more datagrams than a batch, `MAINPID=` ones
+/// among them (one right after another, one at the end of a batch), all forwarded in the
+/// order sent, every `MAINPID=` checked by its pidfd (the `/proc` lookup is never asked).
+#[test]
+fn pump_forwards_peeked_batches_in_order_with_mainpid_checked_by_pidfd() {
+    let init = common::Init::spawn();
+    let mut rig = common::Rig::new(Identity::AsRelay, init.pid());
+    rig.relay = Relay::new(Config {
+        policy: Policy::default(),
+        identity: Identity::AsRelay,
+        init_host_pid: init.pid(),
+        init_container_pid: init.pid(),
+    })
+    .with_pid_lookup(|p| panic!("MAINPID={p} looked up in /proc: it came without a pidfd"));
+    if !rig
+        .listener
+        .set_main_pid_pidfds(rig.relay.wants_main_pid_pidfds())
+    {
+        eprintln!("skipped: the kernel has no SO_PASSPIDFD (Linux < 6.5)");
+        init.stop();
+        return;
+    }
+    let own = rustix::process::getpid().as_raw_nonzero().get();
+    let count = notify_relay::socket::RECV_BATCH * 3 + 3;
+    let payload = move |i: usize| match i {
+        7 | 8 | 15 | 30 => format!("STATUS={i}\nMAINPID={own}"),
+        _ => format!("STATUS={i}"),
+    };
+    let sender = rig.sender();
+    let sending = std::thread::spawn(move || {
+        for i in 0..count {
+            sender.send(payload(i).as_bytes()).expect("send");
+        }
+    });
+    let (mut received, mut got) = (0, Vec::new());
+    while received < count || rig.upstream.backlog() > 0 || rig.systemd.pending() {
+        if received < count {
+            assert!(
+                readable(rig.listener.as_fd(), HANG_GUARD),
+                "the sender stopped"
+            );
+        }
+        let pumped = rig.pump();
+        assert!(
+            received == count || pumped.received > 0,
+            "readable, yet pump received nothing"
+        );
+        assert_eq!(pumped.dropped, 0);
+        received += pumped.received;
+        rig.upstream.flush().expect("flush");
+        while rig.systemd.pending() {
+            got.push(rig.systemd.recv().payload);
+        }
+    }
+    sending.join().expect("sender");
+    let expected: Vec<String> = (0..count).map(payload).collect();
+    assert_eq!(got, expected);
+    init.stop();
+}

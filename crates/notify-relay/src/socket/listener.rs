@@ -47,6 +47,25 @@ pub struct Listener {
     slots: Vec<sys::Slot>,
     sender_pidfds: bool,
     main_pid_pidfds: bool,
+    /// What is known of the socket's peek offset (`SO_PEEK_OFF`), with which a batch is
+    /// peeked at in one call.
+    peek_offset: PeekOffset,
+}
+
+/// The socket's peek offset, as far as the listener knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeekOffset {
+    /// Never set: off (`-1`), every peek sees the first datagram.
+    Untried,
+    /// The socket refused it when first set: off, as `Untried`; batches are not peeked at.
+    Refused,
+    /// 0: the next peek sees the first datagram.
+    Zero,
+    /// Past the first datagram (a peek moved it and the receives did not bring it back).
+    Moved,
+    /// Moved, and setting it back failed: no peek is trusted, every datagram is received
+    /// with its sender's pidfd.
+    Lost,
 }
 
 impl Listener {
@@ -83,6 +102,7 @@ impl Listener {
             slots: Vec::new(),
             sender_pidfds: false,
             main_pid_pidfds: false,
+            peek_offset: PeekOffset::Untried,
         })
     }
 
@@ -130,9 +150,10 @@ impl Listener {
     /// a `MAINPID=`, `SO_PASSPIDFD` is on for its receive only. The kernel makes the pidfd
     /// from the sender's `struct pid` kept with the datagram, so it names the sender even if
     /// its pid has been reused since; a sender reaped before the receive gets none (or one
-    /// that says so), and [`Received::sender_reaped`] tells. The cost is one peek per
-    /// datagram and, for the rare `MAINPID=` one, two `setsockopt` calls and the pidfd
-    /// (docs/performance.md); [`Listener::set_sender_pidfds`] takes precedence.
+    /// that says so), and [`Received::sender_reaped`] tells. The cost is a peek per
+    /// datagram ([`Listener::recv`]) or per batch ([`Listener::recv_many`]) and, for the rare
+    /// `MAINPID=` one, two `setsockopt` calls and the pidfd (docs/performance.md);
+    /// [`Listener::set_sender_pidfds`] takes precedence.
     pub fn set_main_pid_pidfds(&mut self, on: bool) -> bool {
         let works = !on
             || (sys::set_pass_pidfd(self.fd.as_fd(), true).is_ok()
@@ -157,12 +178,18 @@ impl Listener {
     /// [`RelayError::Io`] for any error other than `EAGAIN`/`EINTR`.
     pub fn recv(&mut self) -> Result<Recv, RelayError> {
         let once = self.main_pid_pidfds && !self.sender_pidfds;
+        let mut peeked = 0;
         let for_main_pid = match once {
+            false => false,
+            // A peek would not see the first datagram: take it with its pidfd, whatever it is.
+            true if !self.peek_at_head() => sys::set_pass_pidfd(self.fd.as_fd(), true).is_ok(),
             true => match self.peek_main_pid()? {
                 None => return Ok(Recv::WouldBlock),
-                Some(names) => names && sys::set_pass_pidfd(self.fd.as_fd(), true).is_ok(),
+                Some((names, copied)) => {
+                    peeked = copied;
+                    names && sys::set_pass_pidfd(self.fd.as_fd(), true).is_ok()
+                }
             },
-            false => false,
         };
         let msg = self.receive();
         if for_main_pid {
@@ -173,6 +200,7 @@ impl Listener {
             Some(msg) => msg,
             None => return Ok(Recv::WouldBlock),
         };
+        self.received_after_peek(peeked, msg.bytes);
         Ok(classify(msg, &self.payload))
     }
 
@@ -192,8 +220,8 @@ impl Listener {
 
     /// Peeks at the next datagram's payload (no control buffer: the kernel installs no fd
     /// and sends no credentials for a peek without room); whether a line of it starts with
-    /// `MAINPID=`, `None` when nothing is queued.
-    fn peek_main_pid(&mut self) -> Result<Option<bool>, RelayError> {
+    /// `MAINPID=` and how many bytes were copied, `None` when nothing is queued.
+    fn peek_main_pid(&mut self) -> Result<Option<(bool, usize)>, RelayError> {
         let flags = RecvFlags::PEEK | RecvFlags::TRUNC | RecvFlags::DONTWAIT;
         let msg = loop {
             match sys::recvmsg(self.fd.as_fd(), &mut self.payload, &mut [], flags) {
@@ -203,8 +231,9 @@ impl Listener {
                 Err(e) => return Err(RelayError::io("peek on notify socket", e)),
             }
         };
-        let payload = &self.payload[..msg.bytes.min(self.payload.len())];
-        Ok(Some(names_main_pid(payload)))
+        let copied = msg.bytes.min(self.payload.len());
+        self.peeked(copied);
+        Ok(Some((names_main_pid(&self.payload[..copied]), copied)))
     }
 
     /// Receives up to `max` (at most [`RECV_BATCH`]) datagrams without blocking, in one
@@ -212,47 +241,178 @@ impl Listener {
     /// judged as [`Listener::recv`] does; in order, into `out`. Adds nothing when nothing is
     /// queued (`EAGAIN`): poll [`Listener::as_fd`] for `POLLIN`. The batch's buffers
     /// (`RECV_BATCH` times 4097 payload bytes and a control buffer) are allocated on the
-    /// first call and kept. With [`Listener::set_main_pid_pidfds`] (and no sender pidfds)
-    /// each datagram must be peeked at before its receive, so this receives one, as
-    /// [`Listener::recv`].
+    /// first call and kept.
+    ///
+    /// With [`Listener::set_main_pid_pidfds`] (and no sender pidfds) no datagram naming a
+    /// `MAINPID=` may be received without its pidfd, and `SO_PASSPIDFD` applies to a whole
+    /// receive: so the queue is first peeked at in one `recvmmsg(MSG_PEEK)` with
+    /// `SO_PEEK_OFF` (no control buffer, so no fd is installed), and the datagrams before the
+    /// first one naming a `MAINPID=` are received as one batch without pidfds; a first
+    /// datagram naming one is received alone, with its pidfd, as [`Listener::recv`] does.
+    /// Where the socket refuses `SO_PEEK_OFF`, every datagram is peeked at and received alone.
     ///
     /// # Errors
     /// As [`Listener::recv`].
     pub fn recv_many(&mut self, max: usize, out: &mut Vec<Recv>) -> Result<(), RelayError> {
+        let (mut take, mut peeked) = (max.clamp(1, RECV_BATCH), 0);
         if self.main_pid_pidfds && !self.sender_pidfds {
-            match self.recv()? {
-                Recv::WouldBlock => {}
-                recv => out.push(recv),
+            match self.peek_clean_prefix(take)? {
+                None => return Ok(()),
+                Some((clean, copied)) if clean > 0 => (take, peeked) = (clean, copied),
+                Some(_) => {
+                    match self.recv()? {
+                        Recv::WouldBlock => {}
+                        recv => out.push(recv),
+                    }
+                    return Ok(());
+                }
             }
-            return Ok(());
         }
         let flags = RecvFlags::TRUNC | RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT;
-        if self.slots.is_empty() {
-            self.slots = (0..RECV_BATCH)
-                .map(|_| sys::Slot {
-                    payload: vec![0; NOTIFY_BUFFER_MAX + 1],
-                    control: vec![0; sys::control_len(SCM_MAX_FD)],
-                })
-                .collect();
-        }
-        let slots = &mut self.slots[..max.clamp(1, RECV_BATCH)];
+        let slots = batch_slots(&mut self.slots, take);
         let mut messages = Vec::with_capacity(slots.len());
         loop {
-            match sys::recvmmsg(self.fd.as_fd(), slots, flags, &mut messages) {
+            match sys::recvmmsg(self.fd.as_fd(), slots, flags, true, &mut messages) {
                 Ok(()) => break,
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => return Ok(()),
                 Err(e) => return Err(RelayError::io("receive on notify socket", e)),
             }
         }
+        let received = messages.iter().map(|m| m.bytes).sum();
         out.extend(
             messages
                 .into_iter()
                 .zip(slots.iter())
                 .map(|(msg, slot)| classify(msg, &slot.payload)),
         );
+        self.received_after_peek(peeked, received);
         Ok(())
     }
+
+    /// Peeks at up to `max` queued datagrams in one call; how many at the head of the queue
+    /// can be received without a pidfd: `Some((n, _))`, `n` > 0, when none of the first `n`
+    /// names a `MAINPID=`, `Some((0, _))` when the first does or batches cannot be peeked at
+    /// here (the caller takes it alone, with [`Listener::recv`]), `None` when nothing is
+    /// queued; with the bytes the peeks copied (what they moved the offset by).
+    ///
+    /// The peek offset starts at 0 and moves past each datagram peeked, so the peeks see the
+    /// queue in order, except that the kernel skips empty datagrams at a nonzero offset (and
+    /// any it has peeked at before): the first `n` peeked are then the first `n` non-empty
+    /// ones, and the first `n` queued are among them or empty, never one naming a `MAINPID=`.
+    /// A datagram longer than the buffer moves the offset only by the buffer's length, so the
+    /// peeks after it are not trusted: the count ends with it (it is refused as too large).
+    fn peek_clean_prefix(&mut self, max: usize) -> Result<Option<(usize, usize)>, RelayError> {
+        if !self.rewind_peek() {
+            return Ok(Some((0, 0)));
+        }
+        let flags = RecvFlags::PEEK | RecvFlags::TRUNC | RecvFlags::DONTWAIT;
+        let slots = batch_slots(&mut self.slots, max);
+        let mut peeked = Vec::with_capacity(slots.len());
+        loop {
+            match sys::recvmmsg(self.fd.as_fd(), slots, flags, false, &mut peeked) {
+                Ok(()) => break,
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => return Ok(None),
+                Err(e) => return Err(RelayError::io("peek on notify socket", e)),
+            }
+        }
+        let copied: usize = peeked
+            .iter()
+            .zip(slots.iter())
+            .map(|(msg, slot)| msg.bytes.min(slot.payload.len()))
+            .sum();
+        let clean = clean_prefix(&peeked, slots);
+        self.peeked(copied);
+        Ok(Some((clean, copied)))
+    }
+
+    /// Makes the next peek start at the first datagram: sets the peek offset to 0
+    /// (`SO_PEEK_OFF`, `EINTR` retried) unless it is known to be 0; whether it is now. The
+    /// first call learns whether the socket takes it.
+    fn rewind_peek(&mut self) -> bool {
+        match self.peek_offset {
+            PeekOffset::Zero => return true,
+            PeekOffset::Refused | PeekOffset::Lost => return false,
+            PeekOffset::Untried | PeekOffset::Moved => {}
+        }
+        let set = loop {
+            match sys::set_peek_offset(self.fd.as_fd(), 0) {
+                Err(Errno::INTR) => continue,
+                other => break other,
+            }
+        };
+        self.peek_offset = match (set, self.peek_offset) {
+            (Ok(()), _) => PeekOffset::Zero,
+            (Err(errno), PeekOffset::Untried) => {
+                tracing::debug!(%errno, "notify: SO_PEEK_OFF refused; MAINPID= peeks one datagram at a time");
+                PeekOffset::Refused
+            }
+            (Err(errno), _) => {
+                tracing::warn!(%errno, "notify: the peek offset cannot be reset; every datagram is received with its sender's pidfd");
+                PeekOffset::Lost
+            }
+        };
+        self.peek_offset == PeekOffset::Zero
+    }
+
+    /// Whether a single peek now sees the first datagram (the offset is off or 0, or could
+    /// be set back to 0).
+    fn peek_at_head(&mut self) -> bool {
+        match self.peek_offset {
+            PeekOffset::Untried | PeekOffset::Refused | PeekOffset::Zero => true,
+            PeekOffset::Moved => self.rewind_peek(),
+            PeekOffset::Lost => false,
+        }
+    }
+
+    /// A peek that copied `bytes` moved an offset in use by as much.
+    fn peeked(&mut self, bytes: usize) {
+        if self.peek_offset == PeekOffset::Zero && bytes > 0 {
+            self.peek_offset = PeekOffset::Moved;
+        }
+    }
+
+    /// Datagrams of `received` bytes in all (their whole lengths) were received after peeks
+    /// that moved the offset from 0 by `peeked` bytes: each receive moves it back by the
+    /// datagram's length (to no less than 0), so it is 0 again when at least as much was
+    /// received as peeked, and the next batch needs no `SO_PEEK_OFF` call.
+    /// Without a peek (`peeked` 0) nothing is known: a receive may not bring back an offset
+    /// an earlier peek moved.
+    fn received_after_peek(&mut self, peeked: usize, received: usize) {
+        if self.peek_offset == PeekOffset::Moved && peeked > 0 && received >= peeked {
+            self.peek_offset = PeekOffset::Zero;
+        }
+    }
+}
+
+/// How many of the peeked datagrams (`peeked`, payloads in `slots`) come before the first
+/// naming a `MAINPID=`; a datagram longer than its buffer ends the count (it included).
+fn clean_prefix(peeked: &[sys::Message], slots: &[sys::Slot]) -> usize {
+    let mut clean = 0;
+    for (msg, slot) in peeked.iter().zip(slots) {
+        if names_main_pid(&slot.payload[..msg.bytes.min(slot.payload.len())]) {
+            break;
+        }
+        clean += 1;
+        if msg.bytes > slot.payload.len() {
+            break;
+        }
+    }
+    clean
+}
+
+/// The first `count` batch buffers, allocated (all [`RECV_BATCH`]) on first use.
+fn batch_slots(slots: &mut Vec<sys::Slot>, count: usize) -> &mut [sys::Slot] {
+    if slots.is_empty() {
+        *slots = (0..RECV_BATCH)
+            .map(|_| sys::Slot {
+                payload: vec![0; NOTIFY_BUFFER_MAX + 1],
+                control: vec![0; sys::control_len(SCM_MAX_FD)],
+            })
+            .collect();
+    }
+    &mut slots[..count]
 }
 
 /// Judges one received datagram (its payload in `payload`): refused for a truncated control

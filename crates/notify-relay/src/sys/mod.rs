@@ -7,7 +7,8 @@
 //! therefore receives through [`recvmsg`] here, which parses every control message that can
 //! carry an fd (`SCM_RIGHTS`, `SCM_PIDFD`) and hands each fd out as an [`OwnedFd`], and
 //! through [`recvmmsg`], the same for a batch of datagrams in one system call (rustix has
-//! `sendmmsg`, which the upstream uses, but no `recvmmsg`).
+//! `sendmmsg`, which the upstream uses, but no `recvmmsg`), and `SO_PEEK_OFF`, with which one
+//! `recvmmsg(MSG_PEEK)` looks at a batch of datagrams before they are received.
 //!
 //! The rule (the crate root has `#![deny(unsafe_code)]`; only this module allows it): every
 //! `unsafe` block has a `// SAFETY:` line, and nothing exported from here has a precondition
@@ -16,4 +17,6 @@
 
 mod recv;
 
-pub(crate) use recv::{control_len, recvmmsg, recvmsg, set_pass_pidfd, Message, SenderPidfd, Slot};
+pub(crate) use recv::{
+    control_len, recvmmsg, recvmsg, set_pass_pidfd, set_peek_offset, Message, SenderPidfd, Slot,
+};

@@ -12,6 +12,10 @@ use rustix::net::{RecvFlags, ReturnFlags};
 /// 0.2.191 has `SO_PASSPIDFD` but not this one.
 const SCM_PIDFD: libc::c_int = 0x04;
 
+/// `SO_PEEK_OFF` (include/uapi/asm-generic/socket.h, Linux 3.4 for `AF_UNIX`), which libc
+/// 0.2.191 does not export for Linux.
+const SO_PEEK_OFF: libc::c_int = 42;
+
 /// `CMSG_ALIGN`: control messages are padded to the size of a `long`.
 const fn cmsg_align(len: usize) -> usize {
     (len + size_of::<usize>() - 1) & !(size_of::<usize>() - 1)
@@ -125,6 +129,8 @@ pub(crate) struct Slot {
 /// slot, as [`recvmsg`] would one at a time: `messages` gets one [`Message`] per datagram
 /// received, in order (slot `i` holds the payload of the `i`th), with every fd the kernel
 /// installed for it owned. At least one datagram was received when this returns `Ok`.
+/// Without `control` no control buffer is passed (for a peek: the kernel then installs no
+/// fd and writes no credentials, and flags `MSG_CTRUNC` when there were some).
 ///
 /// # Errors
 /// The call's errno when no datagram was received (`EAGAIN` with `RecvFlags::DONTWAIT`,
@@ -133,6 +139,7 @@ pub(crate) fn recvmmsg(
     fd: BorrowedFd<'_>,
     slots: &mut [Slot],
     flags: RecvFlags,
+    control: bool,
     messages: &mut Vec<Message>,
 ) -> Result<(), Errno> {
     let mut iovecs: Vec<libc::iovec> = slots
@@ -150,15 +157,17 @@ pub(crate) fn recvmmsg(
             let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
             header.msg_hdr.msg_iov = iov;
             header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = slot.control.as_mut_ptr().cast();
-            header.msg_hdr.msg_controllen = slot.control.len() as _;
+            if control {
+                header.msg_hdr.msg_control = slot.control.as_mut_ptr().cast();
+                header.msg_hdr.msg_controllen = slot.control.len() as _;
+            }
             header
         })
         .collect();
     // SAFETY: each header points at one iovec over its slot's payload and at its slot's
-    // control buffer, all valid for writes of the lengths given and alive (borrowed
-    // mutably, or owned by this frame) for the whole call; vlen is the headers' count and
-    // the timeout is null (none).
+    // control buffer (or at none: null with length 0), all valid for writes of the lengths
+    // given and alive (borrowed mutably, or owned by this frame) for the whole call; vlen is
+    // the headers' count and the timeout is null (none).
     let received = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
@@ -173,7 +182,10 @@ pub(crate) fn recvmmsg(
         return Err(Errno::from_raw_os_error(errno));
     }
     for (header, slot) in headers.iter().zip(slots.iter()).take(received as usize) {
-        let written = header.msg_hdr.msg_controllen.min(slot.control.len());
+        let written = match control {
+            true => header.msg_hdr.msg_controllen.min(slot.control.len()),
+            false => 0,
+        };
         let mut message = Message {
             bytes: header.msg_len as usize,
             flags: ReturnFlags::from_bits_retain(header.msg_hdr.msg_flags as _),
@@ -262,6 +274,33 @@ pub(crate) fn set_pass_pidfd(fd: BorrowedFd<'_>, on: bool) -> Result<(), Errno> 
             libc::SOL_SOCKET,
             libc::SO_PASSPIDFD,
             (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        return Ok(());
+    }
+    let errno = Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+    Err(Errno::from_raw_os_error(errno))
+}
+
+/// `setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, offset)` (socket(7)): with `offset >= 0`, each
+/// `MSG_PEEK` receive starts `offset` bytes into the queue and moves it past what it
+/// copied, so successive peeks see successive datagrams (a receive moves it back by the
+/// datagram's length); `-1` turns it off (each peek sees the first datagram).
+///
+/// # Errors
+/// `EOPNOTSUPP` or `ENOPROTOOPT` where the socket type or kernel lacks it.
+pub(crate) fn set_peek_offset(fd: BorrowedFd<'_>, offset: i32) -> Result<(), Errno> {
+    let offset = libc::c_int::from(offset);
+    // SAFETY: `offset` is a live c_int and the length passed is its size; the kernel only
+    // reads it.
+    let result = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEEK_OFF,
+            (&offset as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

@@ -1,6 +1,7 @@
 //! The cgroup hierarchies mounted on this host (`/proc/self/mountinfo`) and pier's own place in
 //! each (`/proc/self/cgroup`), see `cgroups(7)` and `proc_pid_mountinfo(5)`.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -103,15 +104,24 @@ static MOUNTED: OnceLock<(Pid, Vec<Hierarchy>)> = OnceLock::new();
 /// # Errors
 /// `/proc/self/mountinfo` or `/proc/self/cgroup` cannot be read.
 pub fn mounted() -> Result<Vec<Hierarchy>> {
+    mounted_ref().map(Cow::into_owned)
+}
+
+/// [`mounted`], borrowed from the process's copy when it has one (`list` asks for every
+/// container).
+///
+/// # Errors
+/// As [`mounted`].
+pub fn mounted_ref() -> Result<Cow<'static, [Hierarchy]>> {
     let pid = rustix::process::getpid();
     if let Some((by, list)) = MOUNTED.get() {
         if *by == pid {
-            return Ok(list.clone());
+            return Ok(Cow::Borrowed(list.as_slice()));
         }
     }
     let list = read_mounted()?;
     let _ = MOUNTED.set((pid, list.clone()));
-    Ok(list)
+    Ok(Cow::Owned(list))
 }
 
 impl Hierarchy {

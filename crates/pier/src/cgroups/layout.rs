@@ -67,6 +67,53 @@ impl Controller {
     }
 }
 
+/// The mounted hierarchy `dir` lies in: the one with the longest mountpoint above it.
+fn owner<'a>(dir: &Path, mounted: &'a [Hierarchy]) -> Option<&'a Hierarchy> {
+    mounted
+        .iter()
+        .filter(|h| lies_in(dir, &h.mountpoint))
+        .max_by_key(|h| h.mountpoint.as_os_str().len())
+}
+
+/// Whether `dir` lies in `mountpoint`, by whole components (`/a/bc` is not in `/a/b`).
+/// Compared as bytes, not with `Path::starts_with`'s component walk (`list` asks this for
+/// each directory of each container against each hierarchy): mountinfo's mountpoints and
+/// the directories pier makes below them are normalised (no `//`, `.` or trailing `/`).
+fn lies_in(dir: &Path, mountpoint: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (dir, mountpoint) = (
+        dir.as_os_str().as_bytes(),
+        mountpoint.as_os_str().as_bytes(),
+    );
+    dir.starts_with(mountpoint)
+        && (dir.len() == mountpoint.len()
+            || mountpoint.ends_with(b"/")
+            || dir[mountpoint.len()] == b'/')
+}
+
+/// The files that say whether a container whose directories are `dirs` is frozen:
+/// `freezer.state` in each v1 hierarchy that carries the freezer, `cgroup.freeze` in the
+/// cgroup2 directory. Only these can exist among its directories, so reading them answers
+/// what probing both names in every directory would (`list` asks this for every container).
+pub fn freezer_files(dirs: &[PathBuf], mounted: &[Hierarchy]) -> Vec<(PathBuf, Version)> {
+    dirs.iter()
+        .filter_map(|dir| {
+            let h = owner(dir, mounted)?;
+            if h.is_v2() {
+                Some((dir.join("cgroup.freeze"), Version::V2))
+            } else if h
+                .controllers
+                .iter()
+                .any(|c| c == Controller::Freezer.v1_name())
+            {
+                Some((dir.join("freezer.state"), Version::V1))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// Which cgroup version a directory belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -119,11 +166,9 @@ impl Layout {
     pub fn new(dirs: &[PathBuf], mounted: &[Hierarchy], available: &str) -> Layout {
         let mut layout = Layout::default();
         for dir in dirs {
-            let owner = mounted
-                .iter()
-                .filter(|h| dir.starts_with(&h.mountpoint))
-                .max_by_key(|h| h.mountpoint.as_os_str().len());
-            let Some(h) = owner else { continue };
+            let Some(h) = owner(dir, mounted) else {
+                continue;
+            };
             if h.is_v2() {
                 layout.v2 = Some(V2 {
                     mountpoint: h.mountpoint.clone(),
@@ -301,5 +346,57 @@ mod tests {
         assert_eq!(l.target(Controller::Cpuacct).unwrap().version, Version::V2);
         assert!(l.target(Controller::Hugetlb).is_none());
         assert!(l.v2_offers("io"));
+        assert_eq!(
+            freezer_files(&[PathBuf::from("/sys/fs/cgroup/a/b")], &mounted),
+            [(
+                PathBuf::from("/sys/fs/cgroup/a/b/cgroup.freeze"),
+                Version::V2
+            )]
+        );
+    }
+
+    #[test]
+    fn a_directory_lies_in_a_mountpoint_by_whole_components() {
+        let cpu = Path::new("/sys/fs/cgroup/cpu");
+        assert!(lies_in(Path::new("/sys/fs/cgroup/cpu/c1"), cpu));
+        assert!(lies_in(cpu, cpu));
+        assert!(!lies_in(Path::new("/sys/fs/cgroup/cpuacct/c1"), cpu));
+        assert!(!lies_in(Path::new("/sys/fs/cgroup"), cpu));
+        assert!(lies_in(Path::new("/sys/fs/cgroup/cpu/c1"), Path::new("/")));
+        assert!(!lies_in(
+            Path::new("/sys/fs/cgroup/cpu"),
+            Path::new("/sys/fs/cgroup/cpu/c1")
+        ));
+    }
+
+    #[test]
+    fn freezer_files_name_the_v1_freezer_and_cgroup2_only() {
+        let mut mounted = hybrid();
+        mounted.push(Hierarchy {
+            mountpoint: PathBuf::from("/sys/fs/cgroup/freezer"),
+            controllers: vec!["freezer".into()],
+            own_path: "/".into(),
+        });
+        let dirs = [
+            PathBuf::from("/sys/fs/cgroup/unified/c1"),
+            PathBuf::from("/sys/fs/cgroup/memory/c1"),
+            PathBuf::from("/sys/fs/cgroup/freezer/c1"),
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c1"),
+        ];
+        assert_eq!(
+            freezer_files(&dirs, &mounted),
+            [
+                (
+                    PathBuf::from("/sys/fs/cgroup/unified/c1/cgroup.freeze"),
+                    Version::V2
+                ),
+                (
+                    PathBuf::from("/sys/fs/cgroup/freezer/c1/freezer.state"),
+                    Version::V1
+                ),
+            ]
+        );
+        assert_eq!(freezer_files(&dirs[1..3], &mounted).len(), 1);
+        assert!(freezer_files(&[PathBuf::from("/elsewhere/c1")], &mounted).is_empty());
     }
 }

@@ -518,11 +518,28 @@ impl Cgroup {
 
     /// Whether the cgroup is frozen (v2 `cgroup.freeze`, v1 `freezer.state`).
     pub fn is_frozen(&self) -> bool {
-        self.state.dirs.iter().any(|d| {
-            let v2 = fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
-            let v1 =
-                fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
-            v2 || v1
+        let files = match hierarchy::mounted_ref() {
+            Ok(mounted) => layout::freezer_files(&self.state.dirs, &mounted),
+            // Without mountinfo, probe both names in every directory.
+            Err(_) => self
+                .state
+                .dirs
+                .iter()
+                .flat_map(|d| {
+                    [
+                        (d.join("freezer.state"), Version::V1),
+                        (d.join("cgroup.freeze"), Version::V2),
+                    ]
+                })
+                .collect(),
+        };
+        files.iter().any(|(file, version)| {
+            let frozen = if *version == Version::V1 {
+                "FROZEN"
+            } else {
+                "1"
+            };
+            fs::read_to_string(file).is_ok_and(|s| s.trim() == frozen)
         })
     }
 

@@ -45,9 +45,16 @@ pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
         }
         return Ok(());
     }
+    // runc's list names the owner; its state leaves it empty. Every row without one is
+    // pier's effective user's, looked up once.
+    let mut own_name = None;
     for row in rows.iter_mut() {
-        // runc's list names the owner; its state leaves it empty.
-        row["owner"] = owner_name(row).into();
+        if row["owner"].as_str().is_none_or(str::is_empty) {
+            row["owner"] = own_name
+                .get_or_insert_with(effective_user_name)
+                .clone()
+                .into();
+        }
     }
     match args.format {
         ListFormat::Json if rows.is_empty() => println!("null"),
@@ -73,7 +80,7 @@ fn print_table(rows: &[serde_json::Value]) {
                 s("status"),
                 s("bundle"),
                 s("created"),
-                owner_name(r),
+                s("owner"),
             ]
         })
         .collect();
@@ -95,17 +102,32 @@ fn print_table(rows: &[serde_json::Value]) {
     }
 }
 
-/// The user name of the uid that owns the container (runc shows it in the table only).
-fn owner_name(row: &serde_json::Value) -> String {
-    let owner = row["owner"].as_str().unwrap_or_default();
-    if !owner.is_empty() {
-        return owner.to_string();
-    }
+/// The user name of pier's effective uid from `/etc/passwd`, or the uid when it has none.
+fn effective_user_name() -> String {
     let uid = rustix::process::geteuid().as_raw();
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2].parse() == Ok(uid))
-        .map_or_else(|| uid.to_string(), |f| f[0].to_string())
+    user_name(&passwd, uid).map_or_else(|| uid.to_string(), String::from)
+}
+
+/// The name of `uid` in the text of a passwd file (`name:password:uid:...`), first match.
+fn user_name(passwd: &str, uid: u32) -> Option<&str> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse() == Ok(uid)).then_some(name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::user_name;
+
+    #[test]
+    fn user_name_takes_the_first_line_with_the_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nbroken\n\ntester:x:1000:1000::/h:/bin/sh\nalias:x:1000:1000::/h:/bin/sh\n";
+        assert_eq!(user_name(passwd, 0), Some("root"));
+        assert_eq!(user_name(passwd, 1000), Some("tester"));
+        assert_eq!(user_name(passwd, 65534), None);
+        assert_eq!(user_name("x:y:notanumber:0", 0), None);
+    }
 }
