@@ -368,7 +368,27 @@ fn list_shows_created_containers_as_table_json_and_ids() {
         assert_eq!(entry["status"], "created");
         assert_eq!(entry["bundle"], b.path());
         assert!(entry["pid"].as_i64().unwrap_or(0) > 0, "{entry}");
+        assert_eq!(entry["owner"], "root", "{entry}");
     }
+    // OWNER is the state directory's owner, as runc: `#<uid>` for a uid without a name.
+    let dir = rt.root().join(&ids[1]);
+    rustix::fs::chown(&dir, Some(rustix::fs::Uid::from_raw(4242)), None).unwrap();
+    let json = rt.run(&["list", "--format", "json"]);
+    let arr: serde_json::Value = serde_json::from_str(&json.ok().stdout).unwrap();
+    let owner = |id: &str| {
+        arr.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .unwrap()["owner"]
+            .clone()
+    };
+    assert_eq!(
+        (owner(&ids[0]), owner(&ids[1])),
+        ("root".into(), "#4242".into()),
+        "{json}"
+    );
+    rustix::fs::chown(&dir, Some(rustix::fs::Uid::ROOT), None).unwrap();
     for id in &ids {
         rt.run(&["delete", id]).ok();
     }

@@ -21,6 +21,7 @@ pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
         .create(&global.root)
         .with_context(|| format!("mkdir {}", global.root.display()))?;
     let mut rows = Vec::new();
+    let mut owners = Owners::default();
     for id in state::list_ids(&global.root)? {
         let Ok(dir) = ContainerDir::open_unlocked(&global.root, &id) else {
             continue;
@@ -33,28 +34,17 @@ pub fn run(global: &Global, args: &ListArgs) -> Result<()> {
                 continue;
             }
         };
-        rows.push(state::oci_json(
-            &id,
-            state::status(&dir, saved.as_ref()),
-            saved.as_ref(),
-        ));
+        let mut row = state::oci_json(&id, state::status(&dir, saved.as_ref()), saved.as_ref());
+        if let Ok(st) = rustix::fs::fstat(dir.fd()) {
+            row["owner"] = owners.name(st.st_uid).into();
+        }
+        rows.push(row);
     }
     if args.quiet {
         for r in &rows {
             println!("{}", r["id"].as_str().unwrap_or_default());
         }
         return Ok(());
-    }
-    // runc's list names the owner; its state leaves it empty. Every row without one is
-    // pier's effective user's, looked up once.
-    let mut own_name = None;
-    for row in rows.iter_mut() {
-        if row["owner"].as_str().is_none_or(str::is_empty) {
-            row["owner"] = own_name
-                .get_or_insert_with(effective_user_name)
-                .clone()
-                .into();
-        }
     }
     match args.format {
         ListFormat::Json if rows.is_empty() => println!("null"),
@@ -102,11 +92,27 @@ fn print_table(rows: &[serde_json::Value]) {
     }
 }
 
-/// The user name of pier's effective uid from `/etc/passwd`, or the uid when it has none.
-fn effective_user_name() -> String {
-    let uid = rustix::process::geteuid().as_raw();
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    user_name(&passwd, uid).map_or_else(|| uid.to_string(), String::from)
+/// The OWNER column, as runc's `list`: the user owning the container's state directory, by
+/// name from `/etc/passwd` (read once per call, each uid looked up once), `#<uid>` when it
+/// has none.
+#[derive(Default)]
+struct Owners {
+    passwd: Option<String>,
+    names: std::collections::HashMap<u32, String>,
+}
+
+impl Owners {
+    fn name(&mut self, uid: u32) -> String {
+        if let Some(name) = self.names.get(&uid) {
+            return name.clone();
+        }
+        let passwd = self
+            .passwd
+            .get_or_insert_with(|| std::fs::read_to_string("/etc/passwd").unwrap_or_default());
+        let name = user_name(passwd, uid).map_or_else(|| format!("#{uid}"), String::from);
+        self.names.insert(uid, name.clone());
+        name
+    }
 }
 
 /// The name of `uid` in the text of a passwd file (`name:password:uid:...`), first match.
