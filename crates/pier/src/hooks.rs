@@ -13,11 +13,13 @@
 //!
 //! The hook is watched through its pidfd: when it exits, pier reaps it and stops reading its
 //! output at once, so a hook that leaves a child holding the pipes never hangs pier; with a
-//! `timeout` it is SIGKILLed and reaped when the time is up, and fails. Each hook leads its
-//! own process group, and a timeout kills the whole group (before the hook is reaped, so the
-//! group's id cannot have been reused): what a timed-out hook forked does not outlive it, as
-//! nothing of a failed create may (runc kills only the hook itself). A hook that exits leaves
-//! its children alone (a hook may start a daemon).
+//! `timeout` it is SIGKILLed and reaped when the time is up, and fails. What a timed-out hook
+//! forked is killed with it: its descendants, found through `/proc/<pid>/task/*/children`
+//! and held by pidfds before the hook is killed (so no reused pid is signalled), as nothing of
+//! a failed create may outlive it (runc kills only the hook itself). The hook stays in pier's
+//! process group and session, as with runc: a terminal's ^C and `timeout(1)` reach it, it may
+//! use the terminal and call setsid(2). A hook that exits leaves its children alone (a hook
+//! may start a daemon).
 //!
 //! Failure rules (runtime.md): the first failing prestart, createRuntime, createContainer or
 //! startContainer hook stops its list and fails the operation ([`run`]); a failing poststart
@@ -202,7 +204,6 @@ fn prepare(hook: &Hook, cwd: Option<&Path>) -> Result<ExecImage> {
             .map(|c| CString::new(c.as_os_str().as_encoded_bytes()))
             .transpose()
             .context("NUL in the hook's working directory")?,
-        own_process_group: true,
     })
 }
 
@@ -362,7 +363,7 @@ impl Watch<'_> {
     /// Feed stdin and read stdout/stderr until the pidfd says the hook exited; then reap it
     /// and take what its pipes already hold (not waiting for EOF: a child of the hook may
     /// keep them open). `Ok(None)`: the deadline passed; the hook (process `pid`) and its
-    /// process group were killed and the hook reaped.
+    /// descendants were killed and the hook reaped.
     fn until_exit(
         &mut self,
         pid: i32,
@@ -379,8 +380,11 @@ impl Watch<'_> {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) => Some(timespec(left)),
                     None => {
+                        let descendants = descendants(pid);
                         let _ = pidfd_send_signal(pidfd, Signal::KILL);
-                        kill_group(pid);
+                        for d in &descendants {
+                            let _ = pidfd_send_signal(d, Signal::KILL);
+                        }
                         reap(pidfd);
                         return Ok(None);
                     }
@@ -428,12 +432,35 @@ impl Watch<'_> {
     }
 }
 
-/// SIGKILL the process group the hook `pid` leads; called before it is reaped, while its pid
-/// (the group's id) is still its own.
-fn kill_group(pid: i32) {
-    if let Some(pgid) = rustix::process::Pid::from_raw(pid) {
-        let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
+/// Pidfds of every descendant of `pid` (children of each of its threads, recursively, from
+/// `/proc/<pid>/task/<tid>/children`, proc(5)). A process that forks meanwhile may be missed.
+fn descendants(pid: i32) -> Vec<OwnedFd> {
+    let mut found = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
+                let Some(child_pid) = rustix::process::Pid::from_raw(child) else {
+                    continue;
+                };
+                if let Ok(fd) =
+                    rustix::process::pidfd_open(child_pid, rustix::process::PidfdFlags::empty())
+                {
+                    found.push(fd);
+                    todo.push(child);
+                }
+            }
+        }
     }
+    found
 }
 
 fn timespec(d: Duration) -> Timespec {

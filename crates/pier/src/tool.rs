@@ -39,7 +39,6 @@ pub fn run(tool: &str, argv: &[String]) -> Result<(rustix::process::WaitIdStatus
                 .collect(),
         ),
         cwd: None,
-        own_process_group: false,
     };
     // Every fd the child gets is above 2, so placing them on 0-2 overwrites none of them.
     let high = |fd: OwnedFd| rustix::io::fcntl_dupfd_cloexec(&fd, 10).context("F_DUPFD_CLOEXEC");

@@ -353,6 +353,28 @@ fn failing_poststart_and_poststop_hooks_are_warnings() {
     );
 }
 
+/// A hook runs in pier's process group and session, as runc's: it is not a group leader, so
+/// it may call setsid(2) (a hook leading its own group got EPERM, and a terminal's ^C and
+/// `timeout(1)` no longer reached it).
+#[test]
+fn a_hook_is_in_pier_s_process_group_and_may_call_setsid() {
+    let rt = Runtime::new();
+    let mut r = Recorded::new();
+    let out = r.dir().join("setsid.out");
+    let script = format!(
+        "python3 -c 'import os; os.setsid(); print(\"setsid ok\")' > {}",
+        out.display()
+    );
+    r.bundle.config["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script]}],
+    });
+    let id = unique_id("hooksetsid");
+    rt.run(&["create", "--bundle", r.bundle.save(), &id]).ok();
+    assert_eq!(fs::read_to_string(&out).unwrap().trim(), "setsid ok");
+    rt.run(&["delete", "-f", &id]).ok();
+    rt.assert_clean(&r.bundle, &id);
+}
+
 #[test]
 fn a_hook_past_its_timeout_is_killed_with_its_children_and_fails_the_create() {
     let rt = Runtime::new();

@@ -198,13 +198,9 @@ pub struct ExecImage {
     pub envp: CStringArray,
     /// The working directory, if not the caller's.
     pub cwd: Option<std::ffi::CString>,
-    /// Make the child the leader of a new process group (`setpgid(0, 0)`), so that it and
-    /// what it forks can be killed together (`kill(-pid, sig)`).
-    pub own_process_group: bool,
 }
 
-/// Fork a child that makes `stdio` its fds 0, 1 and 2, changes to `image.cwd` (and to a new
-/// process group with `image.own_process_group`), marks every
+/// Fork a child that makes `stdio` its fds 0, 1 and 2, changes to `image.cwd`, marks every
 /// other fd close-on-exec, resets signal dispositions and the mask, and `execve`s `image`. If
 /// a step fails, the child writes its errno (4 native-endian bytes) to `exec_error` and
 /// `_exit`s 127; `exec_error` should be close-on-exec, so EOF on its other end means the
@@ -255,11 +251,6 @@ fn exec_child(image: &ExecImage, stdio: [BorrowedFd<'_>; 3], exec_error: Borrowe
     }
     if let Some(cwd) = &image.cwd {
         if let Err(e) = rustix::process::chdir(cwd.as_c_str()) {
-            fail(e.raw_os_error());
-        }
-    }
-    if image.own_process_group {
-        if let Err(e) = rustix::process::setpgid(None, None) {
             fail(e.raw_os_error());
         }
     }
