@@ -166,6 +166,7 @@ fn kill_0_checks_that_the_init_runs() {
     rt.start(&id);
     events.expect("started");
     rt.run(&["kill", &id, "0"]).ok();
+    rt.run(&["kill", &id, "00"]).ok();
     rt.run(&["kill", "--all", &id, "0"]).ok();
     rt.run(&["kill", &id, "USR1"]).ok();
     events.expect("got-USR1"); // the first signal the script saw: 0 delivered none

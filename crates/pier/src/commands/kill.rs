@@ -15,7 +15,7 @@ use crate::container::{Container, Lock};
 /// Signal 0 sends nothing and checks, as kill(2) and runc: success while the init runs (with
 /// `--all`, always), "container is not running" otherwise.
 pub fn run(global: &Global, args: &KillArgs) -> Result<()> {
-    let probe = args.signal.trim() == "0";
+    let probe = args.signal.trim().parse::<i32>() == Ok(0);
     let signal = if probe {
         0
     } else {

@@ -92,10 +92,20 @@ pub(super) fn wait_ready(
 /// The process exited right after its READY=1 was forwarded: its status, left unreaped.
 fn exited_after_ready(process: &impl Awaited) -> u8 {
     let code = process.exit_status(false);
-    tracing::debug!(
-        "{} exited right after READY=1 (exit status {code:?})",
-        process.name()
-    );
+    match code {
+        Some(code) => tracing::debug!(
+            "{} exited right after READY=1 (exit status {code})",
+            process.name()
+        ),
+        // Reaped already by its parent (a manager that reaps at once, `create` having been
+        // another process): pier's status stands in for it, if the manager refused it as
+        // the main pid.
+        None => tracing::warn!(
+            "{} exited right after READY=1 and was reaped by another process: its exit \
+             status is unknown, pier exits 1",
+            process.name()
+        ),
+    }
     code.unwrap_or(1)
 }
 
