@@ -516,6 +516,17 @@ impl Cgroup {
         layout.target(Controller::Memory).map(oom::oom_kills_in)
     }
 
+    /// Why a process of the container died during set-up or start, when the memory
+    /// controller recorded an OOM kill: `the OOM killer: the memory limit of N bytes is too
+    /// low` (N as the kernel holds it, rounded to pages).
+    pub fn oom_cause(&self) -> Option<String> {
+        let oom = self.oom_kills().filter(|o| o.count > 0)?;
+        Some(format!(
+            "the OOM killer: the memory limit of {} bytes is too low",
+            oom.limit
+        ))
+    }
+
     /// Whether the cgroup is frozen (v2 `cgroup.freeze`, v1 `freezer.state`).
     pub fn is_frozen(&self) -> bool {
         let files = match hierarchy::mounted_ref() {

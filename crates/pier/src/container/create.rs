@@ -163,7 +163,10 @@ fn create_in(
     if let Some(path) = opts.pid_file {
         super::write_pid_file(path, init.pid)?;
     }
-    init.commit()?;
+    init.commit().map_err(|e| match cgroup.oom_cause() {
+        Some(cause) => e.context(format!("killed by {cause}")),
+        None => e,
+    })?;
     // Committed: the cgroup is recorded in state.json and the init outlives pier.
     drop(cgroup.keep());
     Ok((state, init.keep()))

@@ -44,7 +44,10 @@ impl Container {
         let mode = notify::wait_mode(notify_wait, &self.state.annotations)?;
         self.init()?;
         let session = notify::start_session(&self.dir, &self.state, detached)?;
-        release(&self.dir, self.init()?)?;
+        release(&self.dir, self.init()?).map_err(|e| match self.cgroup().oom_cause() {
+            Some(cause) => e.context(format!("killed by {cause}")),
+            None => e,
+        })?;
         self.dir.unlock();
         // runtime.md "Lifecycle" step 9: after the user process started; a failure is a
         // warning.

@@ -455,12 +455,9 @@ pub fn kill_and_reap(spawned: &Spawned) {
 /// killed it (runc fails then with "unable to set memory limit to N (current usage: ..)").
 fn ended(spawned: &Spawned, cgroup: &Cgroup) -> String {
     let status = exit_status(spawned);
-    match cgroup.oom_kills() {
-        Some(oom) if oom.count > 0 => format!(
-            "{status}, by the OOM killer: the memory limit of {} bytes is too low",
-            oom.limit
-        ),
-        _ => status,
+    match cgroup.oom_cause() {
+        Some(cause) => format!("{status}, by {cause}"),
+        None => status,
     }
 }
 
