@@ -45,6 +45,14 @@ impl Hierarchy {
         if inner.is_empty() {
             anyhow::bail!("cgroupsPath {path:?} names the root cgroup");
         }
+        if inner.split('/').any(|c| c == "..") {
+            // /proc/self/cgroup says `/..` when pier's cgroup is outside its cgroup
+            // namespace's root (entered with nsenter, say): no path under the mount names it.
+            anyhow::bail!(
+                "pier's own cgroup {base:?} is outside the root of its cgroup namespace; give an \
+                 absolute cgroupsPath"
+            );
+        }
         Ok(self.mountpoint.join(inner))
     }
 
@@ -284,6 +292,18 @@ mod tests {
             Path::new("/sys/fs/cgroup/memory/a/b")
         );
         assert!(h.container_dir("/").is_err());
+    }
+
+    #[test]
+    fn an_own_cgroup_outside_the_namespace_root_is_refused_for_a_relative_path() {
+        let mut h = parse(MOUNTINFO, OWN).remove(0);
+        h.own_path = "/../../host1".to_string();
+        let err = h.container_dir("c1").unwrap_err().to_string();
+        assert!(
+            err.contains("outside the root of its cgroup namespace"),
+            "{err}"
+        );
+        assert!(h.container_dir("/abs/c1").is_ok());
     }
 
     #[test]
