@@ -271,13 +271,10 @@ impl Listener {
         let flags = RecvFlags::TRUNC | RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT;
         let slots = batch_slots(&mut self.slots, take);
         let mut messages = Vec::with_capacity(slots.len());
-        loop {
-            match sys::recvmmsg(self.fd.as_fd(), slots, flags, true, &mut messages) {
-                Ok(()) => break,
-                Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => return Ok(()),
-                Err(e) => return Err(RelayError::io("receive on notify socket", e)),
-            }
+        match recv_batch(self.fd.as_fd(), slots, flags, true, &mut messages) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(RelayError::io("receive on notify socket", e)),
         }
         let received = messages.iter().map(|m| m.bytes).sum();
         out.extend(
@@ -309,13 +306,10 @@ impl Listener {
         let flags = RecvFlags::PEEK | RecvFlags::TRUNC | RecvFlags::DONTWAIT;
         let slots = batch_slots(&mut self.slots, max);
         let mut peeked = Vec::with_capacity(slots.len());
-        loop {
-            match sys::recvmmsg(self.fd.as_fd(), slots, flags, false, &mut peeked) {
-                Ok(()) => break,
-                Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => return Ok(None),
-                Err(e) => return Err(RelayError::io("peek on notify socket", e)),
-            }
+        match recv_batch(self.fd.as_fd(), slots, flags, false, &mut peeked) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(RelayError::io("peek on notify socket", e)),
         }
         let copied: usize = peeked
             .iter()
@@ -403,6 +397,24 @@ fn clean_prefix(peeked: &[sys::Message], slots: &[sys::Slot]) -> usize {
 }
 
 /// The first `count` batch buffers, allocated (all [`RECV_BATCH`]) on first use.
+/// [`sys::recvmmsg`] retried on `EINTR`: `Ok(false)` when nothing is queued (`EAGAIN`).
+fn recv_batch(
+    fd: BorrowedFd<'_>,
+    slots: &mut [sys::Slot],
+    flags: RecvFlags,
+    control: bool,
+    out: &mut Vec<sys::Message>,
+) -> Result<bool, Errno> {
+    loop {
+        match sys::recvmmsg(fd, slots, flags, control, out) {
+            Ok(()) => return Ok(true),
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn batch_slots(slots: &mut Vec<sys::Slot>, count: usize) -> &mut [sys::Slot] {
     if slots.is_empty() {
         *slots = (0..RECV_BATCH)

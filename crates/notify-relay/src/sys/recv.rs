@@ -266,22 +266,7 @@ fn own(fd: i32) -> OwnedFd {
 /// # Errors
 /// `ENOPROTOOPT` on kernels without it.
 pub(crate) fn set_pass_pidfd(fd: BorrowedFd<'_>, on: bool) -> Result<(), Errno> {
-    let on = libc::c_int::from(on);
-    // SAFETY: `on` is a live c_int and the length passed is its size; the kernel only reads it.
-    let result = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PASSPIDFD,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        return Ok(());
-    }
-    let errno = Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
-    Err(Errno::from_raw_os_error(errno))
+    set_int_option(fd, libc::SO_PASSPIDFD, libc::c_int::from(on))
 }
 
 /// `setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, offset)` (socket(7)): with `offset >= 0`, each
@@ -292,15 +277,20 @@ pub(crate) fn set_pass_pidfd(fd: BorrowedFd<'_>, on: bool) -> Result<(), Errno> 
 /// # Errors
 /// `EOPNOTSUPP` or `ENOPROTOOPT` where the socket type or kernel lacks it.
 pub(crate) fn set_peek_offset(fd: BorrowedFd<'_>, offset: i32) -> Result<(), Errno> {
-    let offset = libc::c_int::from(offset);
-    // SAFETY: `offset` is a live c_int and the length passed is its size; the kernel only
+    set_int_option(fd, SO_PEEK_OFF, offset)
+}
+
+/// `setsockopt(fd, SOL_SOCKET, name, &value, sizeof(int))`, for the int options rustix has
+/// no call for.
+fn set_int_option(fd: BorrowedFd<'_>, name: libc::c_int, value: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: `value` is a live c_int and the length passed is its size; the kernel only
     // reads it.
     let result = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             libc::SOL_SOCKET,
-            SO_PEEK_OFF,
-            (&offset as *const libc::c_int).cast(),
+            name,
+            (&value as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
