@@ -385,7 +385,7 @@ impl Cgroup {
         let Some(resources) = &plan.resources else {
             return Ok(());
         };
-        self.apply_limits(&layout, resources, rootless || own_v2_delegated())?;
+        self.apply_limits(&layout, resources, rootless)?;
         let rules = devices::rules(resources.devices().as_deref().unwrap_or_default(), nodes)?;
         match apply_devices(&layout, &rules) {
             Err(e) if rootless => {
@@ -420,8 +420,8 @@ impl Cgroup {
     }
 
     /// Write the limits, enabling on cgroup2 the controllers they need (see
-    /// [`enable_v2_from_a_leaf`]; `leaf_self`: pier may move itself into a leaf for that).
-    fn apply_limits(&self, layout: &Layout, r: &LinuxResources, leaf_self: bool) -> Result<()> {
+    /// [`enable_v2_from_a_leaf`]; `rootless`, or a delegated cgroup, lets pier move itself into a leaf for that).
+    fn apply_limits(&self, layout: &Layout, r: &LinuxResources, rootless: bool) -> Result<()> {
         let planned =
             limits::plan(r, |c| layout.target(c).map(|t| t.version)).map_err(skipped_cgroup)?;
         let mut on_v2: Vec<&str> = planned
@@ -442,7 +442,7 @@ impl Cgroup {
         }
         // Under systemd too: Delegate=yes enabled the controllers systemd manages, not those
         // it does not know (hugetlb); runc enables those along the scope's path as well.
-        enable_v2_from_a_leaf(layout, &on_v2, leaf_self)?;
+        enable_v2_from_a_leaf(layout, &on_v2, rootless)?;
         for (c, mut writes) in planned {
             let t = layout
                 .target(c)
@@ -656,23 +656,15 @@ fn v2_controllers_needed(r: &LinuxResources, available: &str) -> Vec<String> {
     names
 }
 
-/// Whether pier's own cgroup2 cgroup is delegated to it ([`hierarchy::is_delegated`]: a unit
-/// with `Delegate=yes`), so that pier may manage the subtree, moving itself into a leaf of it.
-fn own_v2_delegated() -> bool {
-    hierarchy::mounted().is_ok_and(|list| {
-        list.iter()
-            .find(|h| h.is_v2())
-            .is_some_and(|h| hierarchy::is_delegated(&h.own_dir()))
-    })
-}
-
 /// The name of the leaf pier moves itself into ([`enable_v2_from_a_leaf`]). No container id
 /// starts with a dot, and systemd's own leaf for a delegated unit's control processes is
 /// `.control`.
 pub const SELF_LEAF: &str = ".pier";
 
-/// [`Layout::enable_v2`] for the container's cgroup2 directory. With `leaf_self` (the rootless
-/// cgroup manager, or pier's cgroup delegated to it: a unit with `Delegate=yes`), when the cgroup that refuses for holding processes ([`layout::Busy`]) is
+/// [`Layout::enable_v2`] for the container's cgroup2 directory. For the rootless cgroup
+/// manager (`rootless`), or when pier's cgroup is delegated to it (a unit with `Delegate=yes`,
+/// [`hierarchy::is_delegated`], checked only on this error path), when the cgroup that refuses
+/// for holding processes ([`layout::Busy`]) is
 /// pier's own (a relative or default `cgroupsPath` in a unit with `Delegate=yes` puts the
 /// container in `<the unit's cgroup>/<id>`), pier moves itself into the leaf
 /// `<its cgroup>/.pier` first, as systemd.io/CGROUP_DELEGATION asks of a process that manages
@@ -683,23 +675,26 @@ pub const SELF_LEAF: &str = ".pier";
 ///
 /// # Errors
 /// As [`Layout::enable_v2`]; a leaf pier cannot make or join.
-fn enable_v2_from_a_leaf(layout: &Layout, names: &[&str], leaf_self: bool) -> Result<()> {
+fn enable_v2_from_a_leaf(layout: &Layout, names: &[&str], rootless: bool) -> Result<()> {
     let err = match layout.enable_v2(names) {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
-    let (Some(busy), true) = (err.downcast_ref::<layout::Busy>(), leaf_self) else {
+    let Some(busy) = err.downcast_ref::<layout::Busy>() else {
         return Err(err);
     };
     let own = hierarchy::mounted()?
         .into_iter()
         .find(Hierarchy::is_v2)
-        .map(|h| h.mountpoint.join(h.own_path.trim_start_matches('/')));
+        .map(|h| h.own_dir());
     let leaf = own.as_ref().map(|o| o.join(SELF_LEAF));
     let (Some(own), Some(leaf)) = (own, leaf) else {
         return Err(err);
     };
-    if busy.cgroup != own || layout.v2_dir().is_some_and(|d| d.starts_with(&leaf)) {
+    if !(rootless || hierarchy::is_delegated(&own))
+        || busy.cgroup != own
+        || layout.v2_dir().is_some_and(|d| d.starts_with(&leaf))
+    {
         return Err(err);
     }
     let me = std::process::id().to_string();
